@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+
+pub mod error;
+
+pub mod ops;
+
+pub mod product;
+pub mod real;
+pub mod tensor;
+
+pub use error::{LinalgError, Result};
+pub use nalgebra::{self, DMatrix, DVector};
+pub use product::{MatMut, MatRef, Trans, check_finite, gemm, gemm_batched, gemm_view, gemv, matmul, matvec};
+pub use real::Real;
+pub use tensor::Tensor4;

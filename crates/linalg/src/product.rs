@@ -1,0 +1,333 @@
+//! Dense products: one function family (alpha/beta, transposes, matrix–vector, batched) over
+//! the fastest kernel on this machine.
+//!
+//! Every product computes `C ← α·op(A)·op(B) + β·C`. Behind it sits the `gemm` crate (runtime CPU
+//! feature detection, AVX2/FMA/AVX-512 micro-kernels) sharing the global rayon pool; small
+//! products and products issued from inside a rayon task stay sequential so that nested
+//! parallel code does not oversubscribe the cores. With `β = 0`, `C` is overwritten and any NaN
+//! it held is ignored (BLAS semantics). Empty operands are valid (a product with inner
+//! dimension 0 is `β·C`), as in NumPy.
+
+use crate::error::{LinalgError, Result, mismatch};
+use crate::real::Real;
+use nalgebra::{DMatrix, DVector};
+
+/// Whether an operand enters a product as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trans {
+    /// As stored.
+    #[default]
+    N,
+    /// Transposed.
+    T,
+}
+
+/// Products with fewer multiply–adds than this run on one thread.
+pub const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
+
+/// A read-only strided matrix view over a slice: element `(i, j)` is at `i·rs + j·cs`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+/// A mutable strided matrix view over a slice: element `(i, j)` is at `i·rs + j·cs`.
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
+}
+
+fn check_view(op: &'static str, len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Result<()> {
+    match span(rows, cols, rs, cs) {
+        Some(s) if s <= len && rs <= isize::MAX as usize && cs <= isize::MAX as usize => Ok(()),
+        _ => Err(mismatch(
+            op,
+            format!("a {rows}x{cols} view with strides ({rs}, {cs}) does not fit in {len} elements"),
+        )),
+    }
+}
+
+impl<'a, T: Copy> MatRef<'a, T> {
+    /// A view with explicit strides; errors when it would reach past the slice.
+    pub fn new(data: &'a [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<Self> {
+        check_view("MatRef::new", data.len(), rows, cols, rs, cs)?;
+        Ok(Self { data, rows, cols, rs, cs })
+    }
+    /// A row-major (C order) `rows × cols` view of the first `rows·cols` elements.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, cols.max(1), 1)
+    }
+    /// A column-major (Fortran/nalgebra order) `rows × cols` view.
+    pub fn col_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, 1, rows.max(1))
+    }
+    /// View of an nalgebra matrix (column-major, contiguous).
+    pub fn from_dmatrix(m: &'a DMatrix<T>) -> Self
+    where
+        T: nalgebra::Scalar,
+    {
+        let (rows, cols) = m.shape();
+        Self { data: m.as_slice(), rows, cols, rs: 1, cs: rows.max(1) }
+    }
+    /// The transposed view (no copy).
+    pub fn t(self) -> Self {
+        Self { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+    /// Apply `op` (as stored or transposed).
+    pub fn op(self, t: Trans) -> Self {
+        match t {
+            Trans::N => self,
+            Trans::T => self.t(),
+        }
+    }
+    /// Number of rows.
+    pub fn nrows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.cols
+    }
+    /// Element `(i, j)`, `None` when out of range.
+    pub fn get(&self, i: usize, j: usize) -> Option<T> {
+        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+    }
+}
+
+impl<'a, T: Copy> MatMut<'a, T> {
+    /// A mutable view with explicit strides; errors when it would reach past the slice or
+    /// when two elements would alias.
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<Self> {
+        check_view("MatMut::new", data.len(), rows, cols, rs, cs)?;
+        let distinct = (rows <= 1 || rs >= 1) && (cols <= 1 || cs >= 1);
+        let ok = distinct && (rows <= 1 || cols <= 1 || cs >= rows * rs || rs >= cols * cs);
+        if !ok {
+            return Err(mismatch("MatMut::new", format!("strides ({rs}, {cs}) alias elements of a {rows}x{cols} view")));
+        }
+        Ok(Self { data, rows, cols, rs, cs })
+    }
+    /// A row-major mutable view.
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, cols.max(1), 1)
+    }
+    /// A column-major mutable view.
+    pub fn col_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, 1, rows.max(1))
+    }
+    /// Mutable view of an nalgebra matrix.
+    pub fn from_dmatrix(m: &'a mut DMatrix<T>) -> Self
+    where
+        T: nalgebra::Scalar,
+    {
+        let (rows, cols) = m.shape();
+        Self { data: m.as_mut_slice(), rows, cols, rs: 1, cs: rows.max(1) }
+    }
+    /// Number of rows.
+    pub fn nrows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.cols
+    }
+}
+
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = rayon::current_num_threads();
+    if work < PARALLEL_THRESHOLD || threads < 2 || rayon::current_thread_index().is_some() {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    }
+}
+
+/// `C ← α·A·B + β·C` on strided views (transpose a view with [`MatRef::t`]).
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when `A` is `m×k`, `B` is not `k×n`, or `C` is not `m×n`.
+pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) -> Result<()> {
+    let (m, k) = (a.rows, a.cols);
+    let n = b.cols;
+    if b.rows != k || c.rows != m || c.cols != n {
+        return Err(mismatch(
+            "gemm",
+            format!("op(A) is {}x{}, op(B) is {}x{}, C is {}x{}", a.rows, a.cols, b.rows, b.cols, c.rows, c.cols),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // C ← β·C
+        for j in 0..n {
+            for i in 0..m {
+                let p = &mut c.data[i * c.rs + j * c.cs];
+                *p = if beta == T::zero() { T::zero() } else { beta * *p };
+            }
+        }
+        return Ok(());
+    }
+    let read_dst = beta != T::zero();
+    // SAFETY: the three views were checked to lie within their slices (`check_view`), the
+    // destination does not alias itself (`MatMut::new`) and cannot alias the sources (it is a
+    // unique borrow). `gemm` computes dst := gemm_alpha·dst + gemm_beta·lhs·rhs, so our
+    // (α, β) go in reversed.
+    unsafe {
+        gemm::gemm::<T>(
+            m,
+            n,
+            k,
+            c.data.as_mut_ptr(),
+            c.cs as isize,
+            c.rs as isize,
+            read_dst,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+    }
+    Ok(())
+}
+
+/// `C ← α·op(A)·op(B) + β·C` on nalgebra matrices.
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when the shapes do not fit.
+///
+/// # Example
+/// ```
+/// use latent_linalg::{DMatrix, Trans, gemm};
+/// let a = DMatrix::<f64>::from_row_slice(2, 3, &[1., 2., 3., 4., 5., 6.]);
+/// let mut c = DMatrix::<f64>::zeros(2, 2);
+/// gemm(1.0, &a, Trans::N, &a, Trans::T, 0.0, &mut c).unwrap();
+/// assert_eq!(c[(0, 0)], 14.0);
+/// assert_eq!(c[(1, 0)], 32.0);
+/// ```
+pub fn gemm<T: Real>(
+    alpha: T,
+    a: &DMatrix<T>,
+    ta: Trans,
+    b: &DMatrix<T>,
+    tb: Trans,
+    beta: T,
+    c: &mut DMatrix<T>,
+) -> Result<()> {
+    gemm_view(alpha, MatRef::from_dmatrix(a).op(ta), MatRef::from_dmatrix(b).op(tb), beta, MatMut::from_dmatrix(c))
+}
+
+/// `op(A)·op(B)` as a new matrix.
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when the inner dimensions differ.
+pub fn matmul<T: Real>(a: &DMatrix<T>, ta: Trans, b: &DMatrix<T>, tb: Trans) -> Result<DMatrix<T>> {
+    let m = if ta == Trans::N { a.nrows() } else { a.ncols() };
+    let n = if tb == Trans::N { b.ncols() } else { b.nrows() };
+    let mut c = DMatrix::<T>::zeros(m, n);
+    gemm(T::one(), a, ta, b, tb, T::zero(), &mut c)?;
+    Ok(c)
+}
+
+/// `y ← α·op(A)·x + β·y`.
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when `x` or `y` has the wrong length.
+pub fn gemv<T: Real>(alpha: T, a: &DMatrix<T>, ta: Trans, x: &DVector<T>, beta: T, y: &mut DVector<T>) -> Result<()> {
+    let av = MatRef::from_dmatrix(a).op(ta);
+    let (m, k) = (av.rows, av.cols);
+    if x.len() != k || y.len() != m {
+        return Err(mismatch("gemv", format!("op(A) is {m}x{k}, x has {} elements, y has {}", x.len(), y.len())));
+    }
+    let xv = MatRef::col_major(x.as_slice(), k, 1)?;
+    let yv = MatMut::col_major(y.as_mut_slice(), m, 1)?;
+    gemm_view(alpha, av, xv, beta, yv)
+}
+
+/// `op(A)·x` as a new vector.
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when `x` has the wrong length.
+pub fn matvec<T: Real>(a: &DMatrix<T>, ta: Trans, x: &DVector<T>) -> Result<DVector<T>> {
+    let m = if ta == Trans::N { a.nrows() } else { a.ncols() };
+    let mut y = DVector::<T>::zeros(m);
+    gemv(T::one(), a, ta, x, T::zero(), &mut y)?;
+    Ok(y)
+}
+
+/// Batched products `C_i ← α·op(A_i)·op(B_i) + β·C_i`, run in parallel across the batch (each
+/// product sequential), so many small products use all cores.
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when the batch lengths differ or any product's shapes do not fit
+/// (checked for all before any work is done).
+pub fn gemm_batched<T: Real>(
+    alpha: T,
+    a: &[DMatrix<T>],
+    ta: Trans,
+    b: &[DMatrix<T>],
+    tb: Trans,
+    beta: T,
+    c: &mut [DMatrix<T>],
+) -> Result<()> {
+    use rayon::prelude::*;
+    if a.len() != b.len() || a.len() != c.len() {
+        return Err(mismatch("gemm_batched", format!("batch sizes {} (A), {} (B), {} (C)", a.len(), b.len(), c.len())));
+    }
+    for (i, ((ai, bi), ci)) in a.iter().zip(b).zip(c.iter()).enumerate() {
+        let av = MatRef::from_dmatrix(ai).op(ta);
+        let bv = MatRef::from_dmatrix(bi).op(tb);
+        if av.cols != bv.rows || ci.nrows() != av.rows || ci.ncols() != bv.cols {
+            return Err(mismatch(
+                "gemm_batched",
+                format!(
+                    "item {i}: op(A) is {}x{}, op(B) is {}x{}, C is {}x{}",
+                    av.rows,
+                    av.cols,
+                    bv.rows,
+                    bv.cols,
+                    ci.nrows(),
+                    ci.ncols()
+                ),
+            ));
+        }
+    }
+    c.par_iter_mut().zip(a.par_iter().zip(b.par_iter())).try_for_each(|(ci, (ai, bi))| gemm(alpha, ai, ta, bi, tb, beta, ci))
+}
+
+/// Reject NaN and infinities in a slice, naming the operation and operand.
+///
+/// # Errors
+/// [`LinalgError::NonFinite`] with the first offending index.
+pub fn check_finite<T: Real>(op: &'static str, what: &'static str, data: &[T]) -> Result<()> {
+    match data.iter().position(|v| !v.finite()) {
+        Some(index) => Err(LinalgError::NonFinite { op, what, index }),
+        None => Ok(()),
+    }
+}

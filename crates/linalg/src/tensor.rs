@@ -1,0 +1,174 @@
+//! `Tensor4`: a contiguous (N, C, H, W) array with checked shapes.
+
+use crate::error::{LinalgError, Result, mismatch};
+use crate::real::Real;
+use serde::{Deserialize, Serialize};
+
+/// A dense 4-D tensor in (N, C, H, W) order (row-major: W varies fastest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor4<T> {
+    shape: [usize; 4],
+    data: Vec<T>,
+}
+
+fn numel(op: &'static str, shape: [usize; 4]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| mismatch(op, format!("shape {shape:?} overflows usize")))
+}
+
+impl<T: Real> Tensor4<T> {
+    /// A tensor of zeros.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    pub fn zeros(shape: [usize; 4]) -> Result<Self> {
+        let n = numel("Tensor4::zeros", shape)?;
+        Ok(Self { shape, data: vec![T::zero(); n] })
+    }
+
+    /// A tensor filled with `v`.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    pub fn full(shape: [usize; 4], v: T) -> Result<Self> {
+        let n = numel("Tensor4::full", shape)?;
+        Ok(Self { shape, data: vec![v; n] })
+    }
+
+    /// Wrap a vector in (N, C, H, W) order.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when `data.len()` is not the product of `shape`.
+    pub fn from_vec(shape: [usize; 4], data: Vec<T>) -> Result<Self> {
+        let n = numel("Tensor4::from_vec", shape)?;
+        if n != data.len() {
+            return Err(mismatch("Tensor4::from_vec", format!("shape {shape:?} needs {n} elements, got {}", data.len())));
+        }
+        Ok(Self { shape, data })
+    }
+
+    /// Build from a function of the index.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    pub fn from_fn(shape: [usize; 4], mut f: impl FnMut([usize; 4]) -> T) -> Result<Self> {
+        let n = numel("Tensor4::from_fn", shape)?;
+        let mut data = Vec::with_capacity(n);
+        for a in 0..shape[0] {
+            for b in 0..shape[1] {
+                for c in 0..shape[2] {
+                    for d in 0..shape[3] {
+                        data.push(f([a, b, c, d]));
+                    }
+                }
+            }
+        }
+        Ok(Self { shape, data })
+    }
+
+    /// (N, C, H, W).
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+    /// Batch size N.
+    pub fn n(&self) -> usize {
+        self.shape[0]
+    }
+    /// Channels C.
+    pub fn c(&self) -> usize {
+        self.shape[1]
+    }
+    /// Height H.
+    pub fn h(&self) -> usize {
+        self.shape[2]
+    }
+    /// Width W.
+    pub fn w(&self) -> usize {
+        self.shape[3]
+    }
+    /// Total number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    /// `true` when some dimension is zero.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// The storage, (N, C, H, W) order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+    /// The storage, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+    /// Give up the storage.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+    /// Elements of one sample (C·H·W).
+    pub fn sample_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+    /// One sample's (C, H, W) block; `None` when `n` is out of range.
+    pub fn sample(&self, n: usize) -> Option<&[T]> {
+        let l = self.sample_len();
+        (n < self.shape[0]).then(|| &self.data[n * l..(n + 1) * l])
+    }
+    /// One sample's block, mutable.
+    pub fn sample_mut(&mut self, n: usize) -> Option<&mut [T]> {
+        let l = self.sample_len();
+        (n < self.shape[0]).then(move || &mut self.data[n * l..(n + 1) * l])
+    }
+    /// Flat index of `[n, c, h, w]`, `None` when out of range.
+    pub fn index(&self, i: [usize; 4]) -> Option<usize> {
+        let s = self.shape;
+        (i[0] < s[0] && i[1] < s[1] && i[2] < s[2] && i[3] < s[3]).then(|| ((i[0] * s[1] + i[1]) * s[2] + i[2]) * s[3] + i[3])
+    }
+    /// Element at `[n, c, h, w]`, `None` when out of range.
+    pub fn get(&self, i: [usize; 4]) -> Option<T> {
+        self.index(i).map(|k| self.data[k])
+    }
+    /// Mutable element at `[n, c, h, w]`.
+    pub fn get_mut(&mut self, i: [usize; 4]) -> Option<&mut T> {
+        self.index(i).map(move |k| &mut self.data[k])
+    }
+    /// Same data, new shape with the same element count.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the counts differ.
+    pub fn reshape(self, shape: [usize; 4]) -> Result<Self> {
+        Self::from_vec(shape, self.data)
+    }
+    /// Reject NaN/Inf.
+    ///
+    /// # Errors
+    /// [`LinalgError::NonFinite`] naming the operation and the first bad index.
+    pub fn check_finite(&self, op: &'static str, what: &'static str) -> Result<()> {
+        crate::product::check_finite(op, what, &self.data)
+    }
+    /// Apply `f` element-wise in place.
+    pub fn map_inplace(&mut self, f: impl Fn(T) -> T) {
+        self.data.iter_mut().for_each(|v| *v = f(*v));
+    }
+    /// Error unless `self` has exactly `shape`.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] naming `op` and both shapes.
+    pub fn expect_shape(&self, op: &'static str, shape: [usize; 4]) -> Result<()> {
+        if self.shape != shape {
+            return Err(mismatch(op, format!("expected shape {shape:?}, got {:?}", self.shape)));
+        }
+        Ok(())
+    }
+}
+
+/// Helper for kernels: reject an empty tensor.
+pub(crate) fn nonempty<T: Real>(op: &'static str, what: &'static str, t: &Tensor4<T>) -> Result<()> {
+    if t.is_empty() {
+        return Err(LinalgError::Empty { op, what });
+    }
+    Ok(())
+}
