@@ -1,1 +1,37 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner (rust-analyzer style).
+//!
+//! ```text
+//! cargo xtask bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
+//! ```
+
+mod bench;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
+        run benchmark workloads (default: all implemented) and print one line per figure
+        (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

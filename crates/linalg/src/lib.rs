@@ -2,9 +2,12 @@
 #![warn(missing_docs)]
 
 
+pub mod conv;
 pub mod error;
+pub mod fft;
 
 pub mod ops;
+pub mod pool;
 
 pub mod product;
 pub mod real;

@@ -28,11 +28,13 @@ pub trait Real:
     /// Convert to `f64` exactly (widening for `f32`).
     fn as_f64(self) -> f64;
     /// Convert a count.
-    fn from_usize(n: usize) -> Self {
+    fn from_count(n: usize) -> Self {
         Self::lit(n as f64)
     }
     /// `true` when neither NaN nor infinite.
     fn finite(self) -> bool;
+    /// `true` for NaN.
+    fn isnan(self) -> bool;
 }
 
 impl Real for f32 {
@@ -50,6 +52,10 @@ impl Real for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
+    #[inline(always)]
+    fn isnan(self) -> bool {
+        self.is_nan()
+    }
 }
 
 impl Real for f64 {
@@ -66,5 +72,9 @@ impl Real for f64 {
     #[inline(always)]
     fn finite(self) -> bool {
         self.is_finite()
+    }
+    #[inline(always)]
+    fn isnan(self) -> bool {
+        self.is_nan()
     }
 }

@@ -1,6 +1,6 @@
 //! `Tensor4`: a contiguous (N, C, H, W) array with checked shapes.
 
-use crate::error::{LinalgError, Result, mismatch};
+use crate::error::{Result, mismatch};
 use crate::real::Real;
 use serde::{Deserialize, Serialize};
 
@@ -165,10 +165,3 @@ impl<T: Real> Tensor4<T> {
     }
 }
 
-/// Helper for kernels: reject an empty tensor.
-pub(crate) fn nonempty<T: Real>(op: &'static str, what: &'static str, t: &Tensor4<T>) -> Result<()> {
-    if t.is_empty() {
-        return Err(LinalgError::Empty { op, what });
-    }
-    Ok(())
-}
