@@ -10,9 +10,7 @@ use std::time::Instant;
 
 struct Opts {
     json: bool,
-    #[allow(dead_code)]
     data: PathBuf,
-    #[allow(dead_code)]
     save: Option<PathBuf>,
 }
 
@@ -23,6 +21,10 @@ const WORKLOADS: &[Workload] = &[
     ("gemm_64x256x10000", "dictionary × codes: (64×256)·(256×10000), f32 and f64, best of 8", gemm_dict_codes),
     ("gemm_784x256x128", "MLP layer: (784×256)·(256×128), f32, best of 20", gemm_mlp),
     ("conv2d_fb", "conv 16→32, 3×3, s1, p1, bias on (64,16,28,28): forward + backward, median of 20", conv2d_fb),
+    ("lasso_encode", "lasso codes of lasso_X (10000×64) on lasso_D (64×256), λ = 0.1", |o| {
+        crate::bench_sc::lasso_encode(&o.data, o.save.as_deref())
+    }),
+    ("omp_encode", "OMP with 10 nonzeros of lasso_X on lasso_D", |o| crate::bench_sc::omp_encode(&o.data, o.save.as_deref())),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

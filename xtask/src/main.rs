@@ -5,6 +5,7 @@
 //! ```
 
 mod bench;
+mod bench_sc;
 
 use std::process::ExitCode;
 

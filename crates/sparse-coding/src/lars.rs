@@ -1,0 +1,317 @@
+//! LARS-lasso (Efron, Hastie, Johnstone & Tibshirani 2004): the exact piecewise-linear
+//! regularisation path, computed with the Gram matrix and a Cholesky factor of the active block.
+
+use crate::cd::CoordinateDescent;
+use crate::encoder::{CodeInfo, Encoder, Prepared, StopReason, axpy, check_lambda};
+use crate::error::Result;
+use crate::SparseCode;
+use latent_linalg::Real;
+
+/// LARS with the lasso modification: follows the solution path from λ = ‖Wᵀx‖∞ down to `lambda`,
+/// adding and dropping atoms at the path's breakpoints, then certifies the result with a few
+/// coordinate-descent sweeps and the duality gap.
+///
+/// | parameter | default | meaning | range |
+/// |---|---|---|---|
+/// | `lambda` | — | ℓ1 weight λ at which the path stops | ≥ 0 |
+/// | `nonneg` | false | positive LARS (s ≥ 0) | |
+/// | `max_steps` | 0 (= 8·min(d, h) + 16) | cap on path steps | |
+///
+/// # Example
+/// ```
+/// use latent_linalg::DMatrix;
+/// use latent_sparse_coding::{Encoder, Lars};
+/// let w = DMatrix::<f64>::identity(3, 3);
+/// let (s, _) = Lars::new(0.5).encode(&w, &[2.0, 0.2, -1.0], None).unwrap();
+/// assert!((s[0] - 1.5).abs() < 1e-12 && s[1] == 0.0 && (s[2] + 0.5).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lars<T> {
+    /// ℓ1 weight λ.
+    pub lambda: T,
+    /// Non-negative codes.
+    pub nonneg: bool,
+    /// Cap on path steps (0 = automatic).
+    pub max_steps: usize,
+}
+
+impl<T: Real> Lars<T> {
+    /// LARS-lasso stopping at `lambda`.
+    pub fn new(lambda: T) -> Self {
+        Self { lambda, nonneg: false, max_steps: 0 }
+    }
+    /// Constrain to s ≥ 0.
+    pub fn nonneg(mut self, yes: bool) -> Self {
+        self.nonneg = yes;
+        self
+    }
+}
+
+/// One breakpoint of the lasso path: the code is exact for this λ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPoint<T: Real> {
+    /// The regularisation weight at the breakpoint.
+    pub lambda: T,
+    /// The lasso solution at `lambda`.
+    pub code: SparseCode<T>,
+}
+
+/// Cholesky factor (row-major lower triangle, capacity `cap`) of the active Gram block.
+struct Chol<T> {
+    cap: usize,
+    n: usize,
+    l: Vec<T>,
+}
+
+impl<T: Real> Chol<T> {
+    fn new(cap: usize) -> Self {
+        Self { cap, n: 0, l: vec![T::zero(); cap * cap] }
+    }
+    /// Append atom `j` given the active list (before adding j); false when j is (numerically) dependent.
+    fn push(&mut self, p: &Prepared<T>, active: &[usize], j: usize, tmp: &mut [T]) -> bool {
+        let n = self.n;
+        if n >= self.cap {
+            return false;
+        }
+        let gj = p.gram_col(j);
+        for a in 0..n {
+            let mut v = gj[active[a]];
+            for b in 0..a {
+                v -= self.l[a * self.cap + b] * tmp[b];
+            }
+            tmp[a] = v / self.l[a * self.cap + a];
+        }
+        let dd = gj[j] - tmp[..n].iter().fold(T::zero(), |acc, &v| acc + v * v);
+        if dd <= T::lit(1e-11) * gj[j] {
+            return false;
+        }
+        self.l[n * self.cap..n * self.cap + n].copy_from_slice(&tmp[..n]);
+        self.l[n * self.cap + n] = dd.sqrt();
+        self.n += 1;
+        true
+    }
+    fn rebuild(&mut self, p: &Prepared<T>, active: &[usize], tmp: &mut [T]) -> bool {
+        self.n = 0;
+        for i in 0..active.len() {
+            if !self.push(p, &active[..i], active[i], tmp) {
+                return false;
+            }
+        }
+        true
+    }
+    /// Solve (L Lᵀ) x = b in place.
+    fn solve(&self, b: &mut [T]) {
+        let (n, k) = (self.n, self.cap);
+        for a in 0..n {
+            let mut v = b[a];
+            for c in 0..a {
+                v -= self.l[a * k + c] * b[c];
+            }
+            b[a] = v / self.l[a * k + a];
+        }
+        for a in (0..n).rev() {
+            let mut v = b[a];
+            for c in a + 1..n {
+                v -= self.l[c * k + a] * b[c];
+            }
+            b[a] = v / self.l[a * k + a];
+        }
+    }
+}
+
+/// Run the homotopy from s = 0 down to `lambda`. Returns the number of steps and whether the
+/// path reached `lambda` (false: ran out of independent atoms or steps).
+fn lars_core<T: Real>(
+    p: &Prepared<T>,
+    c0: &[T],
+    lambda: T,
+    nonneg: bool,
+    max_steps: usize,
+    s: &mut [T],
+    mut path: Option<&mut Vec<PathPoint<T>>>,
+) -> (usize, bool) {
+    let h = p.atoms();
+    let cap = p.dim().min(h);
+    s.iter_mut().for_each(|v| *v = T::zero());
+    let mut c = c0.to_vec();
+    let score = |v: T| if nonneg { v } else { v.abs() };
+    let (mut j0, mut big_c) = (usize::MAX, T::zero());
+    for (j, &v) in c.iter().enumerate() {
+        if score(v) > big_c {
+            big_c = score(v);
+            j0 = j;
+        }
+    }
+    if let Some(pth) = path.as_deref_mut() {
+        pth.push(PathPoint { lambda: big_c.max(lambda), code: SparseCode::from_dense(s) });
+    }
+    if j0 == usize::MAX || big_c <= lambda {
+        return (0, true);
+    }
+    let mut active: Vec<usize> = Vec::with_capacity(cap);
+    let mut in_active = vec![false; h];
+    let mut chol = Chol::new(cap);
+    let mut tmp = vec![T::zero(); cap];
+    let mut wdir = vec![T::zero(); cap];
+    let mut u = vec![T::zero(); h];
+    let mut banned = usize::MAX;
+    if !chol.push(p, &active, j0, &mut tmp) {
+        return (0, false);
+    }
+    active.push(j0);
+    in_active[j0] = true;
+    let tiny = T::lit(1e-12);
+    let mut steps = 0;
+    while steps < max_steps {
+        steps += 1;
+        let k = active.len();
+        // direction: G_AA w = sign(c_A)
+        for a in 0..k {
+            wdir[a] = if c[active[a]] >= T::zero() { T::one() } else { -T::one() };
+        }
+        chol.solve(&mut wdir[..k]);
+        u.iter_mut().for_each(|v| *v = T::zero());
+        for a in 0..k {
+            axpy(wdir[a], p.gram_col(active[a]), &mut u);
+        }
+        let mut gamma = big_c - lambda;
+        let mut event = 0u8; // 0 = reach λ, 1 = join, 2 = drop
+        let mut who = usize::MAX;
+        if k < cap {
+            for j in 0..h {
+                if in_active[j] || j == banned {
+                    continue;
+                }
+                let (cj, uj) = (c[j], u[j]);
+                let d1 = T::one() - uj;
+                if d1 > tiny {
+                    let g = ((big_c - cj) / d1).max(T::zero());
+                    if g < gamma {
+                        gamma = g;
+                        event = 1;
+                        who = j;
+                    }
+                }
+                if !nonneg {
+                    let d2 = T::one() + uj;
+                    if d2 > tiny {
+                        let g = ((big_c + cj) / d2).max(T::zero());
+                        if g < gamma {
+                            gamma = g;
+                            event = 1;
+                            who = j;
+                        }
+                    }
+                }
+            }
+        }
+        for a in 0..k {
+            let j = active[a];
+            if wdir[a] != T::zero() {
+                let g = -s[j] / wdir[a];
+                if g > T::zero() && g < gamma {
+                    gamma = g;
+                    event = 2;
+                    who = a;
+                }
+            }
+        }
+        for a in 0..k {
+            s[active[a]] += gamma * wdir[a];
+        }
+        axpy(-gamma, &u, &mut c);
+        big_c -= gamma;
+        banned = usize::MAX;
+        match event {
+            0 => {
+                if let Some(pth) = path.as_deref_mut() {
+                    pth.push(PathPoint { lambda, code: SparseCode::from_dense(s) });
+                }
+                return (steps, true);
+            }
+            1 => {
+                if !chol.push(p, &active, who, &mut tmp) {
+                    // dependent atom: cannot extend the active set; the path cannot go on exactly
+                    return (steps, false);
+                }
+                active.push(who);
+                in_active[who] = true;
+            }
+            _ => {
+                let j = active.remove(who);
+                in_active[j] = false;
+                s[j] = T::zero();
+                banned = j;
+                if !chol.rebuild(p, &active, &mut tmp) {
+                    return (steps, false);
+                }
+                if active.is_empty() {
+                    return (steps, false);
+                }
+            }
+        }
+        if let Some(pth) = path.as_deref_mut() {
+            pth.push(PathPoint { lambda: big_c, code: SparseCode::from_dense(s) });
+        }
+    }
+    (steps, false)
+}
+
+impl<T: Real> Lars<T> {
+    fn steps(&self, p: &Prepared<T>) -> usize {
+        if self.max_steps > 0 { self.max_steps } else { 8 * p.dim().min(p.atoms()) + 16 }
+    }
+
+    /// The whole lasso path for one signal, from the largest useful λ down to `self.lambda`:
+    /// every breakpoint with its exact code.
+    ///
+    /// # Errors
+    /// Wrong signal length, NaN/Inf, λ < 0.
+    pub fn path(&self, w: &latent_linalg::DMatrix<T>, x: &[T]) -> Result<Vec<PathPoint<T>>> {
+        let p = Prepared::new(w)?;
+        Encoder::<T>::check(self, &p)?;
+        if x.len() != p.dim() {
+            return Err(crate::error::dim("Lars::path", format!("signal has length {}, atoms have {}", x.len(), p.dim())));
+        }
+        crate::error::finite("signal", x)?;
+        let d = p.dim();
+        let c: Vec<T> = (0..p.atoms()).map(|j| crate::encoder::dot(&w.as_slice()[j * d..(j + 1) * d], x)).collect();
+        let mut s = vec![T::zero(); p.atoms()];
+        let mut out = Vec::new();
+        lars_core(&p, &c, self.lambda, self.nonneg, self.steps(&p), &mut s, Some(&mut out));
+        Ok(out)
+    }
+}
+
+impl<T: Real> Encoder<T> for Lars<T> {
+    fn check(&self, _p: &Prepared<T>) -> Result<()> {
+        check_lambda(self.lambda)
+    }
+
+    fn encode_prepared(&self, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
+        let (steps, reached) = lars_core(p, c, self.lambda, self.nonneg, self.steps(p), s, None);
+        // Certify (and, if the path broke off, finish) with coordinate descent from the LARS point.
+        let polish = CoordinateDescent { lambda: self.lambda, tol: 1e-12, max_iter: if reached { 20 } else { 1000 }, nonneg: self.nonneg };
+        let mut info = if p.gram().as_slice().iter().step_by(p.atoms() + 1).all(|g| *g > T::zero()) {
+            polish.encode_prepared(p, x, c, s)?
+        } else {
+            let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
+            CodeInfo { iterations: 0, stop: StopReason::Exact, duality_gap: Some((primal - dual).max(0.0)), objective: primal }
+        };
+        info.iterations += steps;
+        if reached && info.stop == StopReason::Converged {
+            info.stop = StopReason::Exact;
+        }
+        Ok(info)
+    }
+}
+
+fn gap_only<T: Real>(p: &Prepared<T>, x: &[T], c: &[T], s: &[T], lambda: T, nonneg: bool) -> (f64, f64) {
+    let mut r = c.to_vec();
+    for (j, &v) in s.iter().enumerate() {
+        if v != T::zero() {
+            axpy(-v, p.gram_col(j), &mut r);
+        }
+    }
+    crate::encoder::lasso_primal_dual(crate::encoder::dot(x, x), c, &r, s, lambda, nonneg)
+}
