@@ -85,6 +85,11 @@ impl<T: Real> Prepared<T> {
 
 fn power_iteration<T: Real>(g: &DMatrix<T>) -> T {
     let h = g.nrows();
+    if h <= 1024 {
+        // exact (a symmetric eigen-solve costs less than coding a handful of signals)
+        let top = g.clone().symmetric_eigenvalues().iter().fold(T::zero(), |a, &v| a.max(v));
+        return top * T::lit(1.0 + 1e-9);
+    }
     let mut v = vec![T::one() / T::from_count(h).sqrt(); h];
     let mut gv = vec![T::zero(); h];
     let mut lam = T::zero();
@@ -105,7 +110,8 @@ fn power_iteration<T: Real>(g: &DMatrix<T>) -> T {
         lam = new;
     }
     // A small safety margin: a step of 1/L must not overshoot.
-    lam * T::lit(1.0 + 1e-6)
+    // power iteration approaches λ_max from below: leave a margin
+    lam * T::lit(1.05)
 }
 
 /// An encoder: anything that turns a signal into a code given a prepared dictionary.

@@ -7,6 +7,7 @@ mod encoder;
 mod error;
 mod lars;
 mod omp;
+mod prox_encoders;
 
 pub use cd::CoordinateDescent;
 pub use code::SparseCode;
@@ -14,3 +15,4 @@ pub use encoder::{CodeInfo, Codes, Encoder, Prepared, StopReason};
 pub use error::{Result, SparseCodingError};
 pub use lars::{Lars, PathPoint};
 pub use omp::Omp;
+pub use prox_encoders::{FeatureSign, Iht, L0Rule, ProxGradient, Scheme, Threshold, ThresholdRule};
