@@ -25,6 +25,12 @@ const WORKLOADS: &[Workload] = &[
         crate::bench_sc::lasso_encode(&o.data, o.save.as_deref())
     }),
     ("omp_encode", "OMP with 10 nonzeros of lasso_X on lasso_D", |o| crate::bench_sc::omp_encode(&o.data, o.save.as_deref())),
+    ("dl_online", "online dictionary learning: 256 atoms, λ = 1, batch 256, one pass over 100000 8×8 patches", |o| {
+        crate::bench_sc::dl_online(&o.data, o.save.as_deref())
+    }),
+    ("dl_batch", "batch dictionary learning: 64 atoms, λ = 1, 20 iterations on 5000 patches", |o| {
+        crate::bench_sc::dl_batch(&o.data, o.save.as_deref())
+    }),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

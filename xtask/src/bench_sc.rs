@@ -2,7 +2,7 @@
 
 use latent_datasets::npy::{NpyArray, read_npy, write_npy};
 use latent_linalg::{DMatrix, Real, Trans, matmul};
-use latent_sparse_coding::{Encoder, Lars, Omp};
+use latent_sparse_coding::{BatchParams, Encoder, Lars, Omp, OmpRule, OnlineParams};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Instant;
@@ -58,10 +58,78 @@ pub fn lasso_encode(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, 
 
 pub fn omp_encode(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, String> {
     let (d, x) = lasso_inputs(data)?;
+    let mut out = Vec::new();
+    for (name, rule) in [("ormp", OmpRule::OrderRecursive), ("batch-omp", OmpRule::Classic)] {
+        let t = Instant::now();
+        let codes = Omp::new(10).rule(rule).encode_batch(&d, &x, None).map_err(|e| e.to_string())?;
+        let secs = t.elapsed().as_secs_f64();
+        let (_, mse, nnz) = objective(&d, &x, &codes.codes, 0.0)?;
+        if rule == OmpRule::OrderRecursive {
+            save(save_dir, "omp_encode_codes.npy", &codes.codes)?;
+        }
+        out.push(json!({"solver": name, "seconds": secs, "mse": mse, "mean_nnz": nnz, "dtype": "float64"}));
+    }
+    Ok(out)
+}
+
+/// `dl_patches_u8.npy` preprocessed as WORKLOADS.md says: /255, remove each patch's mean, divide
+/// everything by the global standard deviation. One patch per column.
+fn dl_patches(dir: &Path) -> Result<DMatrix<f64>, String> {
+    let raw = load::<f64>(dir, "dl_patches_u8.npy")?.transpose();
+    let mut p = raw / 255.0;
+    for mut col in p.column_iter_mut() {
+        let m = col.mean();
+        col.add_scalar_mut(-m);
+    }
+    let n = p.len() as f64;
+    let mean = p.iter().sum::<f64>() / n;
+    let std = (p.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    if !(std > 0.0) {
+        return Err("dl_patches_u8.npy: all patches are flat".into());
+    }
+    Ok(p / std)
+}
+
+fn eval_objective(w: &DMatrix<f64>, xeval: &DMatrix<f64>, lambda: f64) -> Result<(f64, f64), String> {
+    let codes = Lars::new(lambda).encode_batch(w, xeval, None).map_err(|e| e.to_string())?;
+    let (obj, _, nnz) = objective(w, xeval, &codes.codes, lambda)?;
+    Ok((obj, nnz))
+}
+
+pub fn dl_online(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, String> {
+    let p = dl_patches(data)?;
+    let xeval = p.columns(0, 5000.min(p.ncols())).into_owned();
+    let lambda = 1.0;
+    let mut learner = OnlineParams::new(256, lambda).check().map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let codes = Omp::new(10).encode_batch(&d, &x, None).map_err(|e| e.to_string())?;
+    let fit = learner.fit(&p, None).map_err(|e| e.to_string())?;
     let secs = t.elapsed().as_secs_f64();
-    let (_, mse, nnz) = objective(&d, &x, &codes.codes, 0.0)?;
-    save(save_dir, "omp_encode_codes.npy", &codes.codes)?;
-    Ok(vec![json!({"solver": "batch-omp", "seconds": secs, "mse": mse, "mean_nnz": nnz, "dtype": "float64"})])
+    let (obj, nnz) = eval_objective(&fit.dictionary, &xeval, lambda)?;
+    if let Some(dir) = save_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        write_npy(dir.join("dl_online_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false)).map_err(|e| e.to_string())?;
+    }
+    Ok(vec![json!({
+        "seconds": secs, "eval_objective": obj, "eval_mean_nnz": nnz, "n_samples": p.ncols(), "epochs": 1,
+        "batches": fit.iterations, "resampled_atoms": fit.resampled, "dtype": "float64",
+    })])
+}
+
+pub fn dl_batch(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, String> {
+    let p = dl_patches(data)?;
+    let x = p.columns(0, 5000.min(p.ncols())).into_owned();
+    let lambda = 1.0;
+    let learner = BatchParams::new(64, lambda).check().map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let fit = learner.fit(&x).map_err(|e| e.to_string())?;
+    let secs = t.elapsed().as_secs_f64();
+    let (obj, nnz) = eval_objective(&fit.dictionary, &x, lambda)?;
+    if let Some(dir) = save_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        write_npy(dir.join("dl_batch_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false)).map_err(|e| e.to_string())?;
+    }
+    Ok(vec![json!({
+        "seconds": secs, "eval_objective": obj, "eval_mean_nnz": nnz, "n_samples": x.ncols(), "iterations": fit.iterations,
+        "dtype": "float64",
+    })])
 }

@@ -38,7 +38,7 @@ pub struct CodeInfo {
 pub struct Prepared<T: Real> {
     w: DMatrix<T>,
     gram: DMatrix<T>,
-    lipschitz: T,
+    lipschitz: std::sync::OnceLock<T>,
 }
 
 impl<T: Real> Prepared<T> {
@@ -52,8 +52,7 @@ impl<T: Real> Prepared<T> {
         }
         finite("dictionary", w.as_slice())?;
         let gram = latent_linalg::matmul(w, latent_linalg::Trans::T, w, latent_linalg::Trans::N)?;
-        let lipschitz = power_iteration(&gram);
-        Ok(Self { w: w.clone(), gram, lipschitz })
+        Ok(Self { w: w.clone(), gram, lipschitz: std::sync::OnceLock::new() })
     }
     /// Signal dimension d.
     pub fn dim(&self) -> usize {
@@ -77,9 +76,9 @@ impl<T: Real> Prepared<T> {
         let h = self.atoms();
         &self.gram.as_slice()[j * h..(j + 1) * h]
     }
-    /// λ_max(WᵀW), the Lipschitz constant of ∇½‖x − Ws‖².
+    /// λ_max(WᵀW), the Lipschitz constant of ∇½‖x − Ws‖² (computed on first use).
     pub fn lipschitz(&self) -> T {
-        self.lipschitz
+        *self.lipschitz.get_or_init(|| power_iteration(&self.gram))
     }
 }
 

@@ -56,7 +56,8 @@ pub struct PathPoint<T: Real> {
     pub code: SparseCode<T>,
 }
 
-/// Cholesky factor (row-major lower triangle, capacity `cap`) of the active Gram block.
+/// Cholesky factor of the active Gram block, lower triangle packed by rows (row n starts at
+/// n(n+1)/2), grown as atoms join.
 struct Chol<T> {
     cap: usize,
     n: usize,
@@ -65,7 +66,11 @@ struct Chol<T> {
 
 impl<T: Real> Chol<T> {
     fn new(cap: usize) -> Self {
-        Self { cap, n: 0, l: vec![T::zero(); cap * cap] }
+        Self { cap, n: 0, l: Vec::with_capacity(cap.min(32) * (cap.min(32) + 1) / 2) }
+    }
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> T {
+        self.l[r * (r + 1) / 2 + c]
     }
     /// Append atom `j` given the active list (before adding j); false when j is (numerically) dependent.
     fn push(&mut self, p: &Prepared<T>, active: &[usize], j: usize, tmp: &mut [T]) -> bool {
@@ -75,23 +80,25 @@ impl<T: Real> Chol<T> {
         }
         let gj = p.gram_col(j);
         for a in 0..n {
+            let row = &self.l[a * (a + 1) / 2..a * (a + 1) / 2 + a + 1];
             let mut v = gj[active[a]];
             for b in 0..a {
-                v -= self.l[a * self.cap + b] * tmp[b];
+                v -= row[b] * tmp[b];
             }
-            tmp[a] = v / self.l[a * self.cap + a];
+            tmp[a] = v / row[a];
         }
         let dd = gj[j] - tmp[..n].iter().fold(T::zero(), |acc, &v| acc + v * v);
         if dd <= T::lit(1e-11) * gj[j] {
             return false;
         }
-        self.l[n * self.cap..n * self.cap + n].copy_from_slice(&tmp[..n]);
-        self.l[n * self.cap + n] = dd.sqrt();
+        self.l.extend_from_slice(&tmp[..n]);
+        self.l.push(dd.sqrt());
         self.n += 1;
         true
     }
     fn rebuild(&mut self, p: &Prepared<T>, active: &[usize], tmp: &mut [T]) -> bool {
         self.n = 0;
+        self.l.clear();
         for i in 0..active.len() {
             if !self.push(p, &active[..i], active[i], tmp) {
                 return false;
@@ -101,20 +108,21 @@ impl<T: Real> Chol<T> {
     }
     /// Solve (L Lᵀ) x = b in place.
     fn solve(&self, b: &mut [T]) {
-        let (n, k) = (self.n, self.cap);
+        let n = self.n;
         for a in 0..n {
+            let base = a * (a + 1) / 2;
             let mut v = b[a];
             for c in 0..a {
-                v -= self.l[a * k + c] * b[c];
+                v -= self.l[base + c] * b[c];
             }
-            b[a] = v / self.l[a * k + a];
+            b[a] = v / self.l[base + a];
         }
         for a in (0..n).rev() {
             let mut v = b[a];
             for c in a + 1..n {
-                v -= self.l[c * k + a] * b[c];
+                v -= self.at(c, a) * b[c];
             }
-            b[a] = v / self.l[a * k + a];
+            b[a] = v / self.at(a, a);
         }
     }
 }
@@ -178,29 +186,27 @@ fn lars_core<T: Real>(
         let mut event = 0u8; // 0 = reach λ, 1 = join, 2 = drop
         let mut who = usize::MAX;
         if k < cap {
+            // γ_j = (C − c_j)/(1 − u_j) (and (C + c_j)/(1 + u_j)); compare by multiplication so
+            // that only the few winners pay for a division
             for j in 0..h {
                 if in_active[j] || j == banned {
                     continue;
                 }
                 let (cj, uj) = (c[j], u[j]);
                 let d1 = T::one() - uj;
-                if d1 > tiny {
-                    let g = ((big_c - cj) / d1).max(T::zero());
-                    if g < gamma {
-                        gamma = g;
-                        event = 1;
-                        who = j;
-                    }
+                let n1 = (big_c - cj).max(T::zero());
+                if d1 > tiny && n1 < gamma * d1 {
+                    gamma = n1 / d1;
+                    event = 1;
+                    who = j;
                 }
                 if !nonneg {
                     let d2 = T::one() + uj;
-                    if d2 > tiny {
-                        let g = ((big_c + cj) / d2).max(T::zero());
-                        if g < gamma {
-                            gamma = g;
-                            event = 1;
-                            who = j;
-                        }
+                    let n2 = (big_c + cj).max(T::zero());
+                    if d2 > tiny && n2 < gamma * d2 {
+                        gamma = n2 / d2;
+                        event = 1;
+                        who = j;
                     }
                 }
             }
@@ -290,13 +296,22 @@ impl<T: Real> Encoder<T> for Lars<T> {
 
     fn encode_prepared(&self, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
         let (steps, reached) = lars_core(p, c, self.lambda, self.nonneg, self.steps(p), s, None);
-        // Certify (and, if the path broke off, finish) with coordinate descent from the LARS point.
-        let polish = CoordinateDescent { lambda: self.lambda, tol: 1e-12, max_iter: if reached { 20 } else { 1000 }, nonneg: self.nonneg };
-        let mut info = if p.gram().as_slice().iter().step_by(p.atoms() + 1).all(|g| *g > T::zero()) {
+        let xx = crate::encoder::dot(x, x);
+        if reached {
+            // certify: the duality gap at the LARS point
+            let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
+            let gap = (primal - dual).max(0.0);
+            if gap <= 1e-11 * (0.5 * xx.as_f64()).max(1e-300) {
+                return Ok(CodeInfo { iterations: steps, stop: StopReason::Exact, duality_gap: Some(gap), objective: primal });
+            }
+        }
+        // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
+        let polish = CoordinateDescent { lambda: self.lambda, tol: 1e-12, max_iter: 1000, nonneg: self.nonneg };
+        let mut info = if (0..p.atoms()).all(|j| p.gram_col(j)[j] > T::zero()) {
             polish.encode_prepared(p, x, c, s)?
         } else {
             let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
-            CodeInfo { iterations: 0, stop: StopReason::Exact, duality_gap: Some((primal - dual).max(0.0)), objective: primal }
+            CodeInfo { iterations: 0, stop: StopReason::MaxIterations, duality_gap: Some((primal - dual).max(0.0)), objective: primal }
         };
         info.iterations += steps;
         if reached && info.stop == StopReason::Converged {

@@ -1,0 +1,452 @@
+//! Dictionary learning: the lecture's batch algorithm (alternate codes and dictionary over all
+//! data) and online algorithm (Mairal, Bach, Ponce & Sapiro 2009: mini-batches and forgetting
+//! sufficient statistics).
+
+use crate::dictionary::{BlockCoordinate, DictionaryUpdate, Stats};
+use crate::encoder::{Encoder, Prepared};
+use crate::error::{Result, SparseCodingError, dim, finite, invalid};
+use crate::{CoordinateDescent, Lars};
+use latent_linalg::{DMatrix, Real};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+
+/// Which lasso solver codes the signals during learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum L1Solver {
+    /// LARS-lasso, certified by coordinate descent (exact; the default).
+    #[default]
+    Lars,
+    /// Coordinate descent, warm-started from the previous codes (batch learner).
+    CoordinateDescent,
+}
+
+fn encoder<T: Real>(solver: L1Solver, lambda: T, nonneg: bool) -> Box<dyn Encoder<T>> {
+    match solver {
+        L1Solver::Lars => Box::new(Lars::new(lambda).nonneg(nonneg)),
+        L1Solver::CoordinateDescent => Box::new(CoordinateDescent::new(lambda).nonneg(nonneg).tol(1e-9)),
+    }
+}
+
+/// Pick `h` distinct nonzero signals (columns of `x`) at random as unit-norm initial atoms; pad
+/// with random Gaussian atoms if there are not enough nonzero signals.
+pub fn init_from_data<T: Real>(x: &DMatrix<T>, h: usize, rng: &mut ChaCha8Rng) -> DMatrix<T> {
+    let d = x.nrows();
+    let mut nonzero: Vec<usize> = (0..x.ncols()).filter(|&j| latent_linalg::ops::norm2(x.column(j).as_slice()) > T::lit(1e-6)).collect();
+    nonzero.shuffle(rng);
+    let mut w = DMatrix::<T>::zeros(d, h);
+    for j in 0..h {
+        let col: Vec<T> = match nonzero.get(j) {
+            Some(&i) => x.column(i).iter().copied().collect(),
+            None => (0..d).map(|_| T::lit(rng.sample::<f64, _>(rand_distr_normal()))).collect(),
+        };
+        let n = latent_linalg::ops::norm2(&col).max(T::lit(1e-12));
+        for (dst, v) in w.column_mut(j).iter_mut().zip(col) {
+            *dst = v / n;
+        }
+    }
+    w
+}
+
+fn rand_distr_normal() -> rand::distr::StandardUniform {
+    rand::distr::StandardUniform
+}
+
+/// Replace atoms that no signal used (`A_jj = 0`) by random nonzero signals of `x` (unit norm).
+/// Codes of the current batch have zeros there, so the objective does not change.
+fn resample_dead<T: Real>(w: &mut DMatrix<T>, a: &DMatrix<T>, x: &DMatrix<T>, rng: &mut ChaCha8Rng) -> usize {
+    let h = w.ncols();
+    let mut n = 0;
+    for j in 0..h {
+        if a[(j, j)] > T::zero() {
+            continue;
+        }
+        for _ in 0..16 {
+            let i = rng.random_range(0..x.ncols());
+            let col: Vec<T> = x.column(i).iter().copied().collect();
+            let nn = latent_linalg::ops::norm2(&col);
+            if nn > T::lit(1e-6) {
+                for (dst, v) in w.column_mut(j).iter_mut().zip(col) {
+                    *dst = v / nn;
+                }
+                n += 1;
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// What a callback sees after each iteration (batch) or mini-batch (online).
+#[derive(Debug)]
+pub struct Progress<'a, T: Real> {
+    /// Iteration (batch learner) or mini-batch (online learner), from 1.
+    pub iteration: usize,
+    /// The current dictionary.
+    pub dictionary: &'a DMatrix<T>,
+    /// The latest objective (per signal).
+    pub objective: f64,
+}
+
+/// A callback: return `ControlFlow::Break(())` to stop learning early.
+pub type Callback<'a, T> = Box<dyn FnMut(&Progress<'_, T>) -> ControlFlow<()> + 'a>;
+
+/// Why learning stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LearnStop {
+    /// The relative objective decrease fell below the tolerance.
+    Converged,
+    /// The iteration cap (or the end of the data) was reached.
+    MaxIterations,
+    /// A callback asked to stop.
+    Callback,
+}
+
+/// Parameters of [`BatchLearner`] (the lecture's batch algorithm).
+///
+/// | parameter | default | meaning | range |
+/// |---|---|---|---|
+/// | `atoms` | — | dictionary size h | ≥ 1 |
+/// | `lambda` | — | ℓ1 weight λ in ½‖x − Ws‖² + λ‖s‖₁ | ≥ 0 |
+/// | `max_iter` | 20 | alternations (code all, update W) | ≥ 1 |
+/// | `tol` | 0 | stop when the relative objective decrease is below | ≥ 0 |
+/// | `solver` | LARS | lasso solver | |
+/// | `nonneg` | false | s ≥ 0 | |
+/// | `seed` | 0 | initialisation and resampling | |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchParams<T> {
+    /// Number of atoms.
+    pub atoms: usize,
+    /// ℓ1 weight.
+    pub lambda: T,
+    /// Alternations.
+    pub max_iter: usize,
+    /// Relative-decrease tolerance.
+    pub tol: f64,
+    /// Lasso solver.
+    pub solver: L1Solver,
+    /// Non-negative codes.
+    pub nonneg: bool,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl<T: Real> BatchParams<T> {
+    /// Defaults for everything but the size and λ.
+    pub fn new(atoms: usize, lambda: T) -> Self {
+        Self { atoms, lambda, max_iter: 20, tol: 0.0, solver: L1Solver::Lars, nonneg: false, seed: 0 }
+    }
+    /// Validate.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::InvalidParameter`] naming the bad value.
+    pub fn check(self) -> Result<BatchLearner<T>> {
+        crate::encoder::check_lambda(self.lambda)?;
+        if self.atoms == 0 {
+            return Err(invalid("atoms", 0, "must be >= 1"));
+        }
+        if self.max_iter == 0 {
+            return Err(invalid("max_iter", 0, "must be >= 1"));
+        }
+        if !(self.tol >= 0.0) || !self.tol.is_finite() {
+            return Err(invalid("tol", self.tol, "must be finite and >= 0"));
+        }
+        Ok(BatchLearner { p: self })
+    }
+}
+
+/// A validated batch learner.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLearner<T> {
+    p: BatchParams<T>,
+}
+
+/// A learned dictionary with its learning diagnostics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct FittedDictionary<T: Real> {
+    /// The dictionary (d × h, unit-norm atoms as columns).
+    pub dictionary: DMatrix<T>,
+    /// ℓ1 weight used.
+    pub lambda: T,
+    /// Objective (per signal) after every coding step and every dictionary step, in order:
+    /// `[code₁, dict₁, code₂, dict₂, …]` for the batch learner; per mini-batch (before the update,
+    /// on that batch) for the online learner.
+    pub history: Vec<f64>,
+    /// Iterations (batch) or mini-batches (online) run.
+    pub iterations: usize,
+    /// Why learning stopped.
+    pub stop: LearnStop,
+    /// Atoms resampled because no signal used them.
+    pub resampled: usize,
+}
+
+fn check_data<T: Real>(x: &DMatrix<T>) -> Result<()> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(SparseCodingError::Empty("training signals"));
+    }
+    finite("training signals", x.as_slice())
+}
+
+/// Mean of ½‖x‖² over the columns.
+fn half_energy<T: Real>(x: &DMatrix<T>) -> f64 {
+    0.5 * x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>() / x.ncols() as f64
+}
+
+fn mean_l1<T: Real>(s: &DMatrix<T>) -> f64 {
+    s.iter().map(|v| v.as_f64().abs()).sum::<f64>() / s.ncols() as f64
+}
+
+impl<T: Real> BatchLearner<T> {
+    /// Learn a dictionary for the signals (columns of `x`, d × n).
+    ///
+    /// # Errors
+    /// Empty data, NaN/Inf, or solver failures.
+    pub fn fit(&self, x: &DMatrix<T>) -> Result<FittedDictionary<T>> {
+        self.fit_with(x, None, None)
+    }
+
+    /// [`BatchLearner::fit`] from an initial dictionary and with a callback after each iteration.
+    ///
+    /// # Errors
+    /// As [`BatchLearner::fit`], and a wrong-shaped initial dictionary.
+    pub fn fit_with(&self, x: &DMatrix<T>, init: Option<&DMatrix<T>>, mut callback: Option<Callback<'_, T>>) -> Result<FittedDictionary<T>> {
+        check_data(x)?;
+        let p = &self.p;
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let mut w = match init {
+            Some(w0) => {
+                if w0.shape() != (x.nrows(), p.atoms) {
+                    return Err(dim("BatchLearner::fit", format!("initial dictionary is {:?}, expected ({}, {})", w0.shape(), x.nrows(), p.atoms)));
+                }
+                finite("initial dictionary", w0.as_slice())?;
+                w0.clone()
+            }
+            None => init_from_data(x, p.atoms, &mut rng),
+        };
+        let enc = encoder(p.solver, p.lambda, p.nonneg);
+        let upd = BlockCoordinate { passes: 10, report_objective: true };
+        let e0 = half_energy(x);
+        let lam = p.lambda.as_f64();
+        let mut history = Vec::with_capacity(2 * p.max_iter);
+        let mut codes: Option<DMatrix<T>> = None;
+        let mut stop = LearnStop::MaxIterations;
+        let mut resampled = 0;
+        let mut it = 0;
+        while it < p.max_iter {
+            it += 1;
+            let prepared = Prepared::new(&w)?;
+            let warm = if p.solver == L1Solver::CoordinateDescent { codes.as_ref() } else { None };
+            let c = enc.encode_batch_prepared(&prepared, x, warm)?;
+            let code_obj = c.mean_objective();
+            history.push(code_obj);
+            let stats = Stats::of(x, &c.codes)?;
+            let info = upd.update(&mut w, &stats)?;
+            let dict_obj = info.objective + e0 + lam * mean_l1(&c.codes);
+            history.push(dict_obj);
+            resampled += resample_dead(&mut w, &stats.a, x, &mut rng);
+            codes = Some(c.codes);
+            if let Some(cb) = callback.as_mut() {
+                if cb(&Progress { iteration: it, dictionary: &w, objective: dict_obj }).is_break() {
+                    stop = LearnStop::Callback;
+                    break;
+                }
+            }
+            if it >= 2 && p.tol > 0.0 {
+                let prev = history[history.len() - 3];
+                if (prev - dict_obj) <= p.tol * prev.abs() {
+                    stop = LearnStop::Converged;
+                    break;
+                }
+            }
+        }
+        Ok(FittedDictionary { dictionary: w, lambda: p.lambda, history, iterations: it, stop, resampled })
+    }
+}
+
+/// Parameters of [`OnlineLearner`] (Mairal et al. 2009).
+///
+/// | parameter | default | meaning | range |
+/// |---|---|---|---|
+/// | `atoms` | — | dictionary size h | ≥ 1 |
+/// | `lambda` | — | ℓ1 weight λ | ≥ 0 |
+/// | `batch_size` | 256 | signals per mini-batch | ≥ 1 |
+/// | `epochs` | 1 | passes over the data in [`OnlineLearner::fit`] | ≥ 1 |
+/// | `shuffle` | true | shuffle the signals each epoch (seeded) | |
+/// | `forgetting` | true | Mairal's β = (θ + 1 − η)/(θ + 1) down-weighting of old statistics | |
+/// | `nonneg` | false | s ≥ 0 | |
+/// | `seed` | 0 | initialisation, shuffling, resampling | |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OnlineParams<T> {
+    /// Number of atoms.
+    pub atoms: usize,
+    /// ℓ1 weight.
+    pub lambda: T,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Shuffle each epoch.
+    pub shuffle: bool,
+    /// Forget old statistics.
+    pub forgetting: bool,
+    /// Non-negative codes.
+    pub nonneg: bool,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl<T: Real> OnlineParams<T> {
+    /// Defaults for everything but the size and λ.
+    pub fn new(atoms: usize, lambda: T) -> Self {
+        Self { atoms, lambda, batch_size: 256, epochs: 1, shuffle: true, forgetting: true, nonneg: false, seed: 0 }
+    }
+    /// Validate.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::InvalidParameter`] naming the bad value.
+    pub fn check(self) -> Result<OnlineLearner<T>> {
+        crate::encoder::check_lambda(self.lambda)?;
+        if self.atoms == 0 {
+            return Err(invalid("atoms", 0, "must be >= 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", 0, "must be >= 1"));
+        }
+        if self.epochs == 0 {
+            return Err(invalid("epochs", 0, "must be >= 1"));
+        }
+        Ok(OnlineLearner { p: self, state: None })
+    }
+}
+
+/// The online learner's state: everything needed to continue learning (warm restart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct OnlineState<T: Real> {
+    /// Current dictionary.
+    pub dictionary: DMatrix<T>,
+    /// Sufficient statistics (A, B).
+    pub stats: Stats<T>,
+    /// Mini-batches seen.
+    pub batches: usize,
+    /// Objective per mini-batch (coded with the dictionary before the update).
+    pub history: Vec<f64>,
+    /// Atoms resampled so far.
+    pub resampled: usize,
+    /// RNG state, so a restored learner continues exactly.
+    pub rng: ChaCha8Rng,
+}
+
+/// A validated online learner; [`OnlineLearner::partial_fit`] takes one mini-batch at a time.
+#[derive(Debug, Clone)]
+pub struct OnlineLearner<T: Real> {
+    p: OnlineParams<T>,
+    state: Option<OnlineState<T>>,
+}
+
+impl<T: Real> OnlineLearner<T> {
+    /// Continue from a saved state (its dictionary size must match the parameters).
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Dimension`] when the state's shapes do not match.
+    pub fn with_state(mut self, state: OnlineState<T>) -> Result<Self> {
+        let (d, h) = state.dictionary.shape();
+        if h != self.p.atoms || state.stats.a.shape() != (h, h) || state.stats.b.shape() != (d, h) {
+            return Err(dim("OnlineLearner::with_state", format!("state has W {:?}, A {:?}, B {:?}; parameters want {} atoms", state.dictionary.shape(), state.stats.a.shape(), state.stats.b.shape(), self.p.atoms)));
+        }
+        self.state = Some(state);
+        Ok(self)
+    }
+
+    /// The current state (None before the first mini-batch).
+    pub fn state(&self) -> Option<&OnlineState<T>> {
+        self.state.as_ref()
+    }
+
+    /// Learn from one mini-batch (columns of `x`): code it with the current dictionary, fold its
+    /// statistics in with forgetting, and update the dictionary by block-coordinate descent.
+    /// Returns the mini-batch's objective before the update.
+    ///
+    /// # Errors
+    /// Empty/NaN data, dimension changes between calls, solver failures.
+    pub fn partial_fit(&mut self, x: &DMatrix<T>) -> Result<f64> {
+        check_data(x)?;
+        let p = self.p;
+        if self.state.is_none() {
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            let w = init_from_data(x, p.atoms, &mut rng);
+            self.state = Some(OnlineState {
+                stats: Stats::zeros(x.nrows(), p.atoms),
+                dictionary: w,
+                batches: 0,
+                history: Vec::new(),
+                resampled: 0,
+                rng,
+            });
+        }
+        let st = self.state.as_mut().ok_or(SparseCodingError::Empty("state"))?;
+        if x.nrows() != st.dictionary.nrows() {
+            return Err(dim("partial_fit", format!("signals have {} rows, the dictionary {}", x.nrows(), st.dictionary.nrows())));
+        }
+        let enc = Lars::new(p.lambda).nonneg(p.nonneg);
+        let prepared = Prepared::new(&st.dictionary)?;
+        let codes = enc.encode_batch_prepared(&prepared, x, None)?;
+        let obj = codes.mean_objective();
+        st.batches += 1;
+        let beta = if p.forgetting {
+            let eta = x.ncols() as f64;
+            let t = st.batches as f64;
+            let theta = if t < eta { t * eta } else { eta * eta + t - eta };
+            (theta + 1.0 - eta) / (theta + 1.0)
+        } else {
+            1.0
+        };
+        st.stats.accumulate(x, &codes.codes, T::lit(beta.max(0.0)))?;
+        BlockCoordinate { passes: 1, report_objective: false }.update(&mut st.dictionary, &st.stats)?;
+        st.resampled += resample_dead(&mut st.dictionary, &st.stats.a, x, &mut st.rng);
+        st.history.push(obj);
+        Ok(obj)
+    }
+
+    /// Run `epochs` passes over the signals (columns of `x`) in mini-batches.
+    ///
+    /// # Errors
+    /// As [`OnlineLearner::partial_fit`].
+    pub fn fit(&mut self, x: &DMatrix<T>, mut callback: Option<Callback<'_, T>>) -> Result<FittedDictionary<T>> {
+        check_data(x)?;
+        let p = self.p;
+        let n = x.ncols();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut shuffle_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5EED);
+        let mut stop = LearnStop::MaxIterations;
+        let mut batch = DMatrix::<T>::zeros(x.nrows(), 0);
+        'epochs: for _ in 0..p.epochs {
+            if p.shuffle {
+                order.shuffle(&mut shuffle_rng);
+            }
+            for chunk in order.chunks(p.batch_size) {
+                batch = DMatrix::from_fn(x.nrows(), chunk.len(), |i, j| x[(i, chunk[j])]);
+                let obj = self.partial_fit(&batch)?;
+                if let (Some(cb), Some(st)) = (callback.as_mut(), self.state.as_ref()) {
+                    if cb(&Progress { iteration: st.batches, dictionary: &st.dictionary, objective: obj }).is_break() {
+                        stop = LearnStop::Callback;
+                        break 'epochs;
+                    }
+                }
+            }
+        }
+        drop(batch);
+        let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
+        Ok(FittedDictionary {
+            dictionary: st.dictionary.clone(),
+            lambda: p.lambda,
+            history: st.history.clone(),
+            iterations: st.batches,
+            stop,
+            resampled: st.resampled,
+        })
+    }
+}
