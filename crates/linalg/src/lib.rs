@@ -7,6 +7,7 @@ pub mod error;
 pub mod fft;
 
 pub mod ops;
+pub mod persist;
 pub mod pool;
 
 pub mod product;

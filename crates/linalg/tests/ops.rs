@@ -63,3 +63,59 @@ fn parallel_reductions_are_thread_count_independent() {
     let run = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| (norm2_sq(&v), norm1(&v)));
     assert_eq!(run(1), run(2));
 }
+
+mod persist {
+    use latent_linalg::persist::*;
+    use proptest::prelude::*;
+
+    const MAGIC: [u8; 8] = *b"LTNTTEST";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn round_trip_and_every_corruption_is_an_error(v in proptest::collection::vec(any::<f64>(), 0..50), flip in any::<usize>(), cut in any::<usize>()) {
+            let bytes = to_bytes(MAGIC, 2, &v).unwrap();
+            let (ver, back): (u32, Vec<f64>) = from_bytes(&bytes, MAGIC, 2, "<t>".as_ref()).unwrap();
+            prop_assert_eq!(ver, 2);
+            prop_assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            let mut bad = bytes.clone();
+            let i = flip % bad.len();
+            bad[i] ^= 0x5A;
+            prop_assert!(from_bytes::<Vec<f64>>(&bad, MAGIC, 2, "<t>".as_ref()).is_err());
+            let c = cut % bytes.len();
+            prop_assert!(from_bytes::<Vec<f64>>(&bytes[..c], MAGIC, 2, "<t>".as_ref()).is_err());
+        }
+    }
+
+    #[test]
+    fn newer_versions_and_huge_claims_are_refused() {
+        let bytes = to_bytes(MAGIC, 3, &vec![1.0f32; 4]).unwrap();
+        assert!(matches!(from_bytes::<Vec<f32>>(&bytes, MAGIC, 2, "m".as_ref()), Err(PersistError::Version { found: 3, supported: 2, .. })));
+        assert!(matches!(from_bytes::<Vec<f32>>(&bytes, *b"OTHERMGC", 3, "m".as_ref()), Err(PersistError::Format { .. })));
+        // a payload that claims a 10^12-element vector: bincode's length prefix is bounded by the bytes present
+        let mut payload = Vec::new();
+        payload.push(253u8); // bincode varint tag for u64
+        payload.extend_from_slice(&1_000_000_000_000u64.to_le_bytes());
+        let mut file = Vec::new();
+        file.extend_from_slice(&MAGIC);
+        file.extend_from_slice(&1u32.to_le_bytes());
+        file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        file.extend_from_slice(&fnv1a64(&payload).to_le_bytes());
+        file.extend_from_slice(&payload);
+        assert!(from_bytes::<Vec<f64>>(&file, MAGIC, 1, "m".as_ref()).is_err());
+    }
+
+    #[test]
+    fn atomic_save_and_load() {
+        let dir = std::env::temp_dir().join(format!("latent-persist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.bin");
+        save(&p, MAGIC, 1, &vec![1u8, 2, 3]).unwrap();
+        save(&p, MAGIC, 1, &vec![4u8, 5]).unwrap();
+        let (_, v): (u32, Vec<u8>) = load(&p, MAGIC, 1).unwrap();
+        assert_eq!(v, vec![4, 5]);
+        assert!(std::fs::read_dir(&dir).unwrap().count() == 1, "no temporary files left behind");
+        assert!(matches!(load::<Vec<u8>>(&dir.join("missing"), MAGIC, 1), Err(PersistError::Io { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -450,3 +450,63 @@ impl<T: Real> OnlineLearner<T> {
         })
     }
 }
+
+const DICT_MAGIC: [u8; 8] = *b"LTNTDICT";
+const STATE_MAGIC: [u8; 8] = *b"LTNTOLDL";
+const FORMAT_VERSION: u32 = 1;
+
+fn persist_err(e: latent_linalg::persist::PersistError) -> SparseCodingError {
+    match e {
+        latent_linalg::persist::PersistError::Io { path, source } => SparseCodingError::Io { path, source },
+        other => SparseCodingError::Format(other.to_string()),
+    }
+}
+
+fn check_loaded_dictionary<T: Real>(w: &DMatrix<T>, what: &str) -> Result<()> {
+    if w.nrows() == 0 || w.ncols() == 0 {
+        return Err(SparseCodingError::Format(format!("{what}: empty dictionary")));
+    }
+    finite("loaded dictionary", w.as_slice())
+}
+
+impl<T: Real> FittedDictionary<T> {
+    /// Save (versioned, checksummed, atomic).
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Io`] naming the path.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        latent_linalg::persist::save(path.as_ref(), DICT_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+    /// Load a file written by [`FittedDictionary::save`].
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] for a corrupt, truncated, foreign or newer-version file.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let (_, d): (u32, Self) = latent_linalg::persist::load(path.as_ref(), DICT_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
+        check_loaded_dictionary(&d.dictionary, &path.as_ref().display().to_string())?;
+        Ok(d)
+    }
+}
+
+impl<T: Real> OnlineState<T> {
+    /// Save (W, A, B, counters, RNG) for a warm restart.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Io`] naming the path.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        latent_linalg::persist::save(path.as_ref(), STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+    /// Load a state written by [`OnlineState::save`], checking shapes.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] for a corrupt or inconsistent file.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let (_, s): (u32, Self) = latent_linalg::persist::load(path.as_ref(), STATE_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
+        check_loaded_dictionary(&s.dictionary, &path.as_ref().display().to_string())?;
+        let (d, h) = s.dictionary.shape();
+        if s.stats.a.shape() != (h, h) || s.stats.b.shape() != (d, h) {
+            return Err(SparseCodingError::Format(format!("{}: statistics do not match a {d}x{h} dictionary", path.as_ref().display())));
+        }
+        Ok(s)
+    }
+}
