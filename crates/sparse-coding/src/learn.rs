@@ -115,6 +115,7 @@ pub enum LearnStop {
 /// | `solver` | LARS | lasso solver | |
 /// | `nonneg` | false | s ≥ 0 | |
 /// | `seed` | 0 | initialisation and resampling | |
+/// | `progress` | false | progress bar with the objective (terminal only) | |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchParams<T> {
     /// Number of atoms.
@@ -131,12 +132,14 @@ pub struct BatchParams<T> {
     pub nonneg: bool,
     /// Seed.
     pub seed: u64,
+    /// Show a progress bar (on a terminal only).
+    pub progress: bool,
 }
 
 impl<T: Real> BatchParams<T> {
     /// Defaults for everything but the size and λ.
     pub fn new(atoms: usize, lambda: T) -> Self {
-        Self { atoms, lambda, max_iter: 20, tol: 0.0, solver: L1Solver::Lars, nonneg: false, seed: 0 }
+        Self { atoms, lambda, max_iter: 20, tol: 0.0, solver: L1Solver::Lars, nonneg: false, seed: 0, progress: false }
     }
     /// Validate.
     ///
@@ -235,6 +238,7 @@ impl<T: Real> BatchLearner<T> {
         let mut stop = LearnStop::MaxIterations;
         let mut resampled = 0;
         let mut it = 0;
+        let bar = progress_bar(p.progress, p.max_iter as u64, "batch dictionary learning");
         while it < p.max_iter {
             it += 1;
             let prepared = Prepared::new(&w)?;
@@ -246,6 +250,8 @@ impl<T: Real> BatchLearner<T> {
             let info = upd.update(&mut w, &stats)?;
             let dict_obj = info.objective + e0 + lam * mean_l1(&c.codes);
             history.push(dict_obj);
+            bar.set_message(format!("objective {dict_obj:.5}"));
+            bar.inc(1);
             resampled += resample_dead(&mut w, &stats.a, x, &mut rng);
             codes = Some(c.codes);
             if let Some(cb) = callback.as_mut() {
@@ -262,6 +268,7 @@ impl<T: Real> BatchLearner<T> {
                 }
             }
         }
+        bar.finish_and_clear();
         Ok(FittedDictionary { dictionary: w, lambda: p.lambda, history, iterations: it, stop, resampled })
     }
 }
@@ -278,6 +285,7 @@ impl<T: Real> BatchLearner<T> {
 /// | `forgetting` | true | Mairal's β = (θ + 1 − η)/(θ + 1) down-weighting of old statistics | |
 /// | `nonneg` | false | s ≥ 0 | |
 /// | `seed` | 0 | initialisation, shuffling, resampling | |
+/// | `progress` | false | progress bar with the objective (terminal only) | |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OnlineParams<T> {
     /// Number of atoms.
@@ -296,12 +304,14 @@ pub struct OnlineParams<T> {
     pub nonneg: bool,
     /// Seed.
     pub seed: u64,
+    /// Show a progress bar (on a terminal only).
+    pub progress: bool,
 }
 
 impl<T: Real> OnlineParams<T> {
     /// Defaults for everything but the size and λ.
     pub fn new(atoms: usize, lambda: T) -> Self {
-        Self { atoms, lambda, batch_size: 256, epochs: 1, shuffle: true, forgetting: true, nonneg: false, seed: 0 }
+        Self { atoms, lambda, batch_size: 256, epochs: 1, shuffle: true, forgetting: true, nonneg: false, seed: 0, progress: false }
     }
     /// Validate.
     ///
@@ -423,6 +433,7 @@ impl<T: Real> OnlineLearner<T> {
         let mut shuffle_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5EED);
         let mut stop = LearnStop::MaxIterations;
         let mut batch = DMatrix::<T>::zeros(x.nrows(), 0);
+        let bar = progress_bar(p.progress, (p.epochs * n.div_ceil(p.batch_size)) as u64, "online dictionary learning");
         'epochs: for _ in 0..p.epochs {
             if p.shuffle {
                 order.shuffle(&mut shuffle_rng);
@@ -430,6 +441,8 @@ impl<T: Real> OnlineLearner<T> {
             for chunk in order.chunks(p.batch_size) {
                 batch = DMatrix::from_fn(x.nrows(), chunk.len(), |i, j| x[(i, chunk[j])]);
                 let obj = self.partial_fit(&batch)?;
+                bar.set_message(format!("batch objective {obj:.5}"));
+                bar.inc(1);
                 if let (Some(cb), Some(st)) = (callback.as_mut(), self.state.as_ref()) {
                     if cb(&Progress { iteration: st.batches, dictionary: &st.dictionary, objective: obj }).is_break() {
                         stop = LearnStop::Callback;
@@ -439,6 +452,7 @@ impl<T: Real> OnlineLearner<T> {
             }
         }
         drop(batch);
+        bar.finish_and_clear();
         let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
         Ok(FittedDictionary {
             dictionary: st.dictionary.clone(),
@@ -509,4 +523,18 @@ impl<T: Real> OnlineState<T> {
         }
         Ok(s)
     }
+}
+
+/// A progress bar drawn only when asked for and on a terminal.
+pub(crate) fn progress_bar(show: bool, len: u64, what: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what);
+    bar
 }

@@ -8,8 +8,10 @@ mod dictionary;
 mod error;
 mod learn;
 mod lars;
+mod masked;
 mod omp;
 mod prox_encoders;
+mod topographic;
 
 pub use cd::CoordinateDescent;
 pub use code::SparseCode;
@@ -18,5 +20,7 @@ pub use dictionary::{BlockCoordinate, DictionaryUpdate, Frobenius, LagrangeDual,
 pub use error::{Result, SparseCodingError};
 pub use learn::{BatchLearner, BatchParams, Callback, FittedDictionary, L1Solver, LearnStop, OnlineLearner, OnlineParams, OnlineState, Progress, init_from_data};
 pub use lars::{Lars, PathPoint};
+pub use masked::{encode_masked, inpaint, inpaint_image};
 pub use omp::{Omp, OmpRule};
 pub use prox_encoders::{FeatureSign, Iht, L0Rule, ProxGradient, Scheme, Threshold, ThresholdRule};
+pub use topographic::{FittedTopographic, TopographicEncoder, TopographicLearner, TopographicParams, TopographicPenalty, Torus, grid_smoothness};
