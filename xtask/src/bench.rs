@@ -24,7 +24,9 @@ const WORKLOADS: &[Workload] = &[
     ("lasso_encode", "lasso codes of lasso_X (10000×64) on lasso_D (64×256), λ = 0.1", |o| {
         crate::bench_sc::lasso_encode(&o.data, o.save.as_deref())
     }),
-    ("omp_encode", "OMP with 10 nonzeros of lasso_X on lasso_D", |o| crate::bench_sc::omp_encode(&o.data, o.save.as_deref())),
+    ("omp_encode", "OMP with 10 nonzeros of lasso_X on lasso_D", |o| {
+        crate::bench_sc::omp_encode(&o.data, o.save.as_deref())
+    }),
     ("dl_online", "online dictionary learning: 256 atoms, λ = 1, batch 256, one pass over 100000 8×8 patches", |o| {
         crate::bench_sc::dl_online(&o.data, o.save.as_deref())
     }),
@@ -59,7 +61,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .iter()
             .map(|n| {
                 WORKLOADS.iter().find(|w| w.0 == n).ok_or_else(|| {
-                    format!("unknown workload `{n}`; known: {}", WORKLOADS.iter().map(|w| w.0).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "unknown workload `{n}`; known: {}",
+                        WORKLOADS.iter().map(|w| w.0).collect::<Vec<_>>().join(", ")
+                    )
                 })
             })
             .collect::<Result<_, _>>()?
@@ -76,8 +81,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             if opts.json {
                 println!("{}", Value::Object(line));
             } else {
-                let rest: Vec<String> =
-                    line.iter().filter(|(k, _)| *k != "workload" && *k != "impl").map(|(k, v)| format!("{k}={v}")).collect();
+                let rest: Vec<String> = line
+                    .iter()
+                    .filter(|(k, _)| *k != "workload" && *k != "impl")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 println!("{name:22} {}", rest.join("  "));
             }
         }
@@ -90,9 +98,10 @@ fn rayon_threads() -> usize {
 }
 
 fn latent_linalg_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(
-        std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX),
-    )
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -166,7 +175,9 @@ fn gemm_dict_codes(_: &Opts) -> Result<Vec<Value>, String> {
 }
 
 fn gemm_mlp(_: &Opts) -> Result<Vec<Value>, String> {
-    Ok(vec![json!({"dtype": "float32", "gflops": round(gemm_gflops::<f32>(784, 256, 128, 20)?, 2), "m": 784, "k": 256, "n": 128})])
+    Ok(vec![
+        json!({"dtype": "float32", "gflops": round(gemm_gflops::<f32>(784, 256, 128, 20)?, 2), "m": 784, "k": 256, "n": 128}),
+    ])
 }
 
 fn conv2d_fb(_: &Opts) -> Result<Vec<Value>, String> {

@@ -107,7 +107,8 @@ pub fn dl_online(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, Str
     let (obj, nnz) = eval_objective(&fit.dictionary, &xeval, lambda)?;
     if let Some(dir) = save_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        write_npy(dir.join("dl_online_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false)).map_err(|e| e.to_string())?;
+        write_npy(dir.join("dl_online_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false))
+            .map_err(|e| e.to_string())?;
     }
     Ok(vec![json!({
         "seconds": secs, "eval_objective": obj, "eval_mean_nnz": nnz, "n_samples": p.ncols(), "epochs": 1,
@@ -126,7 +127,8 @@ pub fn dl_batch(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, Stri
     let (obj, nnz) = eval_objective(&fit.dictionary, &x, lambda)?;
     if let Some(dir) = save_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        write_npy(dir.join("dl_batch_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false)).map_err(|e| e.to_string())?;
+        write_npy(dir.join("dl_batch_dictionary.npy"), &NpyArray::from_dmatrix(&fit.dictionary, false))
+            .map_err(|e| e.to_string())?;
     }
     Ok(vec![json!({
         "seconds": secs, "eval_objective": obj, "eval_mean_nnz": nnz, "n_samples": x.ncols(), "iterations": fit.iterations,

@@ -62,7 +62,10 @@ impl Conv2dSpec {
         if hp < kh || wp < kw {
             return Err(mismatch(
                 "conv2d",
-                format!("kernel {kh}x{kw} is larger than the padded input {hp}x{wp} (input {h}x{w}, pad {:?})", self.pad),
+                format!(
+                    "kernel {kh}x{kw} is larger than the padded input {hp}x{wp} (input {h}x{w}, pad {:?})",
+                    self.pad
+                ),
             ));
         }
         Ok(((hp - kh) / self.stride.0 + 1, (wp - kw) / self.stride.1 + 1))
@@ -236,7 +239,9 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
         Ok(())
     };
     if n >= 2 {
-        dx.par_chunks_mut(il).zip(dy.par_chunks(ol)).try_for_each_init(Vec::new, |cols, (dxi, dyi)| one_image(dyi, dxi, cols))
+        dx.par_chunks_mut(il)
+            .zip(dy.par_chunks(ol))
+            .try_for_each_init(Vec::new, |cols, (dxi, dyi)| one_image(dyi, dxi, cols))
     } else {
         let mut cols = Vec::new();
         for (dxi, dyi) in dx.chunks_mut(il).zip(dy.chunks(ol)) {
@@ -418,7 +423,13 @@ pub fn conv_transpose2d_output_size(
 }
 
 /// The convolution whose input-gradient a transposed convolution is.
-fn convt_geom(op: &'static str, x: [usize; 4], w: [usize; 4], spec: &Conv2dSpec, op_pad: (usize, usize)) -> Result<Geom> {
+fn convt_geom(
+    op: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    spec: &Conv2dSpec,
+    op_pad: (usize, usize),
+) -> Result<Geom> {
     let [_, cin, h, wd] = x;
     let [wcin, cout, kh, kw] = w;
     if wcin != cin {
@@ -429,7 +440,20 @@ fn convt_geom(op: &'static str, x: [usize; 4], w: [usize; 4], spec: &Conv2dSpec,
     }
     let (oh, ow) = conv_transpose2d_output_size(h, wd, kh, kw, spec, op_pad)?;
     // conv view: image side = transposed output (cout, oh, ow); output side = transposed input.
-    let g = Geom { c: cout, h: oh, w: ow, o: cin, kh, kw, sh: spec.stride.0, sw: spec.stride.1, ph: spec.pad.0, pw: spec.pad.1, ho: h, wo: wd };
+    let g = Geom {
+        c: cout,
+        h: oh,
+        w: ow,
+        o: cin,
+        kh,
+        kw,
+        sh: spec.stride.0,
+        sw: spec.stride.1,
+        ph: spec.pad.0,
+        pw: spec.pad.1,
+        ho: h,
+        wo: wd,
+    };
     let (ho, wo) = spec.output_size(oh, ow, kh, kw)?;
     debug_assert_eq!((ho, wo), (h, wd));
     Ok(g)
@@ -473,7 +497,13 @@ pub fn conv_transpose2d_backward_input<T: Real>(
     output_padding: (usize, usize),
 ) -> Result<Tensor4<T>> {
     let n = dy.n();
-    let g = convt_geom("conv_transpose2d_backward_input", [n, w.shape()[0], input_hw.0, input_hw.1], w.shape(), spec, output_padding)?;
+    let g = convt_geom(
+        "conv_transpose2d_backward_input",
+        [n, w.shape()[0], input_hw.0, input_hw.1],
+        w.shape(),
+        spec,
+        output_padding,
+    )?;
     dy.expect_shape("conv_transpose2d_backward_input (dy)", [n, g.c, g.h, g.w])?;
     let mut dx = Tensor4::zeros([n, g.o, g.ho, g.wo])?;
     fwd_core(&g, n, dy.as_slice(), w.as_slice(), None, dx.as_mut_slice())?;

@@ -70,7 +70,10 @@ impl<T: FftReal> Fft2<T> {
     /// [`LinalgError::ShapeMismatch`] when the image length is not `h·w`.
     pub fn forward(&self, img: &[T]) -> Result<Vec<Complex<T>>> {
         if img.len() != self.h * self.w {
-            return Err(mismatch("Fft2::forward", format!("image has {} elements, plan is {}x{}", img.len(), self.h, self.w)));
+            return Err(mismatch(
+                "Fft2::forward",
+                format!("image has {} elements, plan is {}x{}", img.len(), self.h, self.w),
+            ));
         }
         let wc = self.wc();
         let mut spec = vec![Complex::new(T::zero(), T::zero()); self.h * wc];
@@ -93,7 +96,10 @@ impl<T: FftReal> Fft2<T> {
     pub fn inverse(&self, spec: &[Complex<T>]) -> Result<Vec<T>> {
         let wc = self.wc();
         if spec.len() != self.h * wc {
-            return Err(mismatch("Fft2::inverse", format!("spectrum has {} entries, expected {}", spec.len(), self.h * wc)));
+            return Err(mismatch(
+                "Fft2::inverse",
+                format!("spectrum has {} entries, expected {}", spec.len(), self.h * wc),
+            ));
         }
         let mut s = spec.to_vec();
         self.columns(&mut s, &self.col_inv);
@@ -104,7 +110,7 @@ impl<T: FftReal> Fft2<T> {
             // The DC (and Nyquist) bins of a real signal's rows must be real; after the column
             // pass they are up to rounding, and realfft insists, so drop the imaginary parts.
             row[0].im = T::zero();
-            if self.w % 2 == 0 {
+            if self.w.is_multiple_of(2) {
                 row[wc - 1].im = T::zero();
             }
             self.c2r
@@ -170,13 +176,25 @@ impl<T: Real> Plane<T> {
     }
 }
 
-fn crop_full<T: Real>(full: Vec<T>, fh: usize, fw: usize, kh: usize, kw: usize, h: usize, w: usize, mode: ConvMode) -> Result<Plane<T>> {
+fn crop_full<T: Real>(
+    full: Vec<T>,
+    fh: usize,
+    fw: usize,
+    kh: usize,
+    kw: usize,
+    h: usize,
+    w: usize,
+    mode: ConvMode,
+) -> Result<Plane<T>> {
     let (oy, ox, oh, ow) = match mode {
         ConvMode::Full => (0, 0, fh, fw),
         ConvMode::Same => ((kh - 1) / 2 + (kh - 1) % 2, (kw - 1) / 2 + (kw - 1) % 2, h, w),
         ConvMode::Valid => {
             if kh > h || kw > w {
-                return Err(mismatch("convolve2d", format!("valid mode needs the kernel {kh}x{kw} within the image {h}x{w}")));
+                return Err(mismatch(
+                    "convolve2d",
+                    format!("valid mode needs the kernel {kh}x{kw} within the image {h}x{w}"),
+                ));
             }
             (kh - 1, kw - 1, h - kh + 1, w - kw + 1)
         }

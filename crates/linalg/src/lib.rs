@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-
 pub mod conv;
 pub mod error;
 pub mod fft;

@@ -13,11 +13,7 @@ pub const PAR_MIN: usize = 1 << 15;
 const CHUNK: usize = 1 << 13;
 
 fn reduce<T: Real>(x: &[T], f: impl Fn(&[T]) -> T + Sync + Send) -> Vec<T> {
-    if x.len() >= PAR_MIN {
-        x.par_chunks(CHUNK).map(f).collect()
-    } else {
-        x.chunks(CHUNK).map(f).collect()
-    }
+    if x.len() >= PAR_MIN { x.par_chunks(CHUNK).map(f).collect() } else { x.chunks(CHUNK).map(f).collect() }
 }
 
 /// Dot product `Σ xᵢyᵢ`.
@@ -167,7 +163,7 @@ pub fn soft<T: Real>(v: T, t: T) -> T {
 }
 
 fn check_threshold<T: Real>(op: &'static str, t: T) -> Result<()> {
-    if !(t >= T::zero()) || !t.finite() {
+    if t < T::zero() || !t.finite() {
         return Err(LinalgError::InvalidParameter {
             op,
             name: "threshold",

@@ -78,13 +78,22 @@ pub fn to_bytes<T: Serialize>(magic: [u8; 8], version: u32, value: &T) -> Result
 /// # Errors
 /// [`PersistError::Format`] for a wrong magic, truncated or oversized file, checksum mismatch or
 /// undecodable payload; [`PersistError::Version`] for a newer version.
-pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], magic: [u8; 8], newest: u32, path: &Path) -> Result<(u32, T), PersistError> {
+pub fn from_bytes<T: DeserializeOwned>(
+    bytes: &[u8],
+    magic: [u8; 8],
+    newest: u32,
+    path: &Path,
+) -> Result<(u32, T), PersistError> {
     let fmt = |what: String| PersistError::Format { path: path.to_path_buf(), what };
     if bytes.len() < HEADER {
         return Err(fmt(format!("file is {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
     }
     if bytes[..8] != magic {
-        return Err(fmt(format!("wrong magic {:?}, expected {:?}", String::from_utf8_lossy(&bytes[..8]), String::from_utf8_lossy(&magic))));
+        return Err(fmt(format!(
+            "wrong magic {:?}, expected {:?}",
+            String::from_utf8_lossy(&bytes[..8]),
+            String::from_utf8_lossy(&magic)
+        )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
     if version == 0 {
@@ -103,7 +112,8 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], magic: [u8; 8], newest: u32
         return Err(fmt("checksum mismatch: the file is corrupt".into()));
     }
     let cfg = bincode::config::standard().with_limit::<{ 1 << 40 }>();
-    let (value, used): (T, usize) = bincode::serde::decode_from_slice(payload, cfg).map_err(|e| fmt(format!("cannot decode payload: {e}")))?;
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(payload, cfg).map_err(|e| fmt(format!("cannot decode payload: {e}")))?;
     if used != payload.len() {
         return Err(fmt(format!("{} trailing bytes after the payload", payload.len() - used)));
     }
@@ -118,7 +128,8 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], magic: [u8; 8], newest: u32
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     let io = |source| PersistError::Io { path: path.to_path_buf(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name")))?;
+    let name =
+        path.file_name().ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name")))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -37,8 +37,11 @@ pub fn max_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
     let mut y = Tensor4::zeros([n, c, ho, wo])?;
     let mut arg = vec![0u32; n * c * ho * wo];
     let planes_in = x.as_slice().par_chunks(h * w.max(1));
-    y.as_mut_slice().par_chunks_mut((ho * wo).max(1)).zip(arg.par_chunks_mut((ho * wo).max(1))).zip(planes_in).for_each(
-        |((yp, ap), xp)| {
+    y.as_mut_slice()
+        .par_chunks_mut((ho * wo).max(1))
+        .zip(arg.par_chunks_mut((ho * wo).max(1)))
+        .zip(planes_in)
+        .for_each(|((yp, ap), xp)| {
             for i in 0..ho {
                 for j in 0..wo {
                     let mut best = T::zero();
@@ -57,8 +60,7 @@ pub fn max_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
                     ap[i * wo + j] = bi as u32;
                 }
             }
-        },
-    );
+        });
     Ok((y, arg))
 }
 
@@ -76,7 +78,9 @@ pub fn max_pool2d_backward<T: Real>(dy: &Tensor4<T>, argmax: &[u32], input_shape
     }
     let mut dx = Tensor4::zeros(input_shape)?;
     let po = (dy.h() * dy.w()).max(1);
-    for ((dxp, dyp), ap) in dx.as_mut_slice().chunks_mut((h * w).max(1)).zip(dy.as_slice().chunks(po)).zip(argmax.chunks(po)) {
+    for ((dxp, dyp), ap) in
+        dx.as_mut_slice().chunks_mut((h * w).max(1)).zip(dy.as_slice().chunks(po)).zip(argmax.chunks(po))
+    {
         for (&g, &a) in dyp.iter().zip(ap) {
             let a = a as usize;
             if a >= dxp.len() {
@@ -97,19 +101,21 @@ pub fn avg_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
     let (ho, wo) = pool_out("avg_pool2d", h, w, k, s)?;
     let inv = T::one() / T::from_count(k.0 * k.1);
     let mut y = Tensor4::zeros([n, c, ho, wo])?;
-    y.as_mut_slice().par_chunks_mut((ho * wo).max(1)).zip(x.as_slice().par_chunks((h * w).max(1))).for_each(|(yp, xp)| {
-        for i in 0..ho {
-            for j in 0..wo {
-                let mut acc = T::zero();
-                for u in 0..k.0 {
-                    for v in 0..k.1 {
-                        acc += xp[(i * s.0 + u) * w + j * s.1 + v];
+    y.as_mut_slice().par_chunks_mut((ho * wo).max(1)).zip(x.as_slice().par_chunks((h * w).max(1))).for_each(
+        |(yp, xp)| {
+            for i in 0..ho {
+                for j in 0..wo {
+                    let mut acc = T::zero();
+                    for u in 0..k.0 {
+                        for v in 0..k.1 {
+                            acc += xp[(i * s.0 + u) * w + j * s.1 + v];
+                        }
                     }
+                    yp[i * wo + j] = acc * inv;
                 }
-                yp[i * wo + j] = acc * inv;
             }
-        }
-    });
+        },
+    );
     Ok(y)
 }
 
@@ -117,30 +123,42 @@ pub fn avg_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
 ///
 /// # Errors
 /// [`LinalgError::ShapeMismatch`] when `dy` is not the forward output's shape.
-pub fn avg_pool2d_backward<T: Real>(dy: &Tensor4<T>, input_shape: [usize; 4], k: (usize, usize), s: (usize, usize)) -> Result<Tensor4<T>> {
+pub fn avg_pool2d_backward<T: Real>(
+    dy: &Tensor4<T>,
+    input_shape: [usize; 4],
+    k: (usize, usize),
+    s: (usize, usize),
+) -> Result<Tensor4<T>> {
     let [n, c, h, w] = input_shape;
     let (ho, wo) = pool_out("avg_pool2d_backward", h, w, k, s)?;
     dy.expect_shape("avg_pool2d_backward (dy)", [n, c, ho, wo])?;
     let inv = T::one() / T::from_count(k.0 * k.1);
     let mut dx = Tensor4::zeros(input_shape)?;
-    dx.as_mut_slice().par_chunks_mut((h * w).max(1)).zip(dy.as_slice().par_chunks((ho * wo).max(1))).for_each(|(xp, yp)| {
-        for i in 0..ho {
-            for j in 0..wo {
-                let g = yp[i * wo + j] * inv;
-                for u in 0..k.0 {
-                    for v in 0..k.1 {
-                        xp[(i * s.0 + u) * w + j * s.1 + v] += g;
+    dx.as_mut_slice().par_chunks_mut((h * w).max(1)).zip(dy.as_slice().par_chunks((ho * wo).max(1))).for_each(
+        |(xp, yp)| {
+            for i in 0..ho {
+                for j in 0..wo {
+                    let g = yp[i * wo + j] * inv;
+                    for u in 0..k.0 {
+                        for v in 0..k.1 {
+                            xp[(i * s.0 + u) * w + j * s.1 + v] += g;
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Ok(dx)
 }
 
 fn check_factor(op: &'static str, f: (usize, usize)) -> Result<()> {
     if f.0 == 0 || f.1 == 0 {
-        return Err(LinalgError::InvalidParameter { op, name: "factor", value: format!("{f:?}"), reason: "must be >= 1" });
+        return Err(LinalgError::InvalidParameter {
+            op,
+            name: "factor",
+            value: format!("{f:?}"),
+            reason: "must be >= 1",
+        });
     }
     Ok(())
 }
@@ -154,13 +172,15 @@ pub fn upsample_nearest<T: Real>(x: &Tensor4<T>, f: (usize, usize)) -> Result<Te
     let [n, c, h, w] = x.shape();
     let (ho, wo) = (h * f.0, w * f.1);
     let mut y = Tensor4::zeros([n, c, ho, wo])?;
-    y.as_mut_slice().par_chunks_mut((ho * wo).max(1)).zip(x.as_slice().par_chunks((h * w).max(1))).for_each(|(yp, xp)| {
-        for i in 0..ho {
-            for j in 0..wo {
-                yp[i * wo + j] = xp[(i / f.0) * w + j / f.1];
+    y.as_mut_slice().par_chunks_mut((ho * wo).max(1)).zip(x.as_slice().par_chunks((h * w).max(1))).for_each(
+        |(yp, xp)| {
+            for i in 0..ho {
+                for j in 0..wo {
+                    yp[i * wo + j] = xp[(i / f.0) * w + j / f.1];
+                }
             }
-        }
-    });
+        },
+    );
     Ok(y)
 }
 
@@ -172,17 +192,22 @@ pub fn upsample_nearest_backward<T: Real>(dy: &Tensor4<T>, f: (usize, usize)) ->
     check_factor("upsample_nearest_backward", f)?;
     let [n, c, ho, wo] = dy.shape();
     if ho % f.0 != 0 || wo % f.1 != 0 {
-        return Err(mismatch("upsample_nearest_backward", format!("dy {:?} not divisible by factor {f:?}", dy.shape())));
+        return Err(mismatch(
+            "upsample_nearest_backward",
+            format!("dy {:?} not divisible by factor {f:?}", dy.shape()),
+        ));
     }
     let (h, w) = (ho / f.0, wo / f.1);
     let mut dx = Tensor4::zeros([n, c, h, w])?;
-    dx.as_mut_slice().par_chunks_mut((h * w).max(1)).zip(dy.as_slice().par_chunks((ho * wo).max(1))).for_each(|(xp, yp)| {
-        for i in 0..ho {
-            for j in 0..wo {
-                xp[(i / f.0) * w + j / f.1] += yp[i * wo + j];
+    dx.as_mut_slice().par_chunks_mut((h * w).max(1)).zip(dy.as_slice().par_chunks((ho * wo).max(1))).for_each(
+        |(xp, yp)| {
+            for i in 0..ho {
+                for j in 0..wo {
+                    xp[(i / f.0) * w + j / f.1] += yp[i * wo + j];
+                }
             }
-        }
-    });
+        },
+    );
     Ok(dx)
 }
 
@@ -261,7 +286,10 @@ pub fn upsample_bilinear_backward<T: Real>(dy: &Tensor4<T>, input_hw: (usize, us
 pub fn concat_channels<T: Real>(a: &Tensor4<T>, b: &Tensor4<T>) -> Result<Tensor4<T>> {
     let ([n, ca, h, w], [nb, cb, hb, wb]) = (a.shape(), b.shape());
     if n != nb || h != hb || w != wb {
-        return Err(mismatch("concat_channels", format!("{:?} and {:?} differ outside the channel axis", a.shape(), b.shape())));
+        return Err(mismatch(
+            "concat_channels",
+            format!("{:?} and {:?} differ outside the channel axis", a.shape(), b.shape()),
+        ));
     }
     let mut y = Vec::with_capacity(a.len() + b.len());
     for i in 0..n {
@@ -326,7 +354,8 @@ pub fn center_crop_backward<T: Real>(dy: &Tensor4<T>, input_hw: (usize, usize)) 
     let (h, w) = input_hw;
     let (oy, ox) = crop_offsets("center_crop_backward", h, w, ho, wo)?;
     let mut dx = Tensor4::zeros([n, c, h, w])?;
-    for (xp, yp) in dx.as_mut_slice().chunks_mut((h * w).max(1)).zip(dy.as_slice().chunks((ho * wo).max(1))).take(n * c) {
+    for (xp, yp) in dx.as_mut_slice().chunks_mut((h * w).max(1)).zip(dy.as_slice().chunks((ho * wo).max(1))).take(n * c)
+    {
         for i in 0..ho {
             xp[(oy + i) * w + ox..(oy + i) * w + ox + wo].copy_from_slice(&yp[i * wo..(i + 1) * wo]);
         }

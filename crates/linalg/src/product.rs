@@ -49,19 +49,15 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
-    (rows - 1)
-        .checked_mul(rs)?
-        .checked_add((cols - 1).checked_mul(cs)?)?
-        .checked_add(1)
+    (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
 }
 
 fn check_view(op: &'static str, len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Result<()> {
     match span(rows, cols, rs, cs) {
         Some(s) if s <= len && rs <= isize::MAX as usize && cs <= isize::MAX as usize => Ok(()),
-        _ => Err(mismatch(
-            op,
-            format!("a {rows}x{cols} view with strides ({rs}, {cs}) does not fit in {len} elements"),
-        )),
+        _ => {
+            Err(mismatch(op, format!("a {rows}x{cols} view with strides ({rs}, {cs}) does not fit in {len} elements")))
+        }
     }
 }
 
@@ -120,7 +116,10 @@ impl<'a, T: Copy> MatMut<'a, T> {
         let distinct = (rows <= 1 || rs >= 1) && (cols <= 1 || cs >= 1);
         let ok = distinct && (rows <= 1 || cols <= 1 || cs >= rows * rs || rs >= cols * cs);
         if !ok {
-            return Err(mismatch("MatMut::new", format!("strides ({rs}, {cs}) alias elements of a {rows}x{cols} view")));
+            return Err(mismatch(
+                "MatMut::new",
+                format!("strides ({rs}, {cs}) alias elements of a {rows}x{cols} view"),
+            ));
         }
         Ok(Self { data, rows, cols, rs, cs })
     }
@@ -318,7 +317,9 @@ pub fn gemm_batched<T: Real>(
             ));
         }
     }
-    c.par_iter_mut().zip(a.par_iter().zip(b.par_iter())).try_for_each(|(ci, (ai, bi))| gemm(alpha, ai, ta, bi, tb, beta, ci))
+    c.par_iter_mut()
+        .zip(a.par_iter().zip(b.par_iter()))
+        .try_for_each(|(ci, (ai, bi))| gemm(alpha, ai, ta, bi, tb, beta, ci))
 }
 
 /// Reject NaN and infinities in a slice, naming the operation and operand.

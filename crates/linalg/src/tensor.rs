@@ -44,7 +44,10 @@ impl<T: Real> Tensor4<T> {
     pub fn from_vec(shape: [usize; 4], data: Vec<T>) -> Result<Self> {
         let n = numel("Tensor4::from_vec", shape)?;
         if n != data.len() {
-            return Err(mismatch("Tensor4::from_vec", format!("shape {shape:?} needs {n} elements, got {}", data.len())));
+            return Err(mismatch(
+                "Tensor4::from_vec",
+                format!("shape {shape:?} needs {n} elements, got {}", data.len()),
+            ));
         }
         Ok(Self { shape, data })
     }
@@ -125,7 +128,8 @@ impl<T: Real> Tensor4<T> {
     /// Flat index of `[n, c, h, w]`, `None` when out of range.
     pub fn index(&self, i: [usize; 4]) -> Option<usize> {
         let s = self.shape;
-        (i[0] < s[0] && i[1] < s[1] && i[2] < s[2] && i[3] < s[3]).then(|| ((i[0] * s[1] + i[1]) * s[2] + i[2]) * s[3] + i[3])
+        (i[0] < s[0] && i[1] < s[1] && i[2] < s[2] && i[3] < s[3])
+            .then(|| ((i[0] * s[1] + i[1]) * s[2] + i[2]) * s[3] + i[3])
     }
     /// Element at `[n, c, h, w]`, `None` when out of range.
     pub fn get(&self, i: [usize; 4]) -> Option<T> {
@@ -164,4 +168,3 @@ impl<T: Real> Tensor4<T> {
         Ok(())
     }
 }
-

@@ -247,7 +247,8 @@ fn bad_shapes_are_typed_errors() {
 fn conv_is_bit_identical_on_one_and_two_threads() {
     let x = rnd([9, 5, 13, 11], 21).as_slice().iter().map(|&v| v as f32).collect::<Vec<_>>();
     let x = Tensor4::from_vec([9, 5, 13, 11], x).unwrap();
-    let w = Tensor4::from_vec([6, 5, 3, 3], rnd([6, 5, 3, 3], 22).as_slice().iter().map(|&v| v as f32).collect()).unwrap();
+    let w =
+        Tensor4::from_vec([6, 5, 3, 3], rnd([6, 5, 3, 3], 22).as_slice().iter().map(|&v| v as f32).collect()).unwrap();
     let spec = Conv2dSpec::new(1, 1);
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -54,7 +54,10 @@ fn bad_inputs_are_typed_errors() {
     assert!(matches!(axpy(1.0f64, &[1.0], &mut v), Err(LinalgError::ShapeMismatch { .. })));
     let mut m = DMatrix::from_element(2, 2, f64::INFINITY);
     assert!(matches!(normalize_columns(&mut m, 0.0), Err(LinalgError::NonFinite { index: 0, .. })));
-    assert!(matches!(latent_linalg::check_finite("x", "y", &[0.0, f64::NAN]), Err(LinalgError::NonFinite { index: 1, .. })));
+    assert!(matches!(
+        latent_linalg::check_finite("x", "y", &[0.0, f64::NAN]),
+        Err(LinalgError::NonFinite { index: 1, .. })
+    ));
 }
 
 #[test]
@@ -90,8 +93,14 @@ mod persist {
     #[test]
     fn newer_versions_and_huge_claims_are_refused() {
         let bytes = to_bytes(MAGIC, 3, &vec![1.0f32; 4]).unwrap();
-        assert!(matches!(from_bytes::<Vec<f32>>(&bytes, MAGIC, 2, "m".as_ref()), Err(PersistError::Version { found: 3, supported: 2, .. })));
-        assert!(matches!(from_bytes::<Vec<f32>>(&bytes, *b"OTHERMGC", 3, "m".as_ref()), Err(PersistError::Format { .. })));
+        assert!(matches!(
+            from_bytes::<Vec<f32>>(&bytes, MAGIC, 2, "m".as_ref()),
+            Err(PersistError::Version { found: 3, supported: 2, .. })
+        ));
+        assert!(matches!(
+            from_bytes::<Vec<f32>>(&bytes, *b"OTHERMGC", 3, "m".as_ref()),
+            Err(PersistError::Format { .. })
+        ));
         // a payload that claims a 10^12-element vector: bincode's length prefix is bounded by the bytes present
         let mut payload = Vec::new();
         payload.push(253u8); // bincode varint tag for u64

@@ -157,7 +157,11 @@ impl<T: Real> Encoder<T> for CoordinateDescent<T> {
             gap = pr - du;
             objective = pr;
         }
-        let stop = if gap <= threshold.max(1e-12 * objective.abs()) { StopReason::Converged } else { StopReason::MaxIterations };
+        let stop = if gap <= threshold.max(1e-12 * objective.abs()) {
+            StopReason::Converged
+        } else {
+            StopReason::MaxIterations
+        };
         Ok(CodeInfo { iterations: sweeps, stop, duality_gap: Some(gap.max(0.0)), objective })
     }
 }

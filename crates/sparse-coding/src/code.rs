@@ -80,7 +80,10 @@ impl<T: Real> SparseCode<T> {
     /// [`crate::SparseCodingError::Dimension`] when `W` does not have `len` columns.
     pub fn reconstruct(&self, w: &DMatrix<T>) -> Result<Vec<T>> {
         if w.ncols() != self.len {
-            return Err(dim("SparseCode::reconstruct", format!("dictionary has {} atoms, code has length {}", w.ncols(), self.len)));
+            return Err(dim(
+                "SparseCode::reconstruct",
+                format!("dictionary has {} atoms, code has length {}", w.ncols(), self.len),
+            ));
         }
         let d = w.nrows();
         let mut x = vec![T::zero(); d];

@@ -101,7 +101,10 @@ pub trait DictionaryUpdate<T: Real>: Send + Sync {
 fn check<T: Real>(w: &DMatrix<T>, st: &Stats<T>) -> Result<()> {
     let (d, h) = w.shape();
     if st.a.shape() != (h, h) || st.b.shape() != (d, h) {
-        return Err(dim("dictionary update", format!("W is {:?}, A is {:?}, B is {:?}", w.shape(), st.a.shape(), st.b.shape())));
+        return Err(dim(
+            "dictionary update",
+            format!("W is {:?}, A is {:?}, B is {:?}", w.shape(), st.a.shape(), st.b.shape()),
+        ));
     }
     finite("dictionary", w.as_slice())?;
     finite("statistic A", st.a.as_slice())?;
@@ -254,7 +257,10 @@ impl<T: Real> DictionaryUpdate<T> for Frobenius {
         for j in 0..h {
             m[(j, j)] += ridge;
         }
-        let chol = m.cholesky().ok_or(SparseCodingError::Numerical { op: "Frobenius update", detail: "A + 2ηN·I is not positive definite".into() })?;
+        let chol = m.cholesky().ok_or(SparseCodingError::Numerical {
+            op: "Frobenius update",
+            detail: "A + 2ηN·I is not positive definite".into(),
+        })?;
         // W = B M⁻¹  ⇔  M Wᵀ = Bᵀ
         let wt = chol.solve(&st.b.transpose());
         w.copy_from(&wt.transpose());
@@ -288,7 +294,11 @@ impl<T: Real> DictionaryUpdate<T> for LagrangeDual {
     fn update(&self, w: &mut DMatrix<T>, st: &Stats<T>) -> Result<UpdateInfo> {
         check(w, st)?;
         if !(self.c > 0.0) || self.max_newton == 0 {
-            return Err(invalid("c/max_newton", format!("{}/{}", self.c, self.max_newton), "need c > 0 and max_newton >= 1"));
+            return Err(invalid(
+                "c/max_newton",
+                format!("{}/{}", self.c, self.max_newton),
+                "need c > 0 and max_newton >= 1",
+            ));
         }
         let h = st.a.nrows();
         // work in f64 on the small h × h system
@@ -312,7 +322,8 @@ impl<T: Real> DictionaryUpdate<T> for LagrangeDual {
             Some(v) => v,
             None => {
                 lam.iter_mut().for_each(|l| *l += 1e-6 * scale);
-                dual(&lam).ok_or(SparseCodingError::Numerical { op: "Lagrange dual", detail: "A + Λ singular".into() })?
+                dual(&lam)
+                    .ok_or(SparseCodingError::Numerical { op: "Lagrange dual", detail: "A + Λ singular".into() })?
             }
         };
         let mut it = 0;
@@ -335,7 +346,8 @@ impl<T: Real> DictionaryUpdate<T> for LagrangeDual {
                     hm[(p, q)] = y[(i, j)] * inv[(i, j)];
                 }
             }
-            let g: latent_linalg::nalgebra::DVector<f64> = latent_linalg::nalgebra::DVector::from_iterator(nf, free.iter().map(|&j| grad[j]));
+            let g: latent_linalg::nalgebra::DVector<f64> =
+                latent_linalg::nalgebra::DVector::from_iterator(nf, free.iter().map(|&j| grad[j]));
             // Newton ascent direction: (−H)⁻¹ g with −H = Y ∘ inv (positive semidefinite)
             let dir = match hm.clone().cholesky() {
                 Some(ch) => ch.solve(&g),
@@ -348,13 +360,13 @@ impl<T: Real> DictionaryUpdate<T> for LagrangeDual {
                 for (p, &j) in free.iter().enumerate() {
                     trial[j] = (lam[j] + t * dir[p]).max(0.0);
                 }
-                if let Some(next) = dual(&trial) {
-                    if next.0 >= cur.0 - 1e-14 * cur.0.abs() {
-                        improved = next.0 > cur.0;
-                        lam = trial;
-                        cur = next;
-                        break;
-                    }
+                if let Some(next) = dual(&trial)
+                    && next.0 >= cur.0 - 1e-14 * cur.0.abs()
+                {
+                    improved = next.0 > cur.0;
+                    lam = trial;
+                    cur = next;
+                    break;
                 }
                 t *= 0.5;
             }

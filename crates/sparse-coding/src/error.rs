@@ -59,7 +59,11 @@ pub enum SparseCodingError {
 /// `Result` with [`SparseCodingError`].
 pub type Result<T> = std::result::Result<T, SparseCodingError>;
 
-pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> SparseCodingError {
+pub(crate) fn invalid(
+    name: &'static str,
+    value: impl std::fmt::Display,
+    reason: impl Into<String>,
+) -> SparseCodingError {
     SparseCodingError::InvalidParameter { name, value: value.to_string(), reason: reason.into() }
 }
 

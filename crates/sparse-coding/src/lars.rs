@@ -1,10 +1,10 @@
 //! LARS-lasso (Efron, Hastie, Johnstone & Tibshirani 2004): the exact piecewise-linear
 //! regularisation path, computed with the Gram matrix and a Cholesky factor of the active block.
 
+use crate::SparseCode;
 use crate::cd::CoordinateDescent;
 use crate::encoder::{CodeInfo, Encoder, Prepared, StopReason, axpy, check_lambda};
 use crate::error::Result;
-use crate::SparseCode;
 use latent_linalg::Real;
 
 /// LARS with the lasso modification: follows the solution path from λ = ‖Wᵀx‖∞ down to `lambda`,
@@ -277,7 +277,10 @@ impl<T: Real> Lars<T> {
         let p = Prepared::new(w)?;
         Encoder::<T>::check(self, &p)?;
         if x.len() != p.dim() {
-            return Err(crate::error::dim("Lars::path", format!("signal has length {}, atoms have {}", x.len(), p.dim())));
+            return Err(crate::error::dim(
+                "Lars::path",
+                format!("signal has length {}, atoms have {}", x.len(), p.dim()),
+            ));
         }
         crate::error::finite("signal", x)?;
         let d = p.dim();
@@ -302,7 +305,12 @@ impl<T: Real> Encoder<T> for Lars<T> {
             let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
             let gap = (primal - dual).max(0.0);
             if gap <= 1e-11 * (0.5 * xx.as_f64()).max(1e-300) {
-                return Ok(CodeInfo { iterations: steps, stop: StopReason::Exact, duality_gap: Some(gap), objective: primal });
+                return Ok(CodeInfo {
+                    iterations: steps,
+                    stop: StopReason::Exact,
+                    duality_gap: Some(gap),
+                    objective: primal,
+                });
             }
         }
         // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
@@ -311,7 +319,12 @@ impl<T: Real> Encoder<T> for Lars<T> {
             polish.encode_prepared(p, x, c, s)?
         } else {
             let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
-            CodeInfo { iterations: 0, stop: StopReason::MaxIterations, duality_gap: Some((primal - dual).max(0.0)), objective: primal }
+            CodeInfo {
+                iterations: 0,
+                stop: StopReason::MaxIterations,
+                duality_gap: Some((primal - dual).max(0.0)),
+                objective: primal,
+            }
         };
         info.iterations += steps;
         if reached && info.stop == StopReason::Converged {

@@ -34,7 +34,8 @@ fn encoder<T: Real>(solver: L1Solver, lambda: T, nonneg: bool) -> Box<dyn Encode
 /// with random Gaussian atoms if there are not enough nonzero signals.
 pub fn init_from_data<T: Real>(x: &DMatrix<T>, h: usize, rng: &mut ChaCha8Rng) -> DMatrix<T> {
     let d = x.nrows();
-    let mut nonzero: Vec<usize> = (0..x.ncols()).filter(|&j| latent_linalg::ops::norm2(x.column(j).as_slice()) > T::lit(1e-6)).collect();
+    let mut nonzero: Vec<usize> =
+        (0..x.ncols()).filter(|&j| latent_linalg::ops::norm2(x.column(j).as_slice()) > T::lit(1e-6)).collect();
     nonzero.shuffle(rng);
     let mut w = DMatrix::<T>::zeros(d, h);
     for j in 0..h {
@@ -215,14 +216,22 @@ impl<T: Real> BatchLearner<T> {
     ///
     /// # Errors
     /// As [`BatchLearner::fit`], and a wrong-shaped initial dictionary.
-    pub fn fit_with(&self, x: &DMatrix<T>, init: Option<&DMatrix<T>>, mut callback: Option<Callback<'_, T>>) -> Result<FittedDictionary<T>> {
+    pub fn fit_with(
+        &self,
+        x: &DMatrix<T>,
+        init: Option<&DMatrix<T>>,
+        mut callback: Option<Callback<'_, T>>,
+    ) -> Result<FittedDictionary<T>> {
         check_data(x)?;
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let mut w = match init {
             Some(w0) => {
                 if w0.shape() != (x.nrows(), p.atoms) {
-                    return Err(dim("BatchLearner::fit", format!("initial dictionary is {:?}, expected ({}, {})", w0.shape(), x.nrows(), p.atoms)));
+                    return Err(dim(
+                        "BatchLearner::fit",
+                        format!("initial dictionary is {:?}, expected ({}, {})", w0.shape(), x.nrows(), p.atoms),
+                    ));
                 }
                 finite("initial dictionary", w0.as_slice())?;
                 w0.clone()
@@ -254,11 +263,11 @@ impl<T: Real> BatchLearner<T> {
             bar.inc(1);
             resampled += resample_dead(&mut w, &stats.a, x, &mut rng);
             codes = Some(c.codes);
-            if let Some(cb) = callback.as_mut() {
-                if cb(&Progress { iteration: it, dictionary: &w, objective: dict_obj }).is_break() {
-                    stop = LearnStop::Callback;
-                    break;
-                }
+            if let Some(cb) = callback.as_mut()
+                && cb(&Progress { iteration: it, dictionary: &w, objective: dict_obj }).is_break()
+            {
+                stop = LearnStop::Callback;
+                break;
             }
             if it >= 2 && p.tol > 0.0 {
                 let prev = history[history.len() - 3];
@@ -311,7 +320,17 @@ pub struct OnlineParams<T> {
 impl<T: Real> OnlineParams<T> {
     /// Defaults for everything but the size and λ.
     pub fn new(atoms: usize, lambda: T) -> Self {
-        Self { atoms, lambda, batch_size: 256, epochs: 1, shuffle: true, forgetting: true, nonneg: false, seed: 0, progress: false }
+        Self {
+            atoms,
+            lambda,
+            batch_size: 256,
+            epochs: 1,
+            shuffle: true,
+            forgetting: true,
+            nonneg: false,
+            seed: 0,
+            progress: false,
+        }
     }
     /// Validate.
     ///
@@ -365,7 +384,16 @@ impl<T: Real> OnlineLearner<T> {
     pub fn with_state(mut self, state: OnlineState<T>) -> Result<Self> {
         let (d, h) = state.dictionary.shape();
         if h != self.p.atoms || state.stats.a.shape() != (h, h) || state.stats.b.shape() != (d, h) {
-            return Err(dim("OnlineLearner::with_state", format!("state has W {:?}, A {:?}, B {:?}; parameters want {} atoms", state.dictionary.shape(), state.stats.a.shape(), state.stats.b.shape(), self.p.atoms)));
+            return Err(dim(
+                "OnlineLearner::with_state",
+                format!(
+                    "state has W {:?}, A {:?}, B {:?}; parameters want {} atoms",
+                    state.dictionary.shape(),
+                    state.stats.a.shape(),
+                    state.stats.b.shape(),
+                    self.p.atoms
+                ),
+            ));
         }
         self.state = Some(state);
         Ok(self)
@@ -399,7 +427,10 @@ impl<T: Real> OnlineLearner<T> {
         }
         let st = self.state.as_mut().ok_or(SparseCodingError::Empty("state"))?;
         if x.nrows() != st.dictionary.nrows() {
-            return Err(dim("partial_fit", format!("signals have {} rows, the dictionary {}", x.nrows(), st.dictionary.nrows())));
+            return Err(dim(
+                "partial_fit",
+                format!("signals have {} rows, the dictionary {}", x.nrows(), st.dictionary.nrows()),
+            ));
         }
         let enc = Lars::new(p.lambda).nonneg(p.nonneg);
         let prepared = Prepared::new(&st.dictionary)?;
@@ -443,11 +474,11 @@ impl<T: Real> OnlineLearner<T> {
                 let obj = self.partial_fit(&batch)?;
                 bar.set_message(format!("batch objective {obj:.5}"));
                 bar.inc(1);
-                if let (Some(cb), Some(st)) = (callback.as_mut(), self.state.as_ref()) {
-                    if cb(&Progress { iteration: st.batches, dictionary: &st.dictionary, objective: obj }).is_break() {
-                        stop = LearnStop::Callback;
-                        break 'epochs;
-                    }
+                if let (Some(cb), Some(st)) = (callback.as_mut(), self.state.as_ref())
+                    && cb(&Progress { iteration: st.batches, dictionary: &st.dictionary, objective: obj }).is_break()
+                {
+                    stop = LearnStop::Callback;
+                    break 'epochs;
                 }
             }
         }
@@ -496,7 +527,8 @@ impl<T: Real> FittedDictionary<T> {
     /// # Errors
     /// [`SparseCodingError::Format`] for a corrupt, truncated, foreign or newer-version file.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let (_, d): (u32, Self) = latent_linalg::persist::load(path.as_ref(), DICT_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
+        let (_, d): (u32, Self) =
+            latent_linalg::persist::load(path.as_ref(), DICT_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
         check_loaded_dictionary(&d.dictionary, &path.as_ref().display().to_string())?;
         Ok(d)
     }
@@ -515,11 +547,15 @@ impl<T: Real> OnlineState<T> {
     /// # Errors
     /// [`SparseCodingError::Format`] for a corrupt or inconsistent file.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let (_, s): (u32, Self) = latent_linalg::persist::load(path.as_ref(), STATE_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
+        let (_, s): (u32, Self) =
+            latent_linalg::persist::load(path.as_ref(), STATE_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
         check_loaded_dictionary(&s.dictionary, &path.as_ref().display().to_string())?;
         let (d, h) = s.dictionary.shape();
         if s.stats.a.shape() != (h, h) || s.stats.b.shape() != (d, h) {
-            return Err(SparseCodingError::Format(format!("{}: statistics do not match a {d}x{h} dictionary", path.as_ref().display())));
+            return Err(SparseCodingError::Format(format!(
+                "{}: statistics do not match a {d}x{h} dictionary",
+                path.as_ref().display()
+            )));
         }
         Ok(s)
     }

@@ -11,9 +11,17 @@ use latent_linalg::{DMatrix, Real};
 ///
 /// # Errors
 /// Length mismatches, no observed entry, NaN in observed entries, encoder errors.
-pub fn encode_masked<T: Real, E: Encoder<T> + ?Sized>(enc: &E, w: &DMatrix<T>, x: &[T], observed: &[bool]) -> Result<(Vec<T>, CodeInfo)> {
+pub fn encode_masked<T: Real, E: Encoder<T> + ?Sized>(
+    enc: &E,
+    w: &DMatrix<T>,
+    x: &[T],
+    observed: &[bool],
+) -> Result<(Vec<T>, CodeInfo)> {
     if x.len() != w.nrows() || observed.len() != w.nrows() {
-        return Err(dim("encode_masked", format!("signal {} and mask {} vs atoms of length {}", x.len(), observed.len(), w.nrows())));
+        return Err(dim(
+            "encode_masked",
+            format!("signal {} and mask {} vs atoms of length {}", x.len(), observed.len(), w.nrows()),
+        ));
     }
     let rows: Vec<usize> = (0..x.len()).filter(|&i| observed[i]).collect();
     if rows.is_empty() {
@@ -58,7 +66,10 @@ pub fn inpaint_image<T: Real, E: Encoder<T> + Sync + ?Sized>(
         return Err(dim("inpaint_image", format!("atoms of length {} are not square patches", w.nrows())));
     }
     if image.len() != height * width || observed.len() != image.len() {
-        return Err(dim("inpaint_image", format!("image {} and mask {} vs {height}x{width}", image.len(), observed.len())));
+        return Err(dim(
+            "inpaint_image",
+            format!("image {} and mask {} vs {height}x{width}", image.len(), observed.len()),
+        ));
     }
     if p > height || p > width || stride == 0 {
         return Err(dim("inpaint_image", format!("patch {p} and stride {stride} do not fit a {height}x{width} image")));

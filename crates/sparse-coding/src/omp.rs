@@ -67,7 +67,12 @@ impl<T: Real> Encoder<T> for Omp {
             return Err(invalid(
                 "k",
                 self.k,
-                format!("must be in 1..={} (min of signal dimension {} and atoms {})", p.dim().min(p.atoms()), p.dim(), p.atoms()),
+                format!(
+                    "must be in 1..={} (min of signal dimension {} and atoms {})",
+                    p.dim().min(p.atoms()),
+                    p.dim(),
+                    p.atoms()
+                ),
             ));
         }
         if !(self.tol >= 0.0) || !self.tol.is_finite() {

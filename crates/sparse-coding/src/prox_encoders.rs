@@ -50,7 +50,16 @@ fn residual_corr<T: Real>(p: &Prepared<T>, c: &[T], s: &[T]) -> Vec<T> {
     r
 }
 
-fn l1_info<T: Real>(p: &Prepared<T>, x: &[T], c: &[T], s: &[T], lambda: T, nonneg: bool, iterations: usize, converged: bool) -> CodeInfo {
+fn l1_info<T: Real>(
+    p: &Prepared<T>,
+    x: &[T],
+    c: &[T],
+    s: &[T],
+    lambda: T,
+    nonneg: bool,
+    iterations: usize,
+    converged: bool,
+) -> CodeInfo {
     let r = residual_corr(p, c, s);
     let (pr, du) = lasso_primal_dual(dot(x, x), c, &r, s, lambda, nonneg);
     CodeInfo {
@@ -235,7 +244,12 @@ impl<T: Real> Encoder<T> for Threshold<T> {
         };
         let r = residual_corr(p, c, s);
         let (pr, du) = lasso_primal_dual(dot(x, x), c, &r, s, lambda, false);
-        Ok(CodeInfo { iterations: 1, stop: StopReason::Exact, duality_gap: (!l0).then_some((pr - du).max(0.0)), objective: pr })
+        Ok(CodeInfo {
+            iterations: 1,
+            stop: StopReason::Exact,
+            duality_gap: (!l0).then_some((pr - du).max(0.0)),
+            objective: pr,
+        })
     }
 }
 
@@ -245,7 +259,9 @@ pub(crate) fn keep_top_k<T: Real>(s: &mut [T], k: usize) {
         return;
     }
     let mut idx: Vec<usize> = (0..s.len()).collect();
-    idx.select_nth_unstable_by(k, |&a, &b| s[b].abs().partial_cmp(&s[a].abs()).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    idx.select_nth_unstable_by(k, |&a, &b| {
+        s[b].abs().partial_cmp(&s[a].abs()).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+    });
     for &i in &idx[k..] {
         s[i] = T::zero();
     }
@@ -295,7 +311,11 @@ impl<T: Real> Encoder<T> for Iht<T> {
             }
         }
         if self.max_iter == 0 || !(self.tol > 0.0) {
-            return Err(invalid("max_iter/tol", format!("{}/{}", self.max_iter, self.tol), "need max_iter >= 1 and tol > 0"));
+            return Err(invalid(
+                "max_iter/tol",
+                format!("{}/{}", self.max_iter, self.tol),
+                "need max_iter >= 1 and tol > 0",
+            ));
         }
         if p.lipschitz() <= T::zero() {
             return Err(invalid("dictionary", "all-zero", "has no nonzero atom"));

@@ -51,7 +51,8 @@ impl Torus {
     /// The members of neighbourhood `i` (atom indices, row-major grid).
     pub fn group(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         let (r0, c0) = (i / self.cols, i % self.cols);
-        (0..self.size).flat_map(move |a| (0..self.size).map(move |b| ((r0 + a) % self.rows) * self.cols + (c0 + b) % self.cols))
+        (0..self.size)
+            .flat_map(move |a| (0..self.size).map(move |b| ((r0 + a) % self.rows) * self.cols + (c0 + b) % self.cols))
     }
     /// The 4-neighbours of atom `i` on the torus.
     pub fn neighbours(&self, i: usize) -> [usize; 4] {
@@ -134,10 +135,17 @@ pub struct TopographicEncoder {
 impl<T: Real> Encoder<T> for TopographicEncoder {
     fn check(&self, p: &Prepared<T>) -> Result<()> {
         if p.atoms() != self.penalty.torus.atoms() {
-            return Err(dim("TopographicEncoder", format!("dictionary has {} atoms, grid has {}", p.atoms(), self.penalty.torus.atoms())));
+            return Err(dim(
+                "TopographicEncoder",
+                format!("dictionary has {} atoms, grid has {}", p.atoms(), self.penalty.torus.atoms()),
+            ));
         }
         if !(self.penalty.lambda >= 0.0) || !(self.penalty.eps > 0.0) {
-            return Err(invalid("lambda/eps", format!("{}/{}", self.penalty.lambda, self.penalty.eps), "need lambda >= 0, eps > 0"));
+            return Err(invalid(
+                "lambda/eps",
+                format!("{}/{}", self.penalty.lambda, self.penalty.eps),
+                "need lambda >= 0, eps > 0",
+            ));
         }
         Ok(())
     }
@@ -148,7 +156,12 @@ impl<T: Real> Encoder<T> for TopographicEncoder {
         // Lipschitz bound: λ_max(G) + λ·(groups per atom)/√ε
         let groups_per_atom = (self.penalty.torus.size * self.penalty.torus.size) as f64;
         let l = p.lipschitz().as_f64() + self.penalty.lambda * groups_per_atom / self.penalty.eps.sqrt();
-        let params = ProxGradParams::new().step(1.0 / l).tol(self.tol).criterion(Criterion::RelativeChangeX).max_iter(self.max_iter).restart(true);
+        let params = ProxGradParams::new()
+            .step(1.0 / l)
+            .tol(self.tol)
+            .criterion(Criterion::RelativeChangeX)
+            .max_iter(self.max_iter)
+            .restart(true);
         let res = fista(&f, &Zero, s, &params)?;
         s.copy_from_slice(&res.x);
         Ok(CodeInfo {
@@ -279,9 +292,11 @@ pub fn grid_smoothness<T: Real>(w: &DMatrix<T>, torus: &Torus) -> Result<(f64, f
         return Err(dim("grid_smoothness", format!("{} atoms vs {} grid cells", w.ncols(), torus.atoms())));
     }
     let h = w.ncols();
-    let norms: Vec<f64> = (0..h).map(|j| w.column(j).iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt().max(1e-300)).collect();
+    let norms: Vec<f64> =
+        (0..h).map(|j| w.column(j).iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt().max(1e-300)).collect();
     let cos = |a: usize, b: usize| -> f64 {
-        w.column(a).iter().zip(w.column(b).iter()).map(|(x, y)| x.as_f64() * y.as_f64()).sum::<f64>().abs() / (norms[a] * norms[b])
+        w.column(a).iter().zip(w.column(b).iter()).map(|(x, y)| x.as_f64() * y.as_f64()).sum::<f64>().abs()
+            / (norms[a] * norms[b])
     };
     let mut nb = (0.0, 0usize);
     let mut all = (0.0, 0usize);

@@ -137,7 +137,11 @@ fn batch_encoding_matches_single_and_is_thread_count_independent() {
     let x = DMatrix::from_fn(16, 50, |i, j| ((i * 7 + j * 13) % 11) as f64 / 11.0 - 0.5);
     let enc = Lars::new(0.05);
     let run = |t| {
-        rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| enc.encode_batch(&w, &x, None).unwrap())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+            .install(|| enc.encode_batch(&w, &x, None).unwrap())
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one.codes, two.codes);
@@ -189,8 +193,14 @@ fn bad_input_is_a_typed_error() {
     let e = CoordinateDescent::new(0.1);
     assert!(matches!(e.encode(&w, &[1.0, f64::NAN, 0.0, 0.0], None), Err(SparseCodingError::NonFinite { .. })));
     assert!(matches!(e.encode(&w, &[1.0, 0.0], None), Err(SparseCodingError::Dimension { .. })));
-    assert!(matches!(CoordinateDescent::new(-0.1).encode(&w, &[0.0; 4], None), Err(SparseCodingError::InvalidParameter { name: "lambda", .. })));
-    assert!(matches!(Omp::new(5).encode(&w, &[0.0; 4], None), Err(SparseCodingError::InvalidParameter { name: "k", .. })));
+    assert!(matches!(
+        CoordinateDescent::new(-0.1).encode(&w, &[0.0; 4], None),
+        Err(SparseCodingError::InvalidParameter { name: "lambda", .. })
+    ));
+    assert!(matches!(
+        Omp::new(5).encode(&w, &[0.0; 4], None),
+        Err(SparseCodingError::InvalidParameter { name: "k", .. })
+    ));
     assert!(matches!(e.encode_batch(&w, &DMatrix::zeros(4, 0), None), Err(SparseCodingError::Empty(_))));
     assert!(matches!(e.encode(&DMatrix::zeros(0, 0), &[], None), Err(SparseCodingError::Empty(_))));
     let mut bad = w.clone();

@@ -12,8 +12,10 @@ fn sparse_data(d: usize, h: usize, n: usize, seed: u64) -> (DMatrix<f64>, DMatri
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut w = DMatrix::from_fn(d, h, |_, _| rng.random::<f64>() * 2.0 - 1.0);
     latent_linalg::ops::normalize_columns(&mut w, 0.0).unwrap();
-    let s = DMatrix::from_fn(h, n, |_, _| if rng.random::<f64>() < 0.15 { rng.random::<f64>() * 4.0 - 2.0 } else { 0.0 });
-    let x = matmul(&w, Trans::N, &s, Trans::N).unwrap() + DMatrix::from_fn(d, n, |_, _| 0.01 * (rng.random::<f64>() - 0.5));
+    let s =
+        DMatrix::from_fn(h, n, |_, _| if rng.random::<f64>() < 0.15 { rng.random::<f64>() * 4.0 - 2.0 } else { 0.0 });
+    let x =
+        matmul(&w, Trans::N, &s, Trans::N).unwrap() + DMatrix::from_fn(d, n, |_, _| 0.01 * (rng.random::<f64>() - 0.5));
     (w, x)
 }
 
@@ -185,16 +187,23 @@ fn callbacks_stop_learning_and_bad_params_are_errors() {
     let fit = BatchParams::new(8, 0.1)
         .check()
         .unwrap()
-        .fit_with(&x, None, Some(Box::new(|p: &Progress<'_, f64>| {
-            calls += 1;
-            if p.iteration >= 2 { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
-        })))
+        .fit_with(
+            &x,
+            None,
+            Some(Box::new(|p: &Progress<'_, f64>| {
+                calls += 1;
+                if p.iteration >= 2 { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+            })),
+        )
         .unwrap();
     assert_eq!(fit.stop, LearnStop::Callback);
     assert_eq!(fit.iterations, 2);
     assert_eq!(calls, 2);
     assert!(matches!(BatchParams::new(0, 0.1).check(), Err(SparseCodingError::InvalidParameter { name: "atoms", .. })));
-    assert!(matches!(BatchParams::new(4, -1.0).check(), Err(SparseCodingError::InvalidParameter { name: "lambda", .. })));
+    assert!(matches!(
+        BatchParams::new(4, -1.0).check(),
+        Err(SparseCodingError::InvalidParameter { name: "lambda", .. })
+    ));
     let mut op = OnlineParams::new(4, 0.1);
     op.batch_size = 0;
     assert!(matches!(op.check(), Err(SparseCodingError::InvalidParameter { name: "batch_size", .. })));

@@ -81,7 +81,10 @@ fn topographic_learning_orders_filters_on_the_grid() {
 #[test]
 fn masked_coding_errors() {
     let w = DMatrix::<f64>::identity(3, 3);
-    assert!(matches!(encode_masked(&Lars::new(0.1), &w, &[1.0, 2.0, 3.0], &[false; 3]), Err(SparseCodingError::Empty(_))));
+    assert!(matches!(
+        encode_masked(&Lars::new(0.1), &w, &[1.0, 2.0, 3.0], &[false; 3]),
+        Err(SparseCodingError::Empty(_))
+    ));
     assert!(encode_masked(&Lars::new(0.1), &w, &[1.0, 2.0], &[true; 2]).is_err());
     assert!(Torus::new(3, 3, 4).is_err());
     assert!(Torus::new(0, 3, 1).is_err());

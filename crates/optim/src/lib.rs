@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod gradcheck;
+pub mod objective;
+pub mod optimizer;
+pub mod prox;
+pub mod schedule;
+pub mod solver;
+
+pub use error::{OptimError, Result};
+pub use gradcheck::{GradCheck, GradCheckReport, check_gradient, check_objective, check_vjp};
+pub use objective::{FnObjective, LeastSquares, Objective, Quadratic, SeparableQuadratic};
+pub use optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
+pub use prox::{BoxConstraint, GroupL2, L0, L1, L1NonNeg, L2Ball, Prox, ProxConjugate, Zero, project_columns_l2_ball};
+pub use schedule::{Constant, CosineAnnealing, LinearWarmup, Schedule, StepDecay, warmup_cosine};
+pub use solver::{Criterion, ProxGradParams, SolveResult, StepRule, StopReason, fista, ista};

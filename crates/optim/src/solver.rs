@@ -1,0 +1,567 @@
+//! Composite solvers for `min_x f(x) + g(x)`: ISTA and FISTA.
+//!
+//! `f` is smooth (an [`Objective`]), `g` is handled through its proximal map (a [`Prox`]). Each
+//! iteration takes a proximal-gradient step `x⁺ = prox_{t·g}(y − t∇f(y))` from `y = x` (ISTA) or
+//! from an extrapolated point (FISTA, Beck & Teboulle 2009). The step `t` is fixed (`1/L` for an
+//! `L`-smooth `f`) or found by Beck–Teboulle backtracking, which only ever shrinks it. FISTA
+//! optionally uses the function-value adaptive restart of O'Donoghue & Candès (2015): whenever
+//! `F(x_{k+1}) > F(x_k)` the momentum is reset.
+//!
+//! Everything is deterministic. All scalar bookkeeping (objective, history, tolerances) is in
+//! `f64`; vectors stay in `T`.
+
+use crate::error::{OptimError, Result, check_len, check_nonneg, check_pos, invalid};
+use crate::objective::Objective;
+use crate::prox::Prox;
+use latent_linalg::{Real, check_finite, ops};
+use serde::{Deserialize, Serialize};
+
+/// How the step size is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum StepRule {
+    /// A fixed step `t`; converges for `t <= 1/L` (ISTA also for `t < 2/L`).
+    Fixed(f64),
+    /// Beck–Teboulle backtracking: start from `initial`, divide by `eta` until
+    /// `f(x⁺) <= f(y) + ⟨∇f(y), x⁺ − y⟩ + ‖x⁺ − y‖²/(2t)`. The accepted step carries over to the
+    /// next iteration (it never grows).
+    Backtracking {
+        /// First step tried.
+        initial: f64,
+        /// Shrink factor, `> 1`.
+        eta: f64,
+    },
+}
+
+/// What the tolerance is measured on.
+///
+/// Both criteria include the length of the last proximal-gradient step `x_{k+1} − y_k` (taken
+/// from the extrapolated point `y_k`; for ISTA `y_k = x_k`). That step vanishes only at a
+/// minimiser (`(y_k − x_{k+1})/t` is the gradient mapping), so FISTA cannot stop at a turning
+/// point of its momentum oscillation, where `x` or `F` momentarily stop changing.
+///
+/// Step lengths are first reduced by the rounding level of the step,
+/// `8·ε·‖|y_k| + t|∇f(y_k)|‖₂` (ε of `T`), so a solution that is small next to the data (where
+/// the iterates can only settle to within rounding) still converges instead of cycling at the
+/// last bits until `max_iter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Criterion {
+    /// `max(‖x_{k+1} − x_k‖, ‖x_{k+1} − y_k‖) / max(‖x_{k+1}‖, ‖x_k‖)` (0 when the numerator is
+    /// 0); for ISTA simply the relative change of `x`.
+    RelativeChangeX,
+    /// `max(|F_{k+1} − F_k|, ‖x_{k+1} − y_k‖²/(2t)) / max(|F_{k+1}|, |F_k|)` with `F = f + g`
+    /// (0 when the numerator is 0); for ISTA (where the step's sufficient decrease is at most
+    /// `F_k − F_{k+1}`) simply the relative change of `F`.
+    RelativeChangeObjective,
+}
+
+/// Hyperparameters of [`ista`] and [`fista`] (builder).
+///
+/// | name | default | meaning | range |
+/// |---|---|---|---|
+/// | `max_iter` | `1000` | iteration cap | any (0 returns `x0`) |
+/// | `tol` | `1e-6` | stop when the [`Criterion`] value is `<= tol` | finite, `>= 0` |
+/// | `criterion` | [`Criterion::RelativeChangeX`] | what `tol` applies to | |
+/// | `step` | `Backtracking { initial: 1, eta: 2 }` | [`StepRule`] | fixed step / initial `> 0`, `eta > 1` |
+/// | `restart` | `true` | O'Donoghue–Candès function-value restart (FISTA only) | |
+/// | `max_backtracks` | `60` | step reductions allowed within one iteration | `>= 1` |
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProxGradParams {
+    /// Iteration cap.
+    pub max_iter: usize,
+    /// Tolerance on the stopping criterion.
+    pub tol: f64,
+    /// Stopping criterion.
+    pub criterion: Criterion,
+    /// Step rule.
+    pub step: StepRule,
+    /// Adaptive restart (FISTA).
+    pub restart: bool,
+    /// Maximum step reductions per iteration.
+    pub max_backtracks: usize,
+}
+
+impl Default for ProxGradParams {
+    fn default() -> Self {
+        Self {
+            max_iter: 1000,
+            tol: 1e-6,
+            criterion: Criterion::RelativeChangeX,
+            step: StepRule::Backtracking { initial: 1.0, eta: 2.0 },
+            restart: true,
+            max_backtracks: 60,
+        }
+    }
+}
+
+impl ProxGradParams {
+    /// Defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Set the iteration cap.
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+    /// Set the tolerance.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Set the stopping criterion.
+    pub fn criterion(mut self, c: Criterion) -> Self {
+        self.criterion = c;
+        self
+    }
+    /// Use a fixed step `t` (typically `1/L`).
+    pub fn step(mut self, t: f64) -> Self {
+        self.step = StepRule::Fixed(t);
+        self
+    }
+    /// Use backtracking from `initial`, shrinking by `eta`.
+    pub fn backtracking(mut self, initial: f64, eta: f64) -> Self {
+        self.step = StepRule::Backtracking { initial, eta };
+        self
+    }
+    /// Turn adaptive restart on or off.
+    pub fn restart(mut self, on: bool) -> Self {
+        self.restart = on;
+        self
+    }
+    /// Set the maximum number of step reductions per iteration.
+    pub fn max_backtracks(mut self, n: usize) -> Self {
+        self.max_backtracks = n;
+        self
+    }
+    /// Validate.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidParameter`] naming the first out-of-range value.
+    pub fn check(&self) -> Result<()> {
+        const OP: &str = "ProxGradParams";
+        check_nonneg(OP, "tol", self.tol)?;
+        match self.step {
+            StepRule::Fixed(t) => check_pos(OP, "step", t)?,
+            StepRule::Backtracking { initial, eta } => {
+                check_pos(OP, "initial step", initial)?;
+                if !(eta.is_finite() && eta > 1.0) {
+                    return Err(invalid(OP, "eta", eta, "must be finite and > 1"));
+                }
+            }
+        }
+        if self.max_backtracks == 0 {
+            return Err(invalid(OP, "max_backtracks", self.max_backtracks, "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Why a solver stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The criterion fell to the tolerance.
+    Converged {
+        /// Which criterion.
+        criterion: Criterion,
+        /// Its final value.
+        change: f64,
+        /// The tolerance it met.
+        tol: f64,
+    },
+    /// The iteration cap was reached first (no claim of convergence).
+    MaxIterations,
+}
+
+/// Output of [`ista`] / [`fista`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolveResult<T> {
+    /// Final iterate.
+    pub x: Vec<T>,
+    /// `F(x) = f(x) + g(x)` at the final iterate.
+    pub objective: f64,
+    /// Proximal-gradient steps taken.
+    pub iterations: usize,
+    /// `F(x_0), F(x_1), …, F(x_iterations)` (length `iterations + 1`).
+    pub history: Vec<f64>,
+    /// Why the solver stopped.
+    pub stop: StopReason,
+    /// Number of adaptive restarts (always 0 for ISTA).
+    pub restarts: usize,
+    /// Step size in use at the end.
+    pub step: f64,
+    /// Calls of [`Objective::value_grad`].
+    pub grad_evals: usize,
+    /// Calls of [`Objective::value`].
+    pub value_evals: usize,
+}
+
+impl<T> SolveResult<T> {
+    /// `true` when the stopping criterion was met (not merely the iteration cap).
+    pub fn converged(&self) -> bool {
+        matches!(self.stop, StopReason::Converged { .. })
+    }
+}
+
+/// ISTA (proximal gradient descent) for `min f(x) + g(x)` from `x0`. `params.restart` is ignored.
+///
+/// # Errors
+/// As [`fista`].
+pub fn ista<T, F, G>(f: &F, g: &G, x0: &[T], params: &ProxGradParams) -> Result<SolveResult<T>>
+where
+    T: Real,
+    F: Objective<T> + ?Sized,
+    G: Prox<T> + ?Sized,
+{
+    solve("ista", false, f, g, x0, params)
+}
+
+/// FISTA (accelerated proximal gradient, Beck & Teboulle) for `min f(x) + g(x)` from `x0`, with
+/// optional O'Donoghue–Candès function-value restart. See [`ProxGradParams`] for the settings.
+///
+/// # Errors
+/// - [`OptimError::InvalidParameter`] from [`ProxGradParams::check`];
+/// - [`OptimError::Empty`] when `f.dim() == 0`, [`OptimError::LengthMismatch`] when
+///   `x0.len() != f.dim()`, and a non-finite error (`OptimError::Linalg`) for NaN/Inf in `x0` or in
+///   a gradient;
+/// - [`OptimError::NonFiniteObjective`] when `f` (or `F = f + g`) is NaN/Inf where it is needed
+///   (with backtracking, a non-finite trial value just shrinks the step);
+/// - [`OptimError::LineSearchFailed`] after `max_backtracks` reductions in one iteration;
+/// - errors of `g.prox`.
+///
+/// # Example
+/// Sparse coding of a signal `b` in a dictionary `A`: `min ½‖Ax − b‖² + λ‖x‖₁`.
+/// ```
+/// use latent_linalg::DMatrix;
+/// use latent_optim::objective::{LeastSquares, Objective};
+/// use latent_optim::prox::L1;
+/// use latent_optim::solver::{fista, ProxGradParams};
+///
+/// let a = DMatrix::from_row_slice(3, 4, &[
+///     1.0, 0.0, 0.5, 0.2,
+///     0.0, 1.0, 0.5, -0.3,
+///     0.0, 0.0, 0.1, 1.0,
+/// ]);
+/// let f = LeastSquares::new(a.clone(), vec![1.0, -2.0, 0.5]).unwrap();
+/// let lambda = 0.1;
+/// let g = L1::new(lambda).unwrap();
+/// let params = ProxGradParams::new().step(1.0 / f.lipschitz()).tol(1e-10).max_iter(5000);
+/// let res = fista(&f, &g, &[0.0; 4], &params).unwrap();
+/// assert!(res.converged());
+/// // optimality: |∇f(x)ᵢ| <= λ, with equality (and opposite sign) where xᵢ ≠ 0
+/// let mut grad = vec![0.0; 4];
+/// f.value_grad(&res.x, &mut grad);
+/// for (xi, gi) in res.x.iter().zip(&grad) {
+///     if *xi == 0.0 { assert!(gi.abs() <= lambda + 1e-6) }
+///     else { assert!((gi + lambda * xi.signum()).abs() < 1e-6) }
+/// }
+/// ```
+pub fn fista<T, F, G>(f: &F, g: &G, x0: &[T], params: &ProxGradParams) -> Result<SolveResult<T>>
+where
+    T: Real,
+    F: Objective<T> + ?Sized,
+    G: Prox<T> + ?Sized,
+{
+    solve("fista", true, f, g, x0, params)
+}
+
+/// Differences below `NOISE_FACTOR·ε·‖|y| + t|∇f(y)|‖` count as zero in the stopping test.
+const NOISE_FACTOR: f64 = 8.0;
+
+fn relative_change(num: f64, a: f64, b: f64) -> f64 {
+    let den = a.abs().max(b.abs());
+    if num == 0.0 { 0.0 } else { num / den }
+}
+
+fn solve<T, F, G>(
+    op: &'static str,
+    accelerate: bool,
+    f: &F,
+    g: &G,
+    x0: &[T],
+    params: &ProxGradParams,
+) -> Result<SolveResult<T>>
+where
+    T: Real,
+    F: Objective<T> + ?Sized,
+    G: Prox<T> + ?Sized,
+{
+    params.check()?;
+    let n = f.dim();
+    if n == 0 {
+        return Err(OptimError::Empty { op, what: "objective (dim() == 0)" });
+    }
+    check_len(op, "x0", n, x0.len())?;
+    check_finite(op, "x0", x0)?;
+
+    let (mut step, eta) = match params.step {
+        StepRule::Fixed(t) => (t, None),
+        StepRule::Backtracking { initial, eta } => (initial, Some(eta)),
+    };
+    let slack_factor = 10.0 * T::EPS.as_f64();
+
+    let mut x = x0.to_vec();
+    let mut x_prev = vec![T::zero(); n];
+    let mut y = x.clone();
+    let mut grad = vec![T::zero(); n];
+    let mut p = vec![T::zero(); n];
+    // ISTA's next extrapolation point is its next iterate, so it evaluates trial points with
+    // `value_grad` and reuses the accepted gradient (one evaluation per iteration, not two).
+    let mut grad_p = if accelerate { Vec::new() } else { vec![T::zero(); n] };
+    let (mut grad_evals, mut value_evals, mut restarts) = (0usize, 0usize, 0usize);
+
+    // Value and gradient at x0 (= y0).
+    let mut fy = f.value_grad(&y, &mut grad).as_f64();
+    grad_evals += 1;
+    if !fy.is_finite() {
+        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: fy });
+    }
+    let mut f_cur = fy + g.value(&x).as_f64();
+    if f_cur.is_nan() {
+        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: f_cur });
+    }
+    let mut have_grad = true;
+    let mut history = Vec::with_capacity(params.max_iter.min(1 << 16) + 1);
+    history.push(f_cur);
+    let mut momentum = 1.0f64;
+    let mut stop = StopReason::MaxIterations;
+    let mut iterations = 0;
+
+    for k in 1..=params.max_iter {
+        if !have_grad {
+            fy = f.value_grad(&y, &mut grad).as_f64();
+            grad_evals += 1;
+            if !fy.is_finite() {
+                return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fy });
+            }
+        }
+        have_grad = false;
+        check_finite(op, "gradient", &grad)?;
+
+        // Proximal-gradient step from y, with backtracking if requested.
+        let mut backtracks = 0;
+        let fp = loop {
+            let t = T::lit(step);
+            for i in 0..n {
+                p[i] = y[i] - t * grad[i];
+            }
+            g.prox(&mut p, t)?;
+            let fp = if accelerate {
+                value_evals += 1;
+                f.value(&p)
+            } else {
+                grad_evals += 1;
+                f.value_grad(&p, &mut grad_p)
+            }
+            .as_f64();
+            let Some(eta) = eta else { break fp };
+            let mut lin = 0.0f64;
+            let mut sq = 0.0f64;
+            for i in 0..n {
+                let d = (p[i] - y[i]).as_f64();
+                lin += grad[i].as_f64() * d;
+                sq += d * d;
+            }
+            let model = fy + lin + sq / (2.0 * step);
+            if fp.is_finite() && fp <= model + slack_factor * fy.abs().max(fp.abs()) {
+                break fp;
+            }
+            backtracks += 1;
+            step /= eta;
+            if backtracks >= params.max_backtracks || step <= 0.0 {
+                return Err(OptimError::LineSearchFailed { op, iteration: k, step, backtracks });
+            }
+        };
+        if !fp.is_finite() {
+            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fp });
+        }
+        let f_new = fp + g.value(&p).as_f64();
+        if f_new.is_nan() {
+            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: f_new });
+        }
+        std::mem::swap(&mut x_prev, &mut x);
+        std::mem::swap(&mut x, &mut p);
+        history.push(f_new);
+        iterations = k;
+
+        // Length of the proximal-gradient step from y (x_prev holds x_k, x holds x_{k+1}), and
+        // the rounding level of that step: x_{k+1} is computed from y − t∇f(y), so differences
+        // below a few ε·‖|y| + t|∇f(y)|‖ are noise.
+        let t = T::lit(step);
+        let (mut dx2, mut dy2, mut scale2) = (T::zero(), T::zero(), T::zero());
+        for i in 0..n {
+            let d = x[i] - x_prev[i];
+            let e = x[i] - y[i];
+            let s = y[i].abs() + t * grad[i].abs();
+            dx2 += d * d;
+            dy2 += e * e;
+            scale2 += s * s;
+        }
+        let noise = NOISE_FACTOR * T::EPS.as_f64() * scale2.as_f64().sqrt();
+        let denoise = |v: T| (v.as_f64().sqrt() - noise).max(0.0);
+        let (dx, dy) = (denoise(dx2), denoise(dy2));
+        let change = match params.criterion {
+            Criterion::RelativeChangeX => {
+                relative_change(dx.max(dy), ops::norm2(&x).as_f64(), ops::norm2(&x_prev).as_f64())
+            }
+            Criterion::RelativeChangeObjective => {
+                let df = if f_new == f_cur { 0.0 } else { (f_new - f_cur).abs() };
+                relative_change(df.max(dy * dy / (2.0 * step)), f_new, f_cur)
+            }
+        };
+
+        if !accelerate {
+            // ISTA: the next extrapolation point is x_{k+1}, whose gradient is already known.
+            std::mem::swap(&mut grad, &mut grad_p);
+            fy = fp;
+            have_grad = true;
+        }
+
+        // Next extrapolation point.
+        if accelerate && !(params.restart && f_new > f_cur) {
+            let m_next = 0.5 * (1.0 + (1.0 + 4.0 * momentum * momentum).sqrt());
+            let beta = T::lit((momentum - 1.0) / m_next);
+            momentum = m_next;
+            for i in 0..n {
+                y[i] = x[i] + beta * (x[i] - x_prev[i]);
+            }
+        } else {
+            if accelerate {
+                restarts += 1;
+                momentum = 1.0;
+            }
+            y.copy_from_slice(&x);
+        }
+        f_cur = f_new;
+
+        if change <= params.tol {
+            stop = StopReason::Converged { criterion: params.criterion, change, tol: params.tol };
+            break;
+        }
+    }
+
+    Ok(SolveResult { x, objective: f_cur, iterations, history, stop, restarts, step, grad_evals, value_evals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{FnObjective, SeparableQuadratic};
+    use crate::prox::{BoxConstraint, L1, Zero};
+
+    fn quad() -> SeparableQuadratic<f64> {
+        SeparableQuadratic::new(vec![1.0, 4.0, 0.5], vec![2.0, -1.0, 0.1]).unwrap()
+    }
+
+    #[test]
+    fn iteration_cap_is_reported_not_convergence() {
+        let f = quad();
+        let res = fista(&f, &L1::new(0.2).unwrap(), &[0.0; 3], &ProxGradParams::new().max_iter(3).tol(0.0)).unwrap();
+        assert_eq!(res.stop, StopReason::MaxIterations);
+        assert!(!res.converged());
+        assert_eq!(res.iterations, 3);
+        assert_eq!(res.history.len(), 4);
+        let res = ista(&f, &Zero, &[0.0; 3], &ProxGradParams::new().max_iter(0)).unwrap();
+        assert_eq!((res.iterations, res.x.as_slice(), res.stop), (0, &[0.0; 3][..], StopReason::MaxIterations));
+    }
+
+    #[test]
+    fn converges_on_both_criteria() {
+        let f = quad();
+        let g = BoxConstraint::new(-0.5, 1.0).unwrap();
+        for crit in [Criterion::RelativeChangeX, Criterion::RelativeChangeObjective] {
+            for restart in [false, true] {
+                let p = ProxGradParams::new().criterion(crit).tol(1e-12).restart(restart).max_iter(10_000);
+                let res = fista(&f, &g, &[0.0; 3], &p).unwrap();
+                assert!(res.converged(), "{crit:?} {restart}: {:?}", res.stop);
+                let want = [1.0, -0.5, 0.1];
+                for (a, b) in res.x.iter().zip(want) {
+                    assert!((a - b).abs() < 1e-5, "{crit:?}: {:?}", res.x);
+                }
+                assert_eq!(res.history.len(), res.iterations + 1);
+                assert_eq!(res.objective, *res.history.last().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let f = quad();
+        let g = L1::new(0.1).unwrap();
+        let p = ProxGradParams::new();
+        assert!(matches!(fista(&f, &g, &[0.0; 2], &p), Err(OptimError::LengthMismatch { what: "x0", .. })));
+        assert!(matches!(ista(&f, &g, &[0.0, f64::NAN, 0.0], &p), Err(OptimError::Linalg(_))));
+        assert!(matches!(
+            fista(&f, &g, &[0.0; 3], &p.tol(-1.0)),
+            Err(OptimError::InvalidParameter { name: "tol", .. })
+        ));
+        assert!(matches!(
+            fista(&f, &g, &[0.0; 3], &p.step(0.0)),
+            Err(OptimError::InvalidParameter { name: "step", .. })
+        ));
+        assert!(matches!(
+            fista(&f, &g, &[0.0; 3], &p.backtracking(1.0, 1.0)),
+            Err(OptimError::InvalidParameter { name: "eta", .. })
+        ));
+        let empty = FnObjective::new(0, |_: &[f64], _: &mut [f64]| 0.0);
+        assert!(matches!(fista(&empty, &g, &[], &p), Err(OptimError::Empty { .. })));
+        // objective that turns NaN away from the start
+        let bad = FnObjective::new(1, |x: &[f64], gr: &mut [f64]| {
+            gr[0] = 1.0;
+            if x[0] < -0.5 { f64::NAN } else { x[0] }
+        });
+        let e = fista(&bad, &Zero, &[0.0], &p.step(1.0)).unwrap_err();
+        assert!(matches!(e, OptimError::NonFiniteObjective { iteration: 1, .. }), "{e}");
+        let nan0 = FnObjective::new(1, |_: &[f64], gr: &mut [f64]| {
+            gr[0] = 0.0;
+            f64::INFINITY
+        });
+        assert!(matches!(ista(&nan0, &Zero, &[0.0], &p), Err(OptimError::NonFiniteObjective { iteration: 0, .. })));
+    }
+
+    #[test]
+    fn fista_without_restart_does_not_stop_at_a_turning_point() {
+        // Without restart FISTA oscillates around the minimiser, and at a turning point x can
+        // change by less than 1e-13 relative while still 1e-7 away. These two lassos stopped
+        // there when the criterion looked at x alone; measuring the step from y prevents it.
+        let cases = [
+            ([9.272975032526727, 0.14724071582183695], [-4.1701955564475295, -3.3881090076645903], 0.4787955082236699),
+            ([9.48628460239314, 0.3605502856882491], [-3.954731344461254, -3.1726447956783153], 0.5218883506209246),
+        ];
+        for (w, b, lambda) in cases {
+            let f = SeparableQuadratic::new(w.to_vec(), b.to_vec()).unwrap();
+            let want: Vec<f64> = w.iter().zip(&b).map(|(w, b)| ops::soft(*b, lambda / w)).collect();
+            let p = ProxGradParams::new().tol(1e-13).max_iter(20_000).step(1.0 / f.lipschitz()).restart(false);
+            let res = fista(&f, &L1::new(lambda).unwrap(), &[0.0, 0.0], &p).unwrap();
+            assert!(res.converged());
+            for (x, e) in res.x.iter().zip(&want) {
+                assert!((x - e).abs() < 1e-9 * (1.0 + e.abs()), "{:?} vs {want:?}", res.x);
+            }
+        }
+    }
+
+    #[test]
+    fn line_search_failure_is_an_error() {
+        // A "gradient" pointing uphill can never satisfy sufficient decrease.
+        let liar = FnObjective::new(1, |x: &[f64], gr: &mut [f64]| {
+            gr[0] = -1.0;
+            x[0]
+        });
+        let e = fista(&liar, &Zero, &[0.0], &ProxGradParams::new().max_backtracks(10)).unwrap_err();
+        assert!(matches!(e, OptimError::LineSearchFailed { backtracks: 10, .. }), "{e}");
+    }
+
+    #[test]
+    fn backtracking_finds_a_working_step_and_restarts_fire() {
+        // Ill-conditioned quadratic, initial step far too long.
+        let f = SeparableQuadratic::new(vec![100.0f64, 1.0], vec![1.0, 1.0]).unwrap();
+        let p = ProxGradParams::new().backtracking(10.0, 2.0).tol(1e-12).max_iter(5000);
+        let res = fista(&f, &Zero, &[0.0, 0.0], &p).unwrap();
+        assert!(res.converged());
+        assert!(res.step <= 1.0 / 100.0 && res.step > 1.0 / 400.0, "{}", res.step);
+        assert!(res.restarts > 0);
+        assert!((res.x[0] - 1.0).abs() < 1e-8 && (res.x[1] - 1.0).abs() < 1e-6, "{:?}", res.x);
+        let plain = ista(&f, &Zero, &[0.0, 0.0], &p).unwrap();
+        assert_eq!(plain.restarts, 0);
+        assert!(res.iterations < plain.iterations, "{} vs {}", res.iterations, plain.iterations);
+    }
+}
