@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_sc;
+mod figures;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  reproduce-figures [--list] [--fig ID].. [--quick] [--out DIR] [--seed N]
+        regenerate the lecture's figures into target/figures/<ID>/ (metrics.json, PNG/SVG, raw
+        numbers) and the gallery target/figures/index.html
   bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
         (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
@@ -22,6 +26,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("reproduce-figures") => figures::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
