@@ -115,7 +115,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     )?;
     ctx.canvas(
         "patches_1f.png",
-        "Patches of the images after Olshausen & Field's 1/f whitening filter (f₀ = 0.4 Nyquist).",
+        "Patches of the images after Olshausen & Field's 1/f whitening filter (f₀ = 0.4 cycles/pixel, as in their code).",
         &tile_sheet(&pick(&of), 12, 12, 16, 4, true),
     )?;
     ctx.metric("patch_pixel_corr_before_whitening", before);

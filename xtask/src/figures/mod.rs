@@ -283,3 +283,47 @@ th,td{{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-size:.9em}}
     std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("latent-figs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn quick_toy_figure_writes_metrics_plots_and_gallery() {
+        let out = tmp("f1");
+        let args: Vec<String> = ["--fig", "F1", "--quick", "--out"].iter().map(|s| s.to_string()).chain([out.display().to_string()]).collect();
+        run(&args).unwrap();
+        let rec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("F1/metrics.json")).unwrap()).unwrap();
+        assert_eq!(rec["status"], "ok");
+        assert_eq!(rec["metrics"]["error_rises_monotonically"], true);
+        assert_eq!(rec["metrics"]["l0_falls_monotonically"], true);
+        for f in ["tradeoff.png", "tradeoff.svg", "lambda_0.png", "lambda_sweep.csv"] {
+            assert!(out.join("F1").join(f).is_file(), "{f} missing");
+        }
+        let png = std::fs::read(out.join("F1/tradeoff.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(html.contains("id=\"F1\"") && html.contains("F1/tradeoff.png") && html.contains("Lecture claim"));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn unknown_figures_and_arguments_are_errors() {
+        assert!(run(&["--fig".into(), "F99".into()]).unwrap_err().contains("unknown figure"));
+        assert!(run(&["--bogus".into()]).is_err());
+        assert!(run(&["--seed".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn gallery_escapes_text() {
+        assert_eq!(esc("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+        assert_eq!(fmt_value(&json!(0.123456)), "0.1235");
+        assert_eq!(fmt_value(&json!(12)), "12");
+    }
+}
