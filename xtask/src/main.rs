@@ -7,6 +7,7 @@
 mod bench;
 mod bench_sc;
 mod figures;
+mod fuzz;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ tasks:
   reproduce-figures [--list] [--fig ID].. [--quick] [--out DIR] [--seed N]
         regenerate the lecture's figures into target/figures/<ID>/ (metrics.json, PNG/SVG, raw
         numbers) and the gallery target/figures/index.html
+  fuzz [TARGET..] [--seconds N] [--cmin]
+        run each cargo-fuzz target (nightly + ASan when available, else stable -s none)
   bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
         (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("reproduce-figures") => figures::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
