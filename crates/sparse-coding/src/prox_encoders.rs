@@ -586,3 +586,26 @@ impl<T: Real> Encoder<T> for FeatureSign<T> {
         Ok(l1_info(p, x, c, s, self.lambda, false, steps, converged))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latent_linalg::DMatrix;
+    use latent_optim::gradcheck::{GradCheck, check_objective};
+
+    #[test]
+    fn gram_quadratic_gradient_checks_and_matches_the_residual() {
+        let w = DMatrix::<f64>::from_fn(5, 7, |i, j| ((i * 7 + j * 3) % 5) as f64 - 2.0 + 0.1 * j as f64);
+        let p = Prepared::new(&w).unwrap();
+        let x = [0.3, -1.0, 2.0, 0.5, -0.7];
+        let c: Vec<f64> = (0..7).map(|j| dot(w.column(j).as_slice(), &x)).collect();
+        let f = GramQuadratic { p: &p, c: &c, xx: dot(&x, &x) };
+        let s = [0.2, 0.0, -1.1, 0.4, 0.0, 0.9, -0.3];
+        let rep = check_objective(&f, &s, &GradCheck::default()).unwrap();
+        assert!(rep.passes(1e-7), "{rep}");
+        // value = ½‖x − Ws‖²
+        let r: Vec<f64> = (0..5).map(|i| x[i] - (0..7).map(|j| w[(i, j)] * s[j]).sum::<f64>()).collect();
+        let mut g = vec![0.0; 7];
+        assert!((f.eval(&s, &mut g) - 0.5 * dot(&r, &r)).abs() < 1e-12);
+    }
+}
