@@ -257,7 +257,7 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 }
 
 /// `y += a·x`.
-#[inline]
+#[inline(always)]
 pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
@@ -266,6 +266,7 @@ pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
 
 /// Lasso quantities in correlation space. With `c = Wᵀx`, `r = c − Gs` (the residual's
 /// correlations) and `xx = ‖x‖²`: `‖x − Ws‖² = xx − cᵀs − rᵀs`.
+#[inline(always)]
 pub(crate) fn lasso_primal_dual<T: Real>(xx: T, c: &[T], r: &[T], s: &[T], lambda: T, nonneg: bool) -> (f64, f64) {
     let cs = dot(c, s).as_f64();
     let rs = dot(r, s).as_f64();

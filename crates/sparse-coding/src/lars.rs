@@ -73,6 +73,7 @@ impl<T: Real> Chol<T> {
         self.l[r * (r + 1) / 2 + c]
     }
     /// Append atom `j` given the active list (before adding j); false when j is (numerically) dependent.
+    #[inline(always)]
     fn push(&mut self, p: &Prepared<T>, active: &[usize], j: usize, tmp: &mut [T]) -> bool {
         let n = self.n;
         if n >= self.cap {
@@ -107,6 +108,7 @@ impl<T: Real> Chol<T> {
         true
     }
     /// Solve (L Lᵀ) x = b in place.
+    #[inline(always)]
     fn solve(&self, b: &mut [T]) {
         let n = self.n;
         for a in 0..n {
@@ -136,6 +138,41 @@ fn lars_core<T: Real>(
     nonneg: bool,
     max_steps: usize,
     s: &mut [T],
+    path: Option<&mut Vec<PathPoint<T>>>,
+) -> (usize, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { lars_core_avx2(p, c0, lambda, nonneg, max_steps, s, path) };
+        }
+    }
+    lars_core_impl(p, c0, lambda, nonneg, max_steps, s, path)
+}
+
+/// The same code compiled for AVX2 + FMA (selected at run time; no `target-cpu` needed).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lars_core_avx2<T: Real>(
+    p: &Prepared<T>,
+    c0: &[T],
+    lambda: T,
+    nonneg: bool,
+    max_steps: usize,
+    s: &mut [T],
+    path: Option<&mut Vec<PathPoint<T>>>,
+) -> (usize, bool) {
+    lars_core_impl(p, c0, lambda, nonneg, max_steps, s, path)
+}
+
+#[inline(always)]
+fn lars_core_impl<T: Real>(
+    p: &Prepared<T>,
+    c0: &[T],
+    lambda: T,
+    nonneg: bool,
+    max_steps: usize,
+    s: &mut [T],
     mut path: Option<&mut Vec<PathPoint<T>>>,
 ) -> (usize, bool) {
     let h = p.atoms();
@@ -157,17 +194,18 @@ fn lars_core<T: Real>(
         return (0, true);
     }
     let mut active: Vec<usize> = Vec::with_capacity(cap);
-    let mut in_active = vec![false; h];
     let mut chol = Chol::new(cap);
     let mut tmp = vec![T::zero(); cap];
     let mut wdir = vec![T::zero(); cap];
     let mut u = vec![T::zero(); h];
+    let mut gam = vec![T::zero(); h];
+    let mut blocked = vec![false; h];
     let mut banned = usize::MAX;
     if !chol.push(p, &active, j0, &mut tmp) {
         return (0, false);
     }
     active.push(j0);
-    in_active[j0] = true;
+    blocked[j0] = true;
     let tiny = T::lit(1e-12);
     let mut steps = 0;
     while steps < max_steps {
@@ -186,28 +224,25 @@ fn lars_core<T: Real>(
         let mut event = 0u8; // 0 = reach λ, 1 = join, 2 = drop
         let mut who = usize::MAX;
         if k < cap {
-            // γ_j = (C − c_j)/(1 − u_j) (and (C + c_j)/(1 + u_j)); compare by multiplication so
-            // that only the few winners pay for a division
+            // γ_j = (C − c_j)/(1 − u_j) and (C + c_j)/(1 + u_j) for every inactive atom, in a
+            // branch-free pass the compiler vectorises; then one scan for the smallest
+            let inf = T::lit(f64::INFINITY);
             for j in 0..h {
-                if in_active[j] || j == banned {
-                    continue;
-                }
                 let (cj, uj) = (c[j], u[j]);
                 let d1 = T::one() - uj;
-                let n1 = (big_c - cj).max(T::zero());
-                if d1 > tiny && n1 < gamma * d1 {
-                    gamma = n1 / d1;
+                let g1 = if d1 > tiny { (big_c - cj).max(T::zero()) / d1 } else { inf };
+                let d2 = T::one() + uj;
+                let g2 = if !nonneg && d2 > tiny { (big_c + cj).max(T::zero()) / d2 } else { inf };
+                gam[j] = if blocked[j] { inf } else { g1.min(g2) };
+            }
+            if banned != usize::MAX {
+                gam[banned] = inf;
+            }
+            for (j, &g) in gam.iter().enumerate() {
+                if g < gamma {
+                    gamma = g;
                     event = 1;
                     who = j;
-                }
-                if !nonneg {
-                    let d2 = T::one() + uj;
-                    let n2 = (big_c + cj).max(T::zero());
-                    if d2 > tiny && n2 < gamma * d2 {
-                        gamma = n2 / d2;
-                        event = 1;
-                        who = j;
-                    }
                 }
             }
         }
@@ -241,11 +276,11 @@ fn lars_core<T: Real>(
                     return (steps, false);
                 }
                 active.push(who);
-                in_active[who] = true;
+                blocked[who] = true;
             }
             _ => {
                 let j = active.remove(who);
-                in_active[j] = false;
+                blocked[j] = false;
                 s[j] = T::zero();
                 banned = j;
                 if !chol.rebuild(p, &active, &mut tmp) {
@@ -298,42 +333,18 @@ impl<T: Real> Encoder<T> for Lars<T> {
     }
 
     fn encode_prepared(&self, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
-        let (steps, reached) = lars_core(p, c, self.lambda, self.nonneg, self.steps(p), s, None);
-        let xx = crate::encoder::dot(x, x);
-        if reached {
-            // certify: the duality gap at the LARS point
-            let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
-            let gap = (primal - dual).max(0.0);
-            if gap <= 1e-11 * (0.5 * xx.as_f64()).max(1e-300) {
-                return Ok(CodeInfo {
-                    iterations: steps,
-                    stop: StopReason::Exact,
-                    duality_gap: Some(gap),
-                    objective: primal,
-                });
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { lars_encode_avx2(self, p, x, c, s) };
             }
         }
-        // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
-        let polish = CoordinateDescent { lambda: self.lambda, tol: 1e-12, max_iter: 1000, nonneg: self.nonneg };
-        let mut info = if (0..p.atoms()).all(|j| p.gram_col(j)[j] > T::zero()) {
-            polish.encode_prepared(p, x, c, s)?
-        } else {
-            let (primal, dual) = gap_only(p, x, c, s, self.lambda, self.nonneg);
-            CodeInfo {
-                iterations: 0,
-                stop: StopReason::MaxIterations,
-                duality_gap: Some((primal - dual).max(0.0)),
-                objective: primal,
-            }
-        };
-        info.iterations += steps;
-        if reached && info.stop == StopReason::Converged {
-            info.stop = StopReason::Exact;
-        }
-        Ok(info)
+        lars_encode_impl(self, p, x, c, s)
     }
 }
 
+#[inline(always)]
 fn gap_only<T: Real>(p: &Prepared<T>, x: &[T], c: &[T], s: &[T], lambda: T, nonneg: bool) -> (f64, f64) {
     let mut r = c.to_vec();
     for (j, &v) in s.iter().enumerate() {
@@ -342,4 +353,54 @@ fn gap_only<T: Real>(p: &Prepared<T>, x: &[T], c: &[T], s: &[T], lambda: T, nonn
         }
     }
     crate::encoder::lasso_primal_dual(crate::encoder::dot(x, x), c, &r, s, lambda, nonneg)
+}
+
+/// [`Encoder::encode_prepared`] compiled for AVX2 + FMA (chosen at run time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lars_encode_avx2<T: Real>(
+    this: &Lars<T>,
+    p: &Prepared<T>,
+    x: &[T],
+    c: &[T],
+    s: &mut [T],
+) -> Result<CodeInfo> {
+    lars_encode_impl(this, p, x, c, s)
+}
+
+#[inline(always)]
+fn lars_encode_impl<T: Real>(this: &Lars<T>, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
+    let (steps, reached) = lars_core(p, c, this.lambda, this.nonneg, this.steps(p), s, None);
+    let xx = crate::encoder::dot(x, x);
+    if reached {
+        // certify: the duality gap at the LARS point
+        let (primal, dual) = gap_only(p, x, c, s, this.lambda, this.nonneg);
+        let gap = (primal - dual).max(0.0);
+        if gap <= 1e-11 * (0.5 * xx.as_f64()).max(1e-300) {
+            return Ok(CodeInfo {
+                iterations: steps,
+                stop: StopReason::Exact,
+                duality_gap: Some(gap),
+                objective: primal,
+            });
+        }
+    }
+    // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
+    let polish = CoordinateDescent { lambda: this.lambda, tol: 1e-12, max_iter: 1000, nonneg: this.nonneg };
+    let mut info = if (0..p.atoms()).all(|j| p.gram_col(j)[j] > T::zero()) {
+        polish.encode_prepared(p, x, c, s)?
+    } else {
+        let (primal, dual) = gap_only(p, x, c, s, this.lambda, this.nonneg);
+        CodeInfo {
+            iterations: 0,
+            stop: StopReason::MaxIterations,
+            duality_gap: Some((primal - dual).max(0.0)),
+            objective: primal,
+        }
+    };
+    info.iterations += steps;
+    if reached && info.stop == StopReason::Converged {
+        info.stop = StopReason::Exact;
+    }
+    Ok(info)
 }

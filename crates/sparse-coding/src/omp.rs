@@ -82,96 +82,21 @@ impl<T: Real> Encoder<T> for Omp {
     }
 
     fn encode_prepared(&self, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
-        if self.rule == OmpRule::OrderRecursive {
-            return ormp(self.k, self.tol, p, x, c, s);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { omp_encode_avx2(self, p, x, c, s) };
+            }
         }
-        let h = p.atoms();
-        let k = self.k;
-        s.iter_mut().for_each(|v| *v = T::zero());
-        let xx = dot(x, x).as_f64();
-        let mut alpha = c.to_vec();
-        let mut sel: Vec<usize> = Vec::with_capacity(k);
-        let mut chosen = vec![false; h];
-        // lower-triangular Cholesky factor of G[sel, sel], row-major k × k
-        let mut l = vec![T::zero(); k * k];
-        let mut gamma = vec![T::zero(); k];
-        let mut tmp = vec![T::zero(); k];
-        let mut stop = StopReason::Exact;
-        let mut energy = xx;
-        for it in 0..k {
-            if energy <= self.tol {
-                break;
-            }
-            // atom most correlated with the residual
-            let mut j = usize::MAX;
-            let mut best = T::zero();
-            for (i, &a) in alpha.iter().enumerate() {
-                if !chosen[i] && a.abs() > best {
-                    best = a.abs();
-                    j = i;
-                }
-            }
-            if j == usize::MAX || best <= T::EPS * T::lit(xx.sqrt().max(1e-300)) {
-                stop = StopReason::Saturated;
-                break;
-            }
-            let gj = p.gram_col(j);
-            // new Cholesky row: solve L w = G[sel, j]; diag = sqrt(G_jj − wᵀw)
-            let n = sel.len();
-            for a in 0..n {
-                let mut v = gj[sel[a]];
-                for b in 0..a {
-                    v -= l[a * k + b] * tmp[b];
-                }
-                tmp[a] = v / l[a * k + a];
-            }
-            let ww = dot(&tmp[..n], &tmp[..n]);
-            let dd = gj[j] - ww;
-            if dd <= T::lit(1e-10) * gj[j] {
-                // the atom is (numerically) in the span of the selected ones
-                stop = StopReason::Saturated;
-                break;
-            }
-            l[n * k..n * k + n].copy_from_slice(&tmp[..n]);
-            l[n * k + n] = dd.sqrt();
-            sel.push(j);
-            chosen[j] = true;
-            let n = n + 1;
-            // γ = (L Lᵀ)⁻¹ c[sel]
-            for a in 0..n {
-                let mut v = c[sel[a]];
-                for b in 0..a {
-                    v -= l[a * k + b] * tmp[b];
-                }
-                tmp[a] = v / l[a * k + a];
-            }
-            for a in (0..n).rev() {
-                let mut v = tmp[a];
-                for b in a + 1..n {
-                    v -= l[b * k + a] * gamma[b];
-                }
-                gamma[a] = v / l[a * k + a];
-            }
-            // α = c − G[:, sel] γ
-            alpha.copy_from_slice(c);
-            for a in 0..n {
-                crate::encoder::axpy(-gamma[a], p.gram_col(sel[a]), &mut alpha);
-            }
-            // ‖x − Ws‖² = ‖x‖² − c[sel]ᵀγ at the least-squares fit
-            let fit = (0..n).fold(0.0, |acc, a| acc + c[sel[a]].as_f64() * gamma[a].as_f64());
-            energy = (xx - fit).max(0.0);
-            let _ = it;
-        }
-        for (a, &j) in sel.iter().enumerate() {
-            s[j] = gamma[a];
-        }
-        Ok(CodeInfo { iterations: sel.len(), stop, duality_gap: None, objective: 0.5 * energy })
+        omp_encode_impl(self, p, x, c, s)
     }
 }
 
 /// ORMP with the projections of every atom onto the selected ones kept up to date: `proj[b][i]`
 /// is the b-th coordinate of atom i in the orthonormal basis of the selected atoms (so the
 /// selected atoms' entries are exactly the rows of the Cholesky factor).
+#[inline(always)]
 fn ormp<T: Real>(k: usize, tol: f64, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
     let h = p.atoms();
     s.iter_mut().for_each(|v| *v = T::zero());
@@ -242,4 +167,99 @@ fn ormp<T: Real>(k: usize, tol: f64, p: &Prepared<T>, x: &[T], c: &[T], s: &mut 
         s[j] = gamma[a];
     }
     Ok(CodeInfo { iterations: m, stop, duality_gap: None, objective: 0.5 * energy })
+}
+
+/// [`Encoder::encode_prepared`] compiled for AVX2 + FMA (chosen at run time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn omp_encode_avx2<T: Real>(this: &Omp, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
+    omp_encode_impl(this, p, x, c, s)
+}
+
+#[inline(always)]
+fn omp_encode_impl<T: Real>(this: &Omp, p: &Prepared<T>, x: &[T], c: &[T], s: &mut [T]) -> Result<CodeInfo> {
+    if this.rule == OmpRule::OrderRecursive {
+        return ormp(this.k, this.tol, p, x, c, s);
+    }
+    let h = p.atoms();
+    let k = this.k;
+    s.iter_mut().for_each(|v| *v = T::zero());
+    let xx = dot(x, x).as_f64();
+    let mut alpha = c.to_vec();
+    let mut sel: Vec<usize> = Vec::with_capacity(k);
+    let mut chosen = vec![false; h];
+    // lower-triangular Cholesky factor of G[sel, sel], row-major k × k
+    let mut l = vec![T::zero(); k * k];
+    let mut gamma = vec![T::zero(); k];
+    let mut tmp = vec![T::zero(); k];
+    let mut stop = StopReason::Exact;
+    let mut energy = xx;
+    for it in 0..k {
+        if energy <= this.tol {
+            break;
+        }
+        // atom most correlated with the residual
+        let mut j = usize::MAX;
+        let mut best = T::zero();
+        for (i, &a) in alpha.iter().enumerate() {
+            if !chosen[i] && a.abs() > best {
+                best = a.abs();
+                j = i;
+            }
+        }
+        if j == usize::MAX || best <= T::EPS * T::lit(xx.sqrt().max(1e-300)) {
+            stop = StopReason::Saturated;
+            break;
+        }
+        let gj = p.gram_col(j);
+        // new Cholesky row: solve L w = G[sel, j]; diag = sqrt(G_jj − wᵀw)
+        let n = sel.len();
+        for a in 0..n {
+            let mut v = gj[sel[a]];
+            for b in 0..a {
+                v -= l[a * k + b] * tmp[b];
+            }
+            tmp[a] = v / l[a * k + a];
+        }
+        let ww = dot(&tmp[..n], &tmp[..n]);
+        let dd = gj[j] - ww;
+        if dd <= T::lit(1e-10) * gj[j] {
+            // the atom is (numerically) in the span of the selected ones
+            stop = StopReason::Saturated;
+            break;
+        }
+        l[n * k..n * k + n].copy_from_slice(&tmp[..n]);
+        l[n * k + n] = dd.sqrt();
+        sel.push(j);
+        chosen[j] = true;
+        let n = n + 1;
+        // γ = (L Lᵀ)⁻¹ c[sel]
+        for a in 0..n {
+            let mut v = c[sel[a]];
+            for b in 0..a {
+                v -= l[a * k + b] * tmp[b];
+            }
+            tmp[a] = v / l[a * k + a];
+        }
+        for a in (0..n).rev() {
+            let mut v = tmp[a];
+            for b in a + 1..n {
+                v -= l[b * k + a] * gamma[b];
+            }
+            gamma[a] = v / l[a * k + a];
+        }
+        // α = c − G[:, sel] γ
+        alpha.copy_from_slice(c);
+        for a in 0..n {
+            crate::encoder::axpy(-gamma[a], p.gram_col(sel[a]), &mut alpha);
+        }
+        // ‖x − Ws‖² = ‖x‖² − c[sel]ᵀγ at the least-squares fit
+        let fit = (0..n).fold(0.0, |acc, a| acc + c[sel[a]].as_f64() * gamma[a].as_f64());
+        energy = (xx - fit).max(0.0);
+        let _ = it;
+    }
+    for (a, &j) in sel.iter().enumerate() {
+        s[j] = gamma[a];
+    }
+    Ok(CodeInfo { iterations: sel.len(), stop, duality_gap: None, objective: 0.5 * energy })
 }
