@@ -24,7 +24,14 @@ pub fn ae_mlp(mnist_dir: &Path) -> Result<Value, String> {
     let train: Tensor4<f32> = m.train.to_tensor4(&all(m.train.len())).map_err(err)?;
     let test: Tensor4<f32> = m.test.to_tensor4(&all(m.test.len())).map_err(err)?;
     let epochs = 3;
-    let params = MlpAeParams::new(vec![784, 256, 64]).lr(1e-3).batch_size(128).epochs(epochs).seed(0).progress(false).check().map_err(err)?;
+    let params = MlpAeParams::new(vec![784, 256, 64])
+        .lr(1e-3)
+        .batch_size(128)
+        .epochs(epochs)
+        .seed(0)
+        .progress(false)
+        .check()
+        .map_err(err)?;
     let mut model = params.build_for::<f32>([1, 28, 28]).map_err(err)?;
     let trainer = Trainer::new(params.train.check().map_err(err)?);
     let t0 = Instant::now();

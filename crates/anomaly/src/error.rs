@@ -1,0 +1,128 @@
+//! The crate's error type.
+
+use latent_autoencoder::AutoencoderError;
+use latent_datasets::DatasetError;
+use latent_linalg::LinalgError;
+use latent_sparse_coding::SparseCodingError;
+
+/// Everything that can go wrong in `latent-anomaly`. Each variant says what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum AnomalyError {
+    /// A parameter or argument outside its valid range.
+    #[error("invalid parameter {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Parameter name (as in the builder).
+        name: &'static str,
+        /// The rejected value, printed.
+        value: String,
+        /// The valid range.
+        reason: String,
+    },
+    /// Two inputs that must have the same length do not.
+    #[error("length mismatch in {what}: expected {expected}, got {got}")]
+    LengthMismatch {
+        /// Which inputs.
+        what: &'static str,
+        /// Length of the reference input.
+        expected: usize,
+        /// Length of the other input.
+        got: usize,
+    },
+    /// Inputs whose shapes do not fit together.
+    #[error("shape mismatch in {op}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        /// The operation that was called.
+        op: &'static str,
+        /// What was needed.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// A NaN or infinity where finite numbers are needed.
+    #[error("non-finite value in {what} at index {index}")]
+    NonFinite {
+        /// Which input holds the value.
+        what: &'static str,
+        /// Flat index of the first offending element.
+        index: usize,
+    },
+    /// An empty input where at least one element is needed.
+    #[error("empty input: {what}")]
+    Empty {
+        /// Which input is empty.
+        what: &'static str,
+    },
+    /// Ground truth with a single class: the metric is undefined.
+    #[error("{metric} needs both normal and anomalous ground truth, but all {count} labels are {}", if *anomalous { "anomalous" } else { "normal" })]
+    SingleClass {
+        /// The metric that was asked for.
+        metric: &'static str,
+        /// Number of labels.
+        count: usize,
+        /// The one class present (`true`: all anomalous).
+        anomalous: bool,
+    },
+    /// An error from the autoencoder crate (models, training).
+    #[error(transparent)]
+    Autoencoder(#[from] AutoencoderError),
+    /// An error from the sparse-coding crate (dictionary learning, encoders).
+    #[error(transparent)]
+    SparseCoding(#[from] SparseCodingError),
+    /// An error from the datasets crate (MVTec layout, PNG files).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// An error from a `latent-linalg` kernel.
+    #[error(transparent)]
+    Linalg(#[from] LinalgError),
+}
+
+/// `Result` with [`AnomalyError`].
+pub type Result<T> = std::result::Result<T, AnomalyError>;
+
+/// `InvalidParameter` with the value printed.
+pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> AnomalyError {
+    AnomalyError::InvalidParameter { name, value: value.to_string(), reason: reason.into() }
+}
+
+/// `ShapeMismatch`.
+pub(crate) fn shape_err(op: &'static str, expected: impl std::fmt::Debug, got: impl std::fmt::Debug) -> AnomalyError {
+    AnomalyError::ShapeMismatch { op, expected: format!("{expected:?}"), got: format!("{got:?}") }
+}
+
+/// Error unless both lengths agree.
+pub(crate) fn same_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got { Ok(()) } else { Err(AnomalyError::LengthMismatch { what, expected, got }) }
+}
+
+/// Error unless every value is finite.
+pub(crate) fn check_finite<T: latent_linalg::Real>(what: &'static str, data: &[T]) -> Result<()> {
+    match data.iter().position(|v| !v.finite()) {
+        Some(index) => Err(AnomalyError::NonFinite { what, index }),
+        None => Ok(()),
+    }
+}
+
+/// Error unless `v` is finite and `> 0`.
+pub(crate) fn check_pos(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, v, "must be finite and > 0")) }
+}
+
+/// Convert an error of this crate into the autoencoder crate's error type (for trait methods
+/// whose signature is fixed by `latent-autoencoder`).
+pub(crate) fn to_ae(op: &'static str, e: AnomalyError) -> AutoencoderError {
+    match e {
+        AnomalyError::Autoencoder(e) => e,
+        AnomalyError::NonFinite { what, index } => AutoencoderError::NonFiniteInput { what, index },
+        AnomalyError::Empty { what } => AutoencoderError::Empty { what },
+        AnomalyError::ShapeMismatch { op, expected, got } => AutoencoderError::ShapeMismatch { op, expected, got },
+        AnomalyError::LengthMismatch { what, expected, got } => {
+            AutoencoderError::ShapeMismatch { op: what, expected: expected.to_string(), got: got.to_string() }
+        }
+        AnomalyError::Linalg(e) => AutoencoderError::Linalg(e),
+        AnomalyError::SparseCoding(SparseCodingError::NonFinite { what, index }) => {
+            AutoencoderError::NonFiniteInput { what, index }
+        }
+        AnomalyError::SparseCoding(SparseCodingError::Empty(what)) => AutoencoderError::Empty { what },
+        other => AutoencoderError::State { op, detail: other.to_string() },
+    }
+}

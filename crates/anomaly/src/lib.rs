@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod detector;
+pub mod error;
+pub mod evaluate;
+pub mod filter;
+pub mod heatmap;
+pub mod maps;
+pub mod metrics;
+pub mod patch_dict;
+pub mod ssim;
+pub mod ssim_ae;
+
+pub use detector::{Analysis, Calibration, Detector, DetectorConfig, DetectorParams, Tiling};
+pub use error::{AnomalyError, Result};
+pub use evaluate::{
+    DefectReport, EvalParams, EvalReport, Evaluation, TestSet, evaluate, evaluate_mvtec, load_mvtec_test,
+    load_mvtec_train, random_crops,
+};
+pub use heatmap::{RgbImage, heatmap_panel, jet};
+pub use maps::{ImageScore, MapConfig, MapKind, MapParams};
+pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quantile};
+pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryLearner, PatchDictionaryParams};
+pub use ssim::{Ssim, SsimParams};
+pub use ssim_ae::SsimAutoencoder;

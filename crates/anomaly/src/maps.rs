@@ -1,0 +1,201 @@
+//! Per-pixel anomaly maps from an input and its reconstruction, and image scores from maps.
+
+use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid};
+use crate::filter::{gaussian_blur, same_shape};
+use crate::ssim::{Ssim, SsimParams};
+use latent_linalg::{Real, Tensor4};
+use serde::{Deserialize, Serialize};
+
+/// How a pixel's anomaly value is computed from the input `x` and the reconstruction `x̂`.
+///
+/// | variant | map | note |
+/// |---|---|---|
+/// | `SquaredError` | `mean_c (x − x̂)²` | the lecture's per-pixel reconstruction error |
+/// | `AbsoluteError` | `mean_c |x − x̂|` | |
+/// | `Ssim(p)` | `1 − SSIM(x, x̂)` with window `p` | Bergmann et al. 2019; in `[0, 2]` |
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum MapKind {
+    /// Squared error per pixel (mean over channels).
+    SquaredError,
+    /// Absolute error per pixel (mean over channels).
+    AbsoluteError,
+    /// One minus the local structural similarity.
+    Ssim(SsimParams),
+}
+
+/// How an image score is pooled from its anomaly map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ImageScore {
+    /// The largest pixel value (anomalib's default for reconstruction models).
+    #[default]
+    Max,
+    /// The mean pixel value (for squared error: the image's mean reconstruction error).
+    Mean,
+}
+
+/// Anomaly-map settings (builder; [`MapParams::check`] returns a ready [`MapConfig`]).
+///
+/// | parameter | default | meaning | range |
+/// |---|---|---|---|
+/// | `kind` | `SquaredError` | per-pixel measure, see [`MapKind`] | SSIM parameters as [`SsimParams::check`] |
+/// | `smoothing` | `None` | Gaussian smoothing σ of the map, in pixels | finite, `(0, 1000]` |
+/// | `score` | `Max` | image score pooled from the (smoothed) map, see [`ImageScore`] | — |
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MapParams {
+    /// Per-pixel measure.
+    pub kind: MapKind,
+    /// Gaussian smoothing σ.
+    pub smoothing: Option<f64>,
+    /// Image-score pooling.
+    pub score: ImageScore,
+}
+
+impl Default for MapParams {
+    fn default() -> Self {
+        Self { kind: MapKind::SquaredError, smoothing: None, score: ImageScore::Max }
+    }
+}
+
+impl MapParams {
+    /// Squared error, no smoothing, max pooling.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Set the per-pixel measure.
+    pub fn kind(mut self, kind: MapKind) -> Self {
+        self.kind = kind;
+        self
+    }
+    /// Use `1 − SSIM` with the given window settings.
+    pub fn ssim(mut self, p: SsimParams) -> Self {
+        self.kind = MapKind::Ssim(p);
+        self
+    }
+    /// Smooth maps with a Gaussian of standard deviation `sigma` pixels.
+    pub fn smoothing(mut self, sigma: f64) -> Self {
+        self.smoothing = Some(sigma);
+        self
+    }
+    /// Set the image-score pooling.
+    pub fn score(mut self, score: ImageScore) -> Self {
+        self.score = score;
+        self
+    }
+    /// Validate.
+    ///
+    /// # Errors
+    /// [`AnomalyError::InvalidParameter`] naming `smoothing` or an SSIM parameter.
+    pub fn check(&self) -> Result<MapConfig> {
+        if let Some(s) = self.smoothing {
+            check_pos("smoothing", s)?;
+            if s > 1000.0 {
+                return Err(invalid("smoothing", s, "must be at most 1000 pixels"));
+            }
+        }
+        let ssim = match self.kind {
+            MapKind::Ssim(p) => Some(p.check()?),
+            _ => None,
+        };
+        Ok(MapConfig { params: *self, ssim })
+    }
+}
+
+/// Validated map settings.
+///
+/// # Example
+/// ```
+/// use latent_anomaly::maps::{ImageScore, MapParams};
+/// use latent_linalg::Tensor4;
+/// let cfg = MapParams::new().score(ImageScore::Mean).check()?;
+/// let x = Tensor4::<f32>::from_vec([1, 1, 1, 4], vec![0.0, 0.5, 1.0, 1.0])?;
+/// let xh = Tensor4::<f32>::from_vec([1, 1, 1, 4], vec![0.0, 0.5, 1.0, 0.0])?;
+/// let maps = cfg.maps(&x, &xh)?;
+/// assert_eq!(maps.as_slice(), &[0.0, 0.0, 0.0, 1.0]);
+/// assert_eq!(cfg.scores(&maps)?, vec![0.25]);
+/// # Ok::<(), latent_anomaly::AnomalyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapConfig {
+    params: MapParams,
+    ssim: Option<Ssim>,
+}
+
+impl MapConfig {
+    /// The parameters.
+    pub fn params(&self) -> &MapParams {
+        &self.params
+    }
+
+    /// Per-pixel anomaly maps `(N, 1, H, W)` of a batch and its reconstruction (same shape),
+    /// smoothed when configured.
+    ///
+    /// # Errors
+    /// [`AnomalyError::ShapeMismatch`] for different shapes, [`AnomalyError::Empty`],
+    /// [`AnomalyError::NonFinite`].
+    pub fn maps<T: Real>(&self, x: &Tensor4<T>, xhat: &Tensor4<T>) -> Result<Tensor4<T>> {
+        same_shape("anomaly map", x, xhat)?;
+        if x.is_empty() {
+            return Err(AnomalyError::Empty { what: "anomaly map input" });
+        }
+        check_finite("anomaly map input", x.as_slice())?;
+        check_finite("reconstruction", xhat.as_slice())?;
+        let map = match (&self.params.kind, &self.ssim) {
+            (MapKind::Ssim(_), Some(s)) => {
+                let mut m = s.map(x, xhat)?;
+                m.map_inplace(|v| T::one() - v);
+                m
+            }
+            (kind, _) => {
+                let abs = matches!(kind, MapKind::AbsoluteError);
+                let [n, c, h, w] = x.shape();
+                let plane = h * w;
+                let (xs, ys) = (x.as_slice(), xhat.as_slice());
+                let mut out = vec![T::zero(); n * plane];
+                for i in 0..n {
+                    for ch in 0..c {
+                        let o = (i * c + ch) * plane;
+                        for p in 0..plane {
+                            let d = xs[o + p] - ys[o + p];
+                            out[i * plane + p] += if abs { d.abs() } else { d * d };
+                        }
+                    }
+                }
+                let cf = T::from_count(c);
+                out.iter_mut().for_each(|v| *v /= cf);
+                Tensor4::from_vec([n, 1, h, w], out)?
+            }
+        };
+        match self.params.smoothing {
+            Some(s) => gaussian_blur(&map, s),
+            None => Ok(map),
+        }
+    }
+
+    /// Image scores pooled from maps `(N, C, H, W)` (one score per sample over all its values).
+    ///
+    /// # Errors
+    /// [`AnomalyError::Empty`] for maps without pixels, [`AnomalyError::NonFinite`].
+    pub fn scores<T: Real>(&self, maps: &Tensor4<T>) -> Result<Vec<f64>> {
+        pool_scores(maps, self.params.score)
+    }
+}
+
+/// Pool one score per sample from maps `(N, C, H, W)`.
+///
+/// # Errors
+/// [`AnomalyError::Empty`] for maps without pixels, [`AnomalyError::NonFinite`].
+pub fn pool_scores<T: Real>(maps: &Tensor4<T>, how: ImageScore) -> Result<Vec<f64>> {
+    let d = maps.sample_len();
+    if d == 0 || maps.n() == 0 {
+        return Err(AnomalyError::Empty { what: "anomaly maps" });
+    }
+    check_finite("anomaly maps", maps.as_slice())?;
+    Ok(maps
+        .as_slice()
+        .chunks_exact(d)
+        .map(|m| match how {
+            ImageScore::Max => m.iter().fold(f64::NEG_INFINITY, |a, v| a.max(v.as_f64())),
+            ImageScore::Mean => m.iter().map(|v| v.as_f64()).sum::<f64>() / d as f64,
+        })
+        .collect())
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod io;
+pub mod layer;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod models;
+mod par;
+pub mod sequential;
+pub mod train;
+
+pub use error::{AutoencoderError, Result};
+pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
+pub use layers::noise::{Noise, NoiseModel};
+pub use loss::{DeadUnitCounter, Loss};
+pub use model::{
+    Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Reconstructor, Trainable, WeightSet,
+};
+pub use models::{ConvAeParams, ConvStage, Fitted, LinearAeParams, MlpAeParams, Penalties, SparseReluAeParams};
+pub use sequential::{AnyLayer, Sequential};
+pub use train::{
+    Callback, Checked, Control, EpochContext, LrSchedule, ModelOptimizer, OptimizerKind, StopReason, TrainParams,
+    TrainReport, Trainer,
+};

@@ -1,0 +1,888 @@
+//! The trainer: seeded mini-batches, `latent-optim` optimizers and schedules, validation, early
+//! stopping, callbacks, atomic checkpoints, a NaN/Inf guard and a progress bar.
+
+use crate::error::{AutoencoderError, Result, check_finite_data, check_nonneg, check_pos, invalid};
+use crate::io::write_atomic;
+use crate::layer::Param;
+use crate::model::Trainable;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use latent_linalg::{Real, Tensor4};
+use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
+use latent_optim::schedule::{Constant, CosineAnnealing, Schedule, StepDecay, warmup_cosine};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Parameters that passed their `check()`: the only input the builders' `fit`/`build` and
+/// [`Trainer::new`] accept. Read the parameters through `Deref`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<P>(pub(crate) P);
+
+impl<P> Checked<P> {
+    /// The validated parameters.
+    pub fn get(&self) -> &P {
+        &self.0
+    }
+    /// Give up the wrapper.
+    pub fn into_inner(self) -> P {
+        self.0
+    }
+}
+
+impl<P> std::ops::Deref for Checked<P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        &self.0
+    }
+}
+
+/// The optimizer (from `latent-optim`) and its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// Adam.
+    Adam(AdamParams),
+    /// AdamW (decoupled weight decay).
+    AdamW(AdamWParams),
+    /// SGD with optional (Nesterov) momentum.
+    Sgd(SgdParams),
+}
+
+impl Default for OptimizerKind {
+    fn default() -> Self {
+        OptimizerKind::Adam(AdamParams::default())
+    }
+}
+
+/// Learning-rate schedule over the run (evaluated at every optimizer step, built on
+/// `latent-optim`'s schedules).
+///
+/// | variant | rate at step `k` |
+/// |---|---|
+/// | `Constant` | `lr` |
+/// | `StepDecay { gamma, every_epochs }` | `lr·gamma^⌊epoch / every_epochs⌋` (`gamma ∈ (0, 1]`, `every_epochs >= 1`) |
+/// | `Cosine { min_lr }` | cosine from `lr` to `min_lr` over all steps (`0 <= min_lr <= lr`) |
+/// | `WarmupCosine { warmup_epochs, min_lr }` | linear warm-up from 0 over `warmup_epochs`, then cosine to `min_lr` (`warmup_epochs < epochs`) |
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// Constant rate.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `every_epochs` epochs.
+    StepDecay {
+        /// Decay factor.
+        gamma: f64,
+        /// Epochs between decays.
+        every_epochs: usize,
+    },
+    /// Cosine annealing over the whole run.
+    Cosine {
+        /// Final rate.
+        min_lr: f64,
+    },
+    /// Linear warm-up then cosine annealing.
+    WarmupCosine {
+        /// Warm-up length in epochs.
+        warmup_epochs: usize,
+        /// Final rate.
+        min_lr: f64,
+    },
+}
+
+/// Periodic checkpoints: the model file (as [`crate::Autoencoder::save`] writes it) at `path`,
+/// written atomically every `every_epochs` epochs and after the last epoch, only when all
+/// parameters are finite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointParams {
+    /// Destination file (overwritten atomically).
+    pub path: PathBuf,
+    /// Epochs between checkpoints (`>= 1`).
+    pub every_epochs: usize,
+}
+
+/// Training hyperparameters (builder).
+///
+/// | name | default | meaning | range |
+/// |---|---|---|---|
+/// | `epochs` | `10` | maximum passes over the training set | `>= 1` |
+/// | `batch_size` | `64` | samples per optimizer step (the last batch may be smaller) | `>= 1` |
+/// | `lr` | `1e-3` | base learning rate | finite, `> 0` |
+/// | `optimizer` | Adam (β = 0.9, 0.999; ε = 1e-8) | see [`OptimizerKind`] | validated by `latent-optim` |
+/// | `schedule` | `Constant` | see [`LrSchedule`] | — |
+/// | `shuffle` | `true` | reshuffle the samples every epoch (seeded) | — |
+/// | `seed` | `0` | seed of shuffling, the validation split and (in the model builders) initialisation and noise | any |
+/// | `validation_fraction` | `0` | share of the training data held out for validation when no validation set is given | `[0, 1)` |
+/// | `patience` | `None` | early stopping: epochs without improvement of the monitored loss before stopping | `>= 1` |
+/// | `min_delta` | `0` | smallest decrease that counts as an improvement | finite, `>= 0` |
+/// | `restore_best` | `true` | after early stopping, restore the best epoch's model | — |
+/// | `progress` | `true` | show a progress bar on stderr (never when stderr is not a terminal) | — |
+/// | `checkpoint` | `None` | periodic atomic checkpoints, see [`CheckpointParams`] | `every_epochs >= 1` |
+///
+/// The monitored loss is the validation loss when there is validation data, the training loss
+/// otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainParams {
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Reshuffle every epoch.
+    pub shuffle: bool,
+    /// Random seed.
+    pub seed: u64,
+    /// Held-out share of the training data.
+    pub validation_fraction: f64,
+    /// Early-stopping patience.
+    pub patience: Option<usize>,
+    /// Minimum improvement.
+    pub min_delta: f64,
+    /// Restore the best model after early stopping.
+    pub restore_best: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Periodic checkpoints.
+    pub checkpoint: Option<CheckpointParams>,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            optimizer: OptimizerKind::default(),
+            schedule: LrSchedule::Constant,
+            shuffle: true,
+            seed: 0,
+            validation_fraction: 0.0,
+            patience: None,
+            min_delta: 0.0,
+            restore_best: true,
+            progress: true,
+            checkpoint: None,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta] $name:ident: $ty:ty),* $(,)?) => {
+        $(#[$doc]
+        pub fn $name(mut self, v: $ty) -> Self {
+            self.$name = v;
+            self
+        })*
+    };
+}
+
+impl TrainParams {
+    /// Defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    setter!(
+        /// Set the maximum number of epochs.
+        epochs: usize,
+        /// Set the batch size.
+        batch_size: usize,
+        /// Set the base learning rate.
+        lr: f64,
+        /// Set the optimizer.
+        optimizer: OptimizerKind,
+        /// Set the learning-rate schedule.
+        schedule: LrSchedule,
+        /// Turn shuffling on or off.
+        shuffle: bool,
+        /// Set the seed.
+        seed: u64,
+        /// Set the held-out validation share.
+        validation_fraction: f64,
+        /// Set the minimum improvement.
+        min_delta: f64,
+        /// Restore the best model after early stopping, or not.
+        restore_best: bool,
+        /// Show the progress bar, or not.
+        progress: bool,
+    );
+    /// Enable early stopping with this patience.
+    pub fn patience(mut self, epochs: usize) -> Self {
+        self.patience = Some(epochs);
+        self
+    }
+    /// Write a checkpoint to `path` every `every_epochs` epochs.
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>, every_epochs: usize) -> Self {
+        self.checkpoint = Some(CheckpointParams { path: path.into(), every_epochs });
+        self
+    }
+
+    /// Validate.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::InvalidParameter`] naming the first bad value, or
+    /// [`AutoencoderError::Optim`] for invalid optimizer hyperparameters.
+    pub fn check(&self) -> Result<Checked<TrainParams>> {
+        if self.epochs == 0 {
+            return Err(invalid("epochs", self.epochs, "must be >= 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", self.batch_size, "must be >= 1"));
+        }
+        check_pos("lr", self.lr)?;
+        match self.optimizer {
+            OptimizerKind::Adam(p) => p.check()?,
+            OptimizerKind::AdamW(p) => p.check()?,
+            OptimizerKind::Sgd(p) => p.check()?,
+        }
+        match self.schedule {
+            LrSchedule::Constant => {}
+            LrSchedule::StepDecay { gamma, every_epochs } => {
+                if !(gamma > 0.0 && gamma <= 1.0) {
+                    return Err(invalid("schedule.gamma", gamma, "must be in (0, 1]"));
+                }
+                if every_epochs == 0 {
+                    return Err(invalid("schedule.every_epochs", every_epochs, "must be >= 1"));
+                }
+            }
+            LrSchedule::Cosine { min_lr } => check_min_lr(min_lr, self.lr)?,
+            LrSchedule::WarmupCosine { warmup_epochs, min_lr } => {
+                check_min_lr(min_lr, self.lr)?;
+                if warmup_epochs == 0 || warmup_epochs >= self.epochs {
+                    return Err(invalid("schedule.warmup_epochs", warmup_epochs, "must be in [1, epochs)"));
+                }
+            }
+        }
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return Err(invalid("validation_fraction", self.validation_fraction, "must be in [0, 1)"));
+        }
+        if self.patience == Some(0) {
+            return Err(invalid("patience", 0, "must be >= 1"));
+        }
+        check_nonneg("min_delta", self.min_delta)?;
+        if let Some(c) = &self.checkpoint {
+            if c.every_epochs == 0 {
+                return Err(invalid("checkpoint.every_epochs", 0, "must be >= 1"));
+            }
+            if c.path.file_name().is_none() {
+                return Err(invalid("checkpoint.path", c.path.display(), "must name a file"));
+            }
+        }
+        Ok(Checked(self.clone()))
+    }
+}
+
+fn check_min_lr(min_lr: f64, lr: f64) -> Result<()> {
+    if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= lr) {
+        return Err(invalid("schedule.min_lr", min_lr, "must be in [0, lr]"));
+    }
+    Ok(())
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// All epochs ran.
+    MaxEpochs,
+    /// The monitored loss did not improve for `patience` epochs.
+    EarlyStopping,
+    /// A callback asked to stop.
+    Callback,
+}
+
+/// Diagnostics of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Mean training objective per epoch (over the epoch's batches, weighted by batch size).
+    pub train_loss: Vec<f64>,
+    /// Validation objective (eval mode) per epoch; empty without validation data.
+    pub val_loss: Vec<f64>,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Why training stopped.
+    pub stop_reason: StopReason,
+    /// Epoch (1-based) with the lowest monitored loss.
+    pub best_epoch: usize,
+    /// The lowest monitored loss.
+    pub best_loss: f64,
+    /// Training samples processed per second (wall clock of the whole run).
+    pub samples_per_s: f64,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+    /// Training samples (after any validation split).
+    pub train_samples: usize,
+}
+
+/// What a callback wants after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop training now (the report's stop reason is [`StopReason::Callback`]).
+    Stop,
+}
+
+/// What a callback sees (and may change) at the end of an epoch.
+#[derive(Debug)]
+pub struct EpochContext<'a, M> {
+    /// Epoch just finished (1-based).
+    pub epoch: usize,
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Mean training objective of the epoch.
+    pub train_loss: f64,
+    /// Validation objective, if there is validation data.
+    pub val_loss: Option<f64>,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Optimizer steps so far.
+    pub steps: usize,
+    /// Time since training started.
+    pub elapsed: Duration,
+    /// The model (may be inspected or modified).
+    pub model: &'a mut M,
+    /// Multiplier applied to the scheduled learning rate from the next step on (starts at 1).
+    pub lr_scale: f64,
+}
+
+/// A per-epoch hook. Closures `FnMut(&mut EpochContext<'_, M>) -> Control` implement it.
+pub trait Callback<M> {
+    /// Called after every epoch (after validation and checkpointing).
+    fn on_epoch_end(&mut self, ctx: &mut EpochContext<'_, M>) -> Control;
+}
+
+impl<M, F: FnMut(&mut EpochContext<'_, M>) -> Control> Callback<M> for F {
+    fn on_epoch_end(&mut self, ctx: &mut EpochContext<'_, M>) -> Control {
+        self(ctx)
+    }
+}
+
+/// Parameter values per optimizer chunk: large tensors are split in fixed chunks with their own
+/// state, so steps run in parallel (element-wise updates: results do not depend on threads).
+const OPT_CHUNK: usize = 1 << 14;
+
+#[derive(Debug)]
+enum OptStates<T: Real> {
+    Adam(Adam, Vec<AdamState<T>>),
+    AdamW(AdamW, Vec<AdamState<T>>),
+    Sgd(Sgd, Vec<SgdState<T>>),
+}
+
+fn chunk_lens(params: &[Param<'_, impl Real>]) -> Vec<usize> {
+    params.iter().flat_map(|p| p.value.chunks(OPT_CHUNK).map(<[_]>::len)).collect()
+}
+
+impl<T: Real> OptStates<T> {
+    fn new(kind: &OptimizerKind, lens: &[usize]) -> Result<Self> {
+        Ok(match kind {
+            OptimizerKind::Adam(p) => {
+                let o = Adam::new(*p)?;
+                let s = lens.iter().map(|&n| Optimizer::<T>::init_state(&o, n)).collect();
+                OptStates::Adam(o, s)
+            }
+            OptimizerKind::AdamW(p) => {
+                let o = AdamW::new(*p)?;
+                let s = lens.iter().map(|&n| Optimizer::<T>::init_state(&o, n)).collect();
+                OptStates::AdamW(o, s)
+            }
+            OptimizerKind::Sgd(p) => {
+                let o = Sgd::new(*p)?;
+                let s = lens.iter().map(|&n| Optimizer::<T>::init_state(&o, n)).collect();
+                OptStates::Sgd(o, s)
+            }
+        })
+    }
+
+    fn step(&mut self, params: Vec<Param<'_, T>>, lr: T) -> Result<()> {
+        fn run<T: Real, O: Optimizer<T> + Sync>(
+            o: &O,
+            states: &mut [O::State],
+            params: Vec<Param<'_, T>>,
+            lr: T,
+        ) -> Result<()>
+        where
+            O::State: Send,
+        {
+            let chunks: Vec<(&mut [T], &mut [T])> = params
+                .into_iter()
+                .flat_map(|p| p.value.chunks_mut(OPT_CHUNK).zip(p.grad.chunks_mut(OPT_CHUNK)))
+                .collect();
+            if chunks.len() != states.len() {
+                return Err(AutoencoderError::State {
+                    op: "optimizer step",
+                    detail: format!(
+                        "the model has {} parameter chunks, the optimizer state {}",
+                        chunks.len(),
+                        states.len()
+                    ),
+                });
+            }
+            let total: usize = chunks.iter().map(|c| c.0.len()).sum();
+            if total >= 1 << 15 && rayon::current_num_threads() > 1 {
+                chunks.into_par_iter().zip(states.par_iter_mut()).try_for_each(|((v, g), s)| o.step(v, g, s, lr))?;
+            } else {
+                for ((v, g), s) in chunks.into_iter().zip(states.iter_mut()) {
+                    o.step(v, g, s, lr)?;
+                }
+            }
+            Ok(())
+        }
+        match self {
+            OptStates::Adam(o, s) => run(o, s, params, lr),
+            OptStates::AdamW(o, s) => run(o, s, params, lr),
+            OptStates::Sgd(o, s) => run(o, s, params, lr),
+        }
+    }
+}
+
+/// An optimizer from `latent-optim` with its state for every parameter of a model, for custom
+/// training loops (the [`Trainer`] uses it internally). Large parameter tensors are split into
+/// fixed chunks, each with its own state, and updated in parallel; the result does not depend on
+/// the number of threads.
+///
+/// # Example
+/// ```
+/// use latent_autoencoder::{Trainable, models::MlpAeParams, train::{ModelOptimizer, OptimizerKind}};
+/// use latent_linalg::Tensor4;
+/// let x = Tensor4::<f32>::from_fn([16, 8, 1, 1], |[n, c, ..]| ((n + c) % 3) as f32 / 3.0)?;
+/// let mut model = MlpAeParams::new(vec![8, 4]).check()?.build::<f32>()?;
+/// let mut opt = ModelOptimizer::new(&OptimizerKind::default(), &mut model)?;
+/// let first = model.train_step(&x)?;
+/// for _ in 0..50 {
+///     model.train_step(&x)?;
+///     opt.step(&mut model, 1e-2)?;
+/// }
+/// assert!(model.train_step(&x)? < first);
+/// # Ok::<(), latent_autoencoder::AutoencoderError>(())
+/// ```
+#[derive(Debug)]
+pub struct ModelOptimizer<T: Real> {
+    inner: OptStates<T>,
+}
+
+impl<T: Real> ModelOptimizer<T> {
+    /// Fresh optimizer state for every parameter of `model`.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::Optim`] for invalid hyperparameters.
+    pub fn new<M: Trainable<T>>(kind: &OptimizerKind, model: &mut M) -> Result<Self> {
+        Ok(Self { inner: OptStates::new(kind, &chunk_lens(&model.params()))? })
+    }
+
+    /// One update of every parameter from the gradients the last
+    /// [`Trainable::train_step`] left.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::Optim`] for a negative or non-finite `lr` or a non-finite gradient
+    /// (nothing in that chunk is modified), [`AutoencoderError::State`] when the model's
+    /// parameters changed shape since [`ModelOptimizer::new`].
+    pub fn step<M: Trainable<T>>(&mut self, model: &mut M, lr: T) -> Result<()> {
+        self.inner.step(model.params(), lr)
+    }
+}
+
+/// Contiguous batches of `batch_size` samples (the last may be smaller).
+pub(crate) fn batches_of<T: Real>(
+    data: &Tensor4<T>,
+    batch_size: usize,
+) -> impl Iterator<Item = Result<Tensor4<T>>> + '_ {
+    let [n, c, h, w] = data.shape();
+    let d = data.sample_len();
+    let bs = batch_size.max(1);
+    (0..n.div_ceil(bs)).map(move |b| {
+        let (i0, i1) = (b * bs, ((b + 1) * bs).min(n));
+        Ok(Tensor4::from_vec([i1 - i0, c, h, w], data.as_slice()[i0 * d..i1 * d].to_vec())?)
+    })
+}
+
+/// Gather samples `idx` of `data` into `out` (resized).
+fn gather<T: Real>(data: &Tensor4<T>, idx: &[usize], out: &mut Vec<T>) {
+    let d = data.sample_len();
+    out.clear();
+    for &i in idx {
+        out.extend_from_slice(&data.as_slice()[i * d..(i + 1) * d]);
+    }
+}
+
+/// Mean of `model.eval_loss` over `data` in batches, weighted by batch size.
+pub fn evaluate<T: Real, M: Trainable<T>>(model: &M, data: &Tensor4<T>, batch_size: usize) -> Result<f64> {
+    if data.n() == 0 {
+        return Err(AutoencoderError::Empty { what: "evaluation data" });
+    }
+    let mut s = 0.0;
+    for b in batches_of(data, batch_size) {
+        let b = b?;
+        s += model.eval_loss(&b)? * b.n() as f64;
+    }
+    Ok(s / data.n() as f64)
+}
+
+/// Runs training loops with validated [`TrainParams`].
+///
+/// Deterministic: for a given seed, model and data the weights after training are bit-identical
+/// whatever the number of rayon threads (every kernel and reduction has a fixed order).
+///
+/// # Example
+/// ```
+/// use latent_autoencoder::models::MlpAeParams;
+/// use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
+/// use latent_autoencoder::Autoencoder;
+/// use latent_linalg::Tensor4;
+/// let data = Tensor4::from_fn([64, 8, 1, 1], |[n, c, ..]| ((n * 7 + c * 3) % 11) as f32 / 11.0)?;
+/// let mut model = MlpAeParams::new(vec![8, 6, 3]).check()?.build::<f32>()?;
+/// let trainer = Trainer::new(TrainParams::new().epochs(5).batch_size(16).lr(1e-2).progress(false).check()?);
+/// let mut seen = 0;
+/// let mut count = |ctx: &mut EpochContext<'_, Autoencoder<f32>>| {
+///     seen += 1;
+///     if ctx.epoch == 3 { Control::Stop } else { Control::Continue }
+/// };
+/// let report = trainer.fit_with_callbacks(&mut model, &data, None, &mut [&mut count])?;
+/// assert_eq!(report.epochs_run, 3);
+/// assert_eq!(seen, 3);
+/// assert!(report.train_loss[2] < report.train_loss[0]);
+/// # Ok::<(), latent_autoencoder::AutoencoderError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    params: TrainParams,
+}
+
+impl Trainer {
+    /// A trainer with validated parameters.
+    pub fn new(params: Checked<TrainParams>) -> Self {
+        Self { params: params.0 }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &TrainParams {
+        &self.params
+    }
+
+    /// Train `model` on `train` (validating on `validation`, or on a held-out
+    /// `validation_fraction` of `train`).
+    ///
+    /// # Errors
+    /// [`AutoencoderError::NonFiniteInput`] for NaN/Inf in the data (checked before anything
+    /// else), [`AutoencoderError::Empty`] for empty data, shape errors from the model, and
+    /// [`AutoencoderError::Diverged`] when the loss, a gradient, the parameters or the validation
+    /// loss becomes non-finite: the model is then restored to its state at the end of the last
+    /// good epoch (the initial state if none), which is also what the last checkpoint holds.
+    pub fn fit<T: Real, M: Trainable<T> + Clone>(
+        &self,
+        model: &mut M,
+        train: &Tensor4<T>,
+        validation: Option<&Tensor4<T>>,
+    ) -> Result<TrainReport> {
+        self.fit_with_callbacks(model, train, validation, &mut [])
+    }
+
+    /// As [`Trainer::fit`], calling every callback after every epoch.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`].
+    pub fn fit_with_callbacks<T: Real, M: Trainable<T> + Clone>(
+        &self,
+        model: &mut M,
+        train: &Tensor4<T>,
+        validation: Option<&Tensor4<T>>,
+        callbacks: &mut [&mut dyn Callback<M>],
+    ) -> Result<TrainReport> {
+        let p = &self.params;
+        check_finite_data("training data", train.as_slice())?;
+        if let Some(v) = validation {
+            check_finite_data("validation data", v.as_slice())?;
+            if v.n() == 0 {
+                return Err(AutoencoderError::Empty { what: "validation data" });
+            }
+        }
+        if train.n() == 0 {
+            return Err(AutoencoderError::Empty { what: "training data" });
+        }
+        // Hold out a validation share when asked and no validation set is given.
+        let split;
+        let (train, validation) = match (validation, p.validation_fraction > 0.0) {
+            (None, true) => {
+                split = split_validation(train, p.validation_fraction, p.seed)?;
+                (&split.0, Some(&split.1))
+            }
+            _ => (train, validation),
+        };
+        let n = train.n();
+        let bs = p.batch_size.min(n);
+        let steps_per_epoch = n.div_ceil(bs);
+        let total_steps = steps_per_epoch * p.epochs;
+        let schedule: Box<dyn Schedule> = match p.schedule {
+            LrSchedule::Constant => Box::new(Constant::new(p.lr)?),
+            LrSchedule::StepDecay { gamma, every_epochs } => {
+                Box::new(StepDecay::new(p.lr, gamma, every_epochs * steps_per_epoch)?)
+            }
+            LrSchedule::Cosine { min_lr } => Box::new(CosineAnnealing::new(p.lr, min_lr, total_steps)?),
+            LrSchedule::WarmupCosine { warmup_epochs, min_lr } => {
+                Box::new(warmup_cosine(p.lr, min_lr, warmup_epochs * steps_per_epoch, total_steps)?)
+            }
+        };
+        let mut opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&model.params()))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        rng.set_stream(1);
+        let mut order: Vec<usize> = (0..n).collect();
+        let [_, c, h, w] = train.shape();
+        let mut buf: Vec<T> = Vec::with_capacity(bs * train.sample_len());
+        let pb = progress_bar(p.progress, total_steps as u64);
+        let start = Instant::now();
+
+        let mut report = TrainReport {
+            train_loss: Vec::new(),
+            val_loss: Vec::new(),
+            epochs_run: 0,
+            steps: 0,
+            stop_reason: StopReason::MaxEpochs,
+            best_epoch: 0,
+            best_loss: f64::INFINITY,
+            samples_per_s: 0.0,
+            seconds: 0.0,
+            train_samples: n,
+        };
+        let mut last_good = model.clone();
+        let mut last_checkpoint: Option<PathBuf> = None;
+        let mut best: Option<M> = None;
+        let mut since_best = 0usize;
+        let mut lr_scale = 1.0f64;
+        let mut lr_now = p.lr;
+
+        for epoch in 1..=p.epochs {
+            if p.shuffle {
+                order.shuffle(&mut rng);
+            }
+            let mut sum = 0.0;
+            for idx in order.chunks(bs) {
+                gather(train, idx, &mut buf);
+                let batch = Tensor4::from_vec([idx.len(), c, h, w], std::mem::take(&mut buf))?;
+                let diverged = |what: &'static str, value: f64, step: usize, ckpt: &Option<PathBuf>| {
+                    AutoencoderError::Diverged { epoch, step, what, value, last_good_checkpoint: ckpt.clone() }
+                };
+                let loss = match model.train_step(&batch) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        pb.finish_and_clear();
+                        *model = last_good;
+                        return Err(e);
+                    }
+                };
+                buf = batch.into_vec();
+                if !loss.is_finite() {
+                    pb.finish_and_clear();
+                    *model = last_good;
+                    return Err(diverged("loss", loss, report.steps, &last_checkpoint));
+                }
+                lr_now = schedule.lr(report.steps) * lr_scale;
+                let lr_t = T::lit(lr_now);
+                if !lr_t.finite() {
+                    pb.finish_and_clear();
+                    *model = last_good;
+                    return Err(diverged("learning rate", lr_now, report.steps, &last_checkpoint));
+                }
+                if let Err(e) = opt.step(model.params(), lr_t) {
+                    pb.finish_and_clear();
+                    *model = last_good;
+                    return Err(match e {
+                        AutoencoderError::Optim(latent_optim::OptimError::Linalg(
+                            latent_linalg::LinalgError::NonFinite { .. },
+                        )) => diverged("gradient", f64::NAN, report.steps, &last_checkpoint),
+                        other => other,
+                    });
+                }
+                sum += loss * idx.len() as f64;
+                report.steps += 1;
+                pb.inc(1);
+            }
+            let train_loss = sum / n as f64;
+            let step = report.steps;
+            let non_finite_param =
+                model.params().iter().flat_map(|p| p.value.iter()).find(|v| !v.finite()).map(|v| v.as_f64());
+            if let Some(v) = non_finite_param {
+                pb.finish_and_clear();
+                *model = last_good;
+                return Err(AutoencoderError::Diverged {
+                    epoch,
+                    step,
+                    what: "parameters",
+                    value: v,
+                    last_good_checkpoint: last_checkpoint,
+                });
+            }
+            let val_loss = match validation {
+                Some(v) => {
+                    let l = evaluate(model, v, bs)?;
+                    if !l.is_finite() {
+                        pb.finish_and_clear();
+                        *model = last_good;
+                        return Err(AutoencoderError::Diverged {
+                            epoch,
+                            step,
+                            what: "validation loss",
+                            value: l,
+                            last_good_checkpoint: last_checkpoint,
+                        });
+                    }
+                    report.val_loss.push(l);
+                    Some(l)
+                }
+                None => None,
+            };
+            report.train_loss.push(train_loss);
+            report.epochs_run = epoch;
+            let monitored = val_loss.unwrap_or(train_loss);
+            if monitored < report.best_loss - p.min_delta || report.best_epoch == 0 {
+                report.best_loss = monitored;
+                report.best_epoch = epoch;
+                since_best = 0;
+                if p.patience.is_some() && p.restore_best {
+                    best = Some(model.clone());
+                }
+            } else {
+                since_best += 1;
+            }
+            if let Some(ck) = &p.checkpoint
+                && (epoch % ck.every_epochs == 0 || epoch == p.epochs)
+            {
+                write_atomic(&ck.path, &model.to_bytes()?)?;
+                last_checkpoint = Some(ck.path.clone());
+            }
+            last_good = model.clone();
+            pb.set_message(match val_loss {
+                Some(v) => format!("epoch {epoch}: loss {train_loss:.5}, val {v:.5}"),
+                None => format!("epoch {epoch}: loss {train_loss:.5}"),
+            });
+            let mut stop = false;
+            for cb in callbacks.iter_mut() {
+                let mut ctx = EpochContext {
+                    epoch,
+                    epochs: p.epochs,
+                    train_loss,
+                    val_loss,
+                    lr: lr_now,
+                    steps: report.steps,
+                    elapsed: start.elapsed(),
+                    model: &mut *model,
+                    lr_scale,
+                };
+                let ctl = cb.on_epoch_end(&mut ctx);
+                lr_scale = ctx.lr_scale;
+                if ctl == Control::Stop {
+                    stop = true;
+                }
+            }
+            if stop {
+                report.stop_reason = StopReason::Callback;
+                break;
+            }
+            if let Some(pat) = p.patience
+                && since_best >= pat
+            {
+                report.stop_reason = StopReason::EarlyStopping;
+                if let Some(b) = best.take() {
+                    *model = b;
+                }
+                break;
+            }
+        }
+        pb.finish_and_clear();
+        report.seconds = start.elapsed().as_secs_f64();
+        let samples = (report.epochs_run * n) as f64;
+        report.samples_per_s = if report.seconds > 0.0 { samples / report.seconds } else { 0.0 };
+        Ok(report)
+    }
+}
+
+/// Split off a seeded random `fraction` of the samples as validation data.
+fn split_validation<T: Real>(data: &Tensor4<T>, fraction: f64, seed: u64) -> Result<(Tensor4<T>, Tensor4<T>)> {
+    let n = data.n();
+    if n < 2 {
+        return Err(invalid("validation_fraction", fraction, "needs at least 2 training samples"));
+    }
+    let n_val = ((fraction * n as f64).round() as usize).clamp(1, n - 1);
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(2);
+    idx.shuffle(&mut rng);
+    let (val_idx, train_idx) = idx.split_at(n_val);
+    let [_, c, h, w] = data.shape();
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    gather(data, train_idx, &mut a);
+    gather(data, val_idx, &mut b);
+    Ok((Tensor4::from_vec([train_idx.len(), c, h, w], a)?, Tensor4::from_vec([val_idx.len(), c, h, w], b)?))
+}
+
+fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Tensor4<f64> {
+        Tensor4::from_fn([n, 2, 1, 1], |[i, c, ..]| (i * 2 + c) as f64).unwrap()
+    }
+
+    #[test]
+    fn batches_cover_the_data_in_order() {
+        let x = data(7);
+        let b: Vec<Tensor4<f64>> = batches_of(&x, 3).collect::<Result<_>>().unwrap();
+        assert_eq!(b.iter().map(Tensor4::n).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let joined: Vec<f64> = b.iter().flat_map(|t| t.as_slice().to_vec()).collect();
+        assert_eq!(joined, x.as_slice());
+    }
+
+    #[test]
+    fn validation_split_is_a_seeded_partition() {
+        let x = data(10);
+        let (a, b) = split_validation(&x, 0.3, 5).unwrap();
+        assert_eq!((a.n(), b.n()), (7, 3));
+        let mut all: Vec<f64> = a.as_slice().iter().chain(b.as_slice()).copied().collect();
+        all.sort_by(f64::total_cmp);
+        assert_eq!(all, x.as_slice());
+        assert_eq!(split_validation(&x, 0.3, 5).unwrap(), (a, b));
+        assert!(split_validation(&data(1), 0.5, 0).is_err());
+    }
+
+    #[test]
+    fn schedules_and_checkpoints_are_validated() {
+        let bad = |p: TrainParams| match p.check() {
+            Err(AutoencoderError::InvalidParameter { name, .. }) => name,
+            other => panic!("expected InvalidParameter, got {other:?}"),
+        };
+        assert_eq!(
+            bad(TrainParams::new().schedule(LrSchedule::StepDecay { gamma: 1.5, every_epochs: 1 })),
+            "schedule.gamma"
+        );
+        assert_eq!(bad(TrainParams::new().schedule(LrSchedule::Cosine { min_lr: 1.0 })), "schedule.min_lr");
+        assert_eq!(
+            bad(TrainParams::new().epochs(3).schedule(LrSchedule::WarmupCosine { warmup_epochs: 3, min_lr: 0.0 })),
+            "schedule.warmup_epochs"
+        );
+        assert_eq!(bad(TrainParams::new().checkpoint("/tmp/x.ckpt", 0)), "checkpoint.every_epochs");
+        assert_eq!(bad(TrainParams::new().patience(0)), "patience");
+        assert_eq!(bad(TrainParams::new().min_delta(-1.0)), "min_delta");
+        assert!(
+            TrainParams::new().schedule(LrSchedule::WarmupCosine { warmup_epochs: 2, min_lr: 1e-5 }).check().is_ok()
+        );
+    }
+}

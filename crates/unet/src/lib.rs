@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod io;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod params;
+pub mod tile;
+pub mod train;
+pub mod weight_map;
+
+pub use error::{Result, UnetError};
+pub use loss::SegLoss;
+pub use metrics::SegMetrics;
+pub use model::UNet;
+pub use params::{Checked, Geometry, Padding, UnetParams};
+pub use train::{SegBatch, SegTrainer, StepInfo, TrainParams, TrainReport, UnetOptimizer};
+pub use weight_map::WeightMapParams;

@@ -1,0 +1,444 @@
+//! F11 "anomaly detection": textures with synthetic defects, three reconstructors side by side;
+//! F11b: one-class MNIST and Fashion-MNIST.
+
+use super::common::err;
+use super::plot::{Canvas, Chart, Kind, Series};
+use super::{Ctx, Figure};
+use latent_anomaly::heatmap::compare_masks;
+use latent_anomaly::{
+    Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, PatchCoder, PatchDictionaryParams,
+    RgbImage, SsimAutoencoder, SsimParams, evaluate_mvtec, heatmap_panel, load_mvtec_train, random_crops,
+};
+use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
+use latent_autoencoder::train::TrainParams;
+use latent_autoencoder::{Activation, Reconstructor};
+use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
+use latent_datasets::mvtec::MvtecCategory;
+use latent_datasets::{FashionMnist, ImageSet, Mnist, one_class_split};
+use latent_linalg::Tensor4;
+use serde_json::{Value, json};
+
+pub const FIGURE_F11: Figure = Figure {
+    id: "F11",
+    title: "Anomaly detection by reconstruction error",
+    claim: "A reconstructor trained on normal data only reconstructs normal structure and fails on anomalies: \
+            the per-pixel reconstruction error is a heatmap that localises defects and its maximum scores the \
+            image. Measured on three textures with synthetic defects (MVTec AD layout) for an ℓ2 autoencoder, \
+            an SSIM autoencoder and a sparse-coding patch dictionary: image AUROC, pixel AUROC, AUPRO (FPR ≤ 0.3).",
+    run: run_textures,
+};
+
+pub const FIGURE_F11B: Figure = Figure {
+    id: "F11b",
+    title: "One-class MNIST and Fashion-MNIST",
+    claim: "Trained on one class only, the reconstruction error separates that class from all others: \
+            AUROC per normal class and its mean (Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC for an \
+            ℓ2 autoencoder).",
+    run: run_one_class,
+};
+
+/// The three detectors, in display order.
+const MODELS: [&str; 3] = ["l2_ae", "ssim_ae", "sparse_coding"];
+const MODEL_NAMES: [&str; 3] = ["ℓ2 autoencoder", "SSIM autoencoder", "sparse coding (patch dictionary)"];
+
+/// Sizes of the texture experiment.
+struct TextureSizes {
+    n_train: usize,
+    n_test_good: usize,
+    n_test_per_defect: usize,
+    crops: usize,
+    epochs: usize,
+    train_patches: usize,
+}
+
+fn sizes(quick: bool) -> TextureSizes {
+    if quick {
+        TextureSizes { n_train: 40, n_test_good: 8, n_test_per_defect: 2, crops: 800, epochs: 3, train_patches: 5000 }
+    } else {
+        TextureSizes { n_train: 100, n_test_good: 20, n_test_per_defect: 5, crops: 4000, epochs: 10, train_patches: 20000 }
+    }
+}
+
+/// Tile side of the autoencoders (test images are 64×64 and processed in overlapping tiles).
+const TILE: usize = 32;
+const CROP: usize = 64;
+const SMOOTHING: f64 = 2.0;
+
+/// The convolutional autoencoder used for both losses: 1×32×32 → 16×16×16 → 32×8×8 → 32×4×4 →
+/// code 16×4×4 (a 4× bottleneck), mirrored decoder, leaky ReLU, sigmoid output.
+fn conv_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::train::Checked<ConvAeParams>, String> {
+    ConvAeParams::new([1, TILE, TILE])
+        .encoder_stage(ConvStage::new(16, 4, 2, 1))
+        .encoder_stage(ConvStage::new(32, 4, 2, 1))
+        .encoder_stage(ConvStage::new(32, 4, 2, 1))
+        .encoder_stage(ConvStage::new(16, 3, 1, 1))
+        .hidden_activation(Activation::LeakyRelu(0.2))
+        .code_activation(Activation::Identity)
+        .epochs(epochs)
+        .batch_size(32)
+        .lr(2e-3)
+        .seed(seed)
+        .progress(false)
+        .check()
+        .map_err(err)
+}
+
+fn report_json(r: &EvalReport) -> Value {
+    json!({
+        "image_auroc": r.image_auroc,
+        "pixel_auroc": r.pixel_auroc,
+        "aupro": r.aupro,
+        "image_f1_max": r.image_f1.f1,
+        "pixel_f1_max": r.pixel_f1.f1,
+        "pixel_f1_threshold": r.pixel_f1.threshold,
+        "per_defect": r.per_defect.iter().map(|d| json!({
+            "defect": d.defect, "count": d.count, "image_auroc": d.image_auroc,
+            "pixel_auroc": d.pixel_auroc, "aupro": d.aupro,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Everything measured for one detector on one category.
+struct Run {
+    eval: Evaluation<f32>,
+    /// Pixel threshold: the 99.5 % quantile of the maps of held-out normal images.
+    pixel_threshold: f64,
+    seconds: f64,
+}
+
+fn run_detector<R: Reconstructor<f32>>(
+    det: &Detector<f32, R>,
+    cat: &MvtecCategory,
+    held_out: &Tensor4<f32>,
+    seconds: f64,
+) -> Result<Run, String> {
+    let t = std::time::Instant::now();
+    let cal = det.calibrate(held_out, 0.995).map_err(err)?;
+    let eval = evaluate_mvtec(det, cat, &EvalParams::new()).map_err(err)?;
+    Ok(Run { eval, pixel_threshold: cal.pixel, seconds: seconds + t.elapsed().as_secs_f64() })
+}
+
+/// Rows of input | reconstruction | heatmap | thresholded overlay | TP/FP/FN for chosen test images.
+fn example_rows(run: &Run, cat: &MvtecCategory, picks: &[usize]) -> Result<Vec<RgbImage>, String> {
+    let [_, _, h, w] = run.eval.maps.shape();
+    let plane = h * w;
+    let maps = run.eval.maps.as_slice();
+    // one colour scale per detector: up to the 99.9 % quantile of all its map values
+    let hi = latent_anomaly::quantile(maps, 0.999).map_err(err)?.max(run.pixel_threshold * 1.5);
+    let mut rows = Vec::new();
+    for &i in picks {
+        let s = cat.load_test(i).map_err(err)?;
+        let img = &s.image.data;
+        let rec = &run.eval.reconstructions.as_slice()[i * plane..(i + 1) * plane];
+        let map = &maps[i * plane..(i + 1) * plane];
+        let mut panel =
+            heatmap_panel(img, rec, map, w, h, (0.0, hi), run.pixel_threshold, Some(&s.mask)).map_err(err)?;
+        let flagged: Vec<bool> = map.iter().map(|&v| f64::from(v) >= run.pixel_threshold).collect();
+        let cmp = compare_masks(&flagged, &s.mask, w, h).map_err(err)?;
+        panel = RgbImage::hconcat(&[panel, cmp], 0, [255, 255, 255]).map_err(err)?;
+        rows.push(panel);
+    }
+    Ok(rows)
+}
+
+fn to_canvas(img: RgbImage, header: usize) -> Canvas {
+    let mut c = Canvas::new(img.width, img.height + header, [255, 255, 255]);
+    c.rgb[3 * header * img.width..].copy_from_slice(&img.data);
+    c
+}
+
+fn grouped_bars(title: &str, y_label: &str, values: &[[f64; 3]]) -> Chart {
+    let series = (0..3)
+        .map(|m| {
+            let pts = values.iter().enumerate().map(|(c, v)| (c as f64 + (m as f64 - 1.0) * 0.27, v[m])).collect();
+            Series::new(MODEL_NAMES[m], pts, Kind::Bars(0.25), m)
+        })
+        .collect();
+    Chart {
+        title: format!("{title} (categories: 0 brick, 1 grass, 2 gravel)"),
+        x_label: "texture category".into(),
+        y_label: y_label.into(),
+        series,
+        y_range: Some((0.0, 1.08)),
+        x_range: Some((-0.6, 2.6)),
+        ..Chart::default()
+    }
+}
+
+fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
+    let sz = sizes(ctx.quick);
+    let root = ctx.dir.join("mvtec_synthetic");
+    let _ = std::fs::remove_dir_all(&root);
+    ctx.config("layout", "synthetic defects written in the MVTec AD folder layout under mvtec_synthetic/, read back with MvtecCategory");
+    ctx.config("crop", CROP as u64);
+    ctx.config("train_images", sz.n_train as u64);
+    ctx.config("test_images", format!("{} good + {} per defect kind × 6 kinds", sz.n_test_good, sz.n_test_per_defect));
+    ctx.config(
+        "autoencoders",
+        format!(
+            "conv 1×{TILE}×{TILE} → 16@16² → 32@8² → 32@4² → code 16@4², mirrored; leaky ReLU, sigmoid; {} random {TILE}×{TILE} \
+             crops of the training images, {} epochs, Adam lr 2e-3, batch 32; applied in {TILE}×{TILE} tiles every 8 px",
+            sz.crops, sz.epochs
+        ),
+    );
+    ctx.config("l2_ae", "MSE loss; map: squared error, Gaussian σ = 2");
+    ctx.config("ssim_ae", "same architecture, loss 1 − SSIM (11×11 Gaussian window, σ = 1.5); map: 1 − SSIM, Gaussian σ = 2");
+    ctx.config(
+        "sparse_coding",
+        format!("128 atoms learned online (λ = 0.05) on {} random 8×8 patches; OMP k = 3, every 2nd patch position, overlaps averaged, raw patches (means kept); map: squared error, Gaussian σ = 2", sz.train_patches),
+    );
+    ctx.config("image_score", "maximum of the map");
+    ctx.config("pixel_threshold", "99.5 % quantile of the maps of 20 % held-out normal training images");
+    let bar = ctx.progress((TEXTURES.len() * 3) as u64, "F11 textures");
+    let mut table: Vec<[[f64; 3]; 3]> = Vec::new(); // [category][metric][model]
+    let mut raw = serde_json::Map::new();
+    let mut csv_rows = Vec::new();
+    let mut sheets: Vec<RgbImage> = Vec::new();
+    for (ci, &name) in TEXTURES.iter().enumerate() {
+        let seed = ctx.seed + 100 * ci as u64;
+        let cfg = AnomalyConfig {
+            crop: CROP,
+            n_train: sz.n_train,
+            n_test_good: sz.n_test_good,
+            n_test_per_defect: sz.n_test_per_defect,
+            ..AnomalyConfig::default()
+        };
+        let set = generate_anomaly_set(&load_texture(name).map_err(err)?, name, &cfg, seed).map_err(err)?;
+        set.write_mvtec(&root).map_err(err)?;
+        let cat = MvtecCategory::open(&root, name).map_err(err)?;
+        let all = load_mvtec_train::<f32>(&cat, 1).map_err(err)?;
+        // 80 % of the normal images train the models, 20 % calibrate the pixel threshold
+        let n_fit = all.n() - all.n() / 5;
+        let d = all.sample_len();
+        let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], all.as_slice()[..n_fit * d].to_vec()).map_err(err)?;
+        let held = Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
+        let crops = random_crops(&fit, TILE, TILE, sz.crops, seed + 1).map_err(err)?;
+        let tiles = |map: MapParams| DetectorParams::new().map(map).tiles(TILE, TILE, 8).batch_size(256).check();
+        let mut runs: Vec<Run> = Vec::new();
+
+        bar.set_message(format!("{name}: ℓ2 autoencoder"));
+        let t = std::time::Instant::now();
+        let l2 = conv_ae(sz.epochs, seed)?.fit(&crops).map_err(err)?;
+        let det = Detector::new(l2.model, tiles(MapParams::new().smoothing(SMOOTHING)).map_err(err)?);
+        runs.push(run_detector(&det, &cat, &held, t.elapsed().as_secs_f64())?);
+        bar.inc(1);
+
+        bar.set_message(format!("{name}: SSIM autoencoder"));
+        let t = std::time::Instant::now();
+        let ae = conv_ae(sz.epochs, seed)?.build_for::<f32>([1, TILE, TILE]).map_err(err)?;
+        let mut ssim_ae = SsimAutoencoder::new(ae, SsimParams::new()).map_err(err)?;
+        let train = TrainParams::new().epochs(sz.epochs).batch_size(32).lr(2e-3).seed(seed).progress(false);
+        ssim_ae.fit(&crops, train.check().map_err(err)?).map_err(err)?;
+        let det = Detector::new(ssim_ae, tiles(MapParams::new().ssim(SsimParams::new()).smoothing(SMOOTHING)).map_err(err)?);
+        runs.push(run_detector(&det, &cat, &held, t.elapsed().as_secs_f64())?);
+        bar.inc(1);
+
+        bar.set_message(format!("{name}: sparse coding"));
+        let t = std::time::Instant::now();
+        let dict = PatchDictionaryParams::new()
+            .patch(8)
+            .stride(2)
+            .atoms(128)
+            .lambda(0.05)
+            .remove_mean(false)
+            .coder(PatchCoder::Omp { k: 3 })
+            .train_patches(sz.train_patches)
+            .seed(seed)
+            .check()
+            .map_err(err)?
+            .fit(&fit)
+            .map_err(err)?;
+        let det = Detector::new(
+            dict,
+            DetectorParams::new().map(MapParams::new().smoothing(SMOOTHING).score(ImageScore::Max)).check().map_err(err)?,
+        );
+        runs.push(run_detector(&det, &cat, &held, t.elapsed().as_secs_f64())?);
+        bar.inc(1);
+
+        let mut row = [[0.0; 3]; 3];
+        let mut cat_raw = serde_json::Map::new();
+        for (m, r) in runs.iter().enumerate() {
+            let rep = &r.eval.report;
+            row[0][m] = rep.image_auroc;
+            row[1][m] = rep.pixel_auroc;
+            row[2][m] = rep.aupro;
+            let key = format!("{name}_{}", MODELS[m]);
+            ctx.metric(&format!("{key}_image_auroc"), rep.image_auroc);
+            ctx.metric(&format!("{key}_pixel_auroc"), rep.pixel_auroc);
+            ctx.metric(&format!("{key}_aupro"), rep.aupro);
+            ctx.metric(&format!("{key}_pixel_f1_max"), rep.pixel_f1.f1);
+            let mut j = report_json(rep);
+            j["pixel_threshold_heldout_q995"] = json!(r.pixel_threshold);
+            j["seconds"] = json!(r.seconds);
+            cat_raw.insert(MODELS[m].to_string(), j);
+            csv_rows.push(vec![ci as f64, m as f64, rep.image_auroc, rep.pixel_auroc, rep.aupro, rep.image_f1.f1, rep.pixel_f1.f1, r.seconds]);
+        }
+        raw.insert(name.to_string(), Value::Object(cat_raw));
+        table.push(row);
+
+        // heatmap sheet: one test image of three defect kinds, every detector
+        let picks: Vec<usize> = ["scratch", "hole", "stain"]
+            .iter()
+            .filter_map(|k| cat.test.iter().position(|e| e.defect == *k))
+            .collect();
+        for r in &runs {
+            sheets.extend(example_rows(r, &cat, &picks)?);
+        }
+    }
+    bar.finish_and_clear();
+
+    // the table: per category and model, and the means over categories
+    for (m, model) in MODELS.iter().enumerate() {
+        for (k, metric) in ["image_auroc", "pixel_auroc", "aupro"].iter().enumerate() {
+            let mean = table.iter().map(|r| r[k][m]).sum::<f64>() / table.len() as f64;
+            ctx.metric(&format!("mean_{model}_{metric}"), mean);
+        }
+        let min_pixel = table.iter().map(|r| r[1][m]).fold(f64::INFINITY, f64::min);
+        ctx.metric(&format!("{model}_pixel_auroc_at_least_0.90_on_every_category"), min_pixel >= 0.90);
+    }
+    ctx.raw("results", &Value::Object(raw))?;
+    ctx.csv(
+        "results",
+        &["category(0=brick,1=grass,2=gravel)", "model(0=l2_ae,1=ssim_ae,2=sparse_coding)", "image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max", "seconds"],
+        &csv_rows,
+    )?;
+    for (k, (metric, label)) in [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO (FPR ≤ 0.3)")].iter().enumerate() {
+        let vals: Vec<[f64; 3]> = table.iter().map(|r| r[k]).collect();
+        ctx.chart(
+            &format!("bars_{metric}"),
+            &format!("{label} per texture category for the three detectors."),
+            &grouped_bars(label, label, &vals),
+            (640, 400),
+        )?;
+    }
+    // the example sheet, upscaled ×2 with a header
+    let sheet = RgbImage::vconcat(&sheets, 3, [255, 255, 255]).map_err(err)?.upscale(2).map_err(err)?;
+    let mut canvas = to_canvas(sheet, 24);
+    let col = 2 * (CROP + 2);
+    for (i, label) in ["input", "reconstruction", "error map", "flagged + truth", "TP / FP / FN"].iter().enumerate() {
+        canvas.text((6 + 2 * 3 + i * col) as i32, 4, label, 14.0)?;
+    }
+    ctx.canvas(
+        "examples.png",
+        "For each texture (brick, grass, gravel) a scratch, a hole and a stain, each shown for the ℓ2 autoencoder, the SSIM \
+         autoencoder and the patch dictionary (rows in that order). Columns: input; reconstruction; anomaly map (jet colormap); \
+         input with the pixels above the held-out-normal threshold in red and the ground truth outlined in green; true \
+         positives yellow, false positives red, false negatives blue.",
+        &canvas,
+    )?;
+    Ok(())
+}
+
+/// Dense autoencoder 784 → 128 → 32 → 128 → 784 (ReLU, sigmoid output, MSE).
+fn mlp_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::train::Checked<MlpAeParams>, String> {
+    MlpAeParams::new(vec![784, 128, 32])
+        .code_activation(Activation::Identity)
+        .epochs(epochs)
+        .batch_size(64)
+        .lr(2e-3)
+        .seed(seed)
+        .progress(false)
+        .check()
+        .map_err(err)
+}
+
+fn one_class_aurocs(ctx: &Ctx, name: &str, train: &ImageSet, test: &ImageSet) -> Result<[Vec<f64>; 2], String> {
+    let epochs = if ctx.quick { 8 } else { 30 };
+    let all: Vec<usize> = (0..test.len()).collect();
+    let x_test = test.to_tensor4::<f32>(&all).map_err(err)?;
+    let flat_test = x_test.clone().reshape([test.len(), 784, 1, 1]).map_err(err)?;
+    let mean_score = || DetectorParams::new().map(MapParams::new().score(ImageScore::Mean)).batch_size(1000).check();
+    let bar = ctx.progress(10, &format!("F11b {name}"));
+    let (mut ae, mut sc) = (Vec::new(), Vec::new());
+    for k in 0..10u8 {
+        let split = one_class_split(train, test, k).map_err(err)?;
+        let idx: Vec<usize> = (0..split.train.len()).collect();
+        let x = split.train.to_tensor4::<f32>(&idx).map_err(err)?;
+        let fitted = mlp_ae(epochs, ctx.seed + u64::from(k))?
+            .fit(&x.clone().reshape([idx.len(), 784, 1, 1]).map_err(err)?)
+            .map_err(err)?;
+        let det = Detector::new(fitted.model, mean_score().map_err(err)?);
+        let s = det.scores(&flat_test).map_err(err)?;
+        ae.push(latent_anomaly::auroc(&s, &split.test_anomalous).map_err(err)?);
+        // sparse coding: whole images coded with 8 of 64 atoms learned on the normal class
+        let dict = PatchDictionaryParams::new()
+            .patch(28)
+            .stride(28)
+            .atoms(64)
+            .lambda(0.5)
+            .remove_mean(false)
+            .coder(PatchCoder::Omp { k: 8 })
+            .train_patches(idx.len())
+            .epochs(if ctx.quick { 1 } else { 3 })
+            .seed(ctx.seed + u64::from(k))
+            .check()
+            .map_err(err)?
+            .fit(&x)
+            .map_err(err)?;
+        let det = Detector::new(dict, mean_score().map_err(err)?);
+        let s = det.scores(&x_test).map_err(err)?;
+        sc.push(latent_anomaly::auroc(&s, &split.test_anomalous).map_err(err)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok([ae, sc])
+}
+
+fn run_one_class(ctx: &mut Ctx) -> Result<(), String> {
+    let (mnist, fashion) = if ctx.quick {
+        let m = Mnist::load_small().map_err(err)?;
+        let f = FashionMnist::load_default().map_err(err)?;
+        ((m.train, m.test), (f.train.take(2000), f.test.take(1000)))
+    } else {
+        let m = Mnist::load_default().map_err(err)?;
+        let f = FashionMnist::load_default().map_err(err)?;
+        ((m.train, m.test), (f.train, f.test))
+    };
+    ctx.config("mnist", format!("{} training images (one class at a time), {} test images", mnist.0.len(), mnist.1.len()));
+    ctx.config("fashion_mnist", format!("{} training images (one class at a time), {} test images", fashion.0.len(), fashion.1.len()));
+    ctx.config(
+        "autoencoder",
+        format!("dense 784-128-32-128-784, ReLU, linear code, sigmoid output, MSE, Adam lr 2e-3, batch 64, {} epochs", if ctx.quick { 8 } else { 30 }),
+    );
+    ctx.config("sparse_coding", "64 whole-image atoms learned online (λ = 0.5), OMP with 8 atoms");
+    ctx.config("score", "mean squared reconstruction error of the image");
+    let mut raw = serde_json::Map::new();
+    for (name, (train, test)) in [("mnist", &mnist), ("fashion_mnist", &fashion)] {
+        let [ae, sc] = one_class_aurocs(ctx, name, train, test)?;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        ctx.metric(&format!("{name}_ae_auroc_per_class"), json!(ae));
+        ctx.metric(&format!("{name}_ae_mean_auroc"), mean(&ae));
+        ctx.metric(&format!("{name}_sparse_coding_auroc_per_class"), json!(sc));
+        ctx.metric(&format!("{name}_sparse_coding_mean_auroc"), mean(&sc));
+        raw.insert(name.to_string(), json!({"autoencoder": ae, "sparse_coding": sc}));
+        let rows: Vec<Vec<f64>> = (0..10).map(|k| vec![k as f64, ae[k], sc[k]]).collect();
+        ctx.csv(&format!("{name}_auroc"), &["normal_class", "autoencoder_auroc", "sparse_coding_auroc"], &rows)?;
+        let bars = |v: &[f64], off: f64| v.iter().enumerate().map(|(k, &a)| (k as f64 + off, a)).collect::<Vec<_>>();
+        let lo = ae.iter().chain(&sc).copied().fold(1.0, f64::min);
+        let chart = Chart {
+            title: format!(
+                "{}: one-class AUROC (mean: autoencoder {:.3}, sparse coding {:.3})",
+                if name == "mnist" { "MNIST" } else { "Fashion-MNIST" },
+                mean(&ae),
+                mean(&sc)
+            ),
+            x_label: "normal class".into(),
+            y_label: "AUROC".into(),
+            series: vec![
+                Series::new("dense autoencoder", bars(&ae, -0.2), Kind::Bars(0.38), 0),
+                Series::new("sparse coding", bars(&sc, 0.2), Kind::Bars(0.38), 2),
+            ],
+            y_range: Some(((lo - 0.05).max(0.0).min(0.8), 1.02)),
+            x_range: Some((-0.7, 9.7)),
+            ..Chart::default()
+        };
+        ctx.chart(
+            &format!("{name}_auroc"),
+            &format!("AUROC of the mean squared reconstruction error when class k is normal and the other nine classes are anomalous ({name})."),
+            &chart,
+            (700, 400),
+        )?;
+    }
+    ctx.raw("one_class_auroc", &Value::Object(raw))?;
+    Ok(())
+}
