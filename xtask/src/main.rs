@@ -5,6 +5,9 @@
 //! ```
 
 mod bench;
+mod bench_ae;
+mod bench_csc;
+mod bench_unet;
 mod bench_sc;
 mod figures;
 mod fuzz;

@@ -6,8 +6,9 @@ use super::plot::{Canvas, Chart, Kind, Series};
 use super::{Ctx, Figure};
 use latent_anomaly::heatmap::compare_masks;
 use latent_anomaly::{
-    Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, PatchCoder, PatchDictionaryParams,
-    RgbImage, SsimAutoencoder, SsimParams, evaluate_mvtec, heatmap_panel, load_mvtec_train, random_crops,
+    Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, PatchCoder,
+    PatchDictionaryParams, RgbImage, SsimAutoencoder, SsimParams, evaluate_mvtec, heatmap_panel, load_mvtec_train,
+    random_crops,
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
@@ -55,7 +56,14 @@ fn sizes(quick: bool) -> TextureSizes {
     if quick {
         TextureSizes { n_train: 40, n_test_good: 8, n_test_per_defect: 2, crops: 800, epochs: 3, train_patches: 5000 }
     } else {
-        TextureSizes { n_train: 100, n_test_good: 20, n_test_per_defect: 5, crops: 4000, epochs: 10, train_patches: 20000 }
+        TextureSizes {
+            n_train: 100,
+            n_test_good: 20,
+            n_test_per_defect: 5,
+            crops: 4000,
+            epochs: 10,
+            train_patches: 20000,
+        }
     }
 }
 
@@ -169,7 +177,10 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
     let sz = sizes(ctx.quick);
     let root = ctx.dir.join("mvtec_synthetic");
     let _ = std::fs::remove_dir_all(&root);
-    ctx.config("layout", "synthetic defects written in the MVTec AD folder layout under mvtec_synthetic/, read back with MvtecCategory");
+    ctx.config(
+        "layout",
+        "synthetic defects written in the MVTec AD folder layout under mvtec_synthetic/, read back with MvtecCategory",
+    );
     ctx.config("crop", CROP as u64);
     ctx.config("train_images", sz.n_train as u64);
     ctx.config("test_images", format!("{} good + {} per defect kind × 6 kinds", sz.n_test_good, sz.n_test_per_defect));
@@ -182,7 +193,10 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         ),
     );
     ctx.config("l2_ae", "MSE loss; map: squared error, Gaussian σ = 2");
-    ctx.config("ssim_ae", "same architecture, loss 1 − SSIM (11×11 Gaussian window, σ = 1.5); map: 1 − SSIM, Gaussian σ = 2");
+    ctx.config(
+        "ssim_ae",
+        "same architecture, loss 1 − SSIM (11×11 Gaussian window, σ = 1.5); map: 1 − SSIM, Gaussian σ = 2",
+    );
     ctx.config(
         "sparse_coding",
         format!("128 atoms learned online (λ = 0.05) on {} random 8×8 patches; OMP k = 3, every 2nd patch position, overlaps averaged, raw patches (means kept); map: squared error, Gaussian σ = 2", sz.train_patches),
@@ -193,7 +207,7 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
     let mut table: Vec<[[f64; 3]; 3]> = Vec::new(); // [category][metric][model]
     let mut raw = serde_json::Map::new();
     let mut csv_rows = Vec::new();
-    let mut sheets: Vec<RgbImage> = Vec::new();
+    let mut sheet_rows: Vec<RgbImage> = Vec::new();
     for (ci, &name) in TEXTURES.iter().enumerate() {
         let seed = ctx.seed + 100 * ci as u64;
         let cfg = AnomalyConfig {
@@ -211,7 +225,8 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         let n_fit = all.n() - all.n() / 5;
         let d = all.sample_len();
         let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], all.as_slice()[..n_fit * d].to_vec()).map_err(err)?;
-        let held = Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
+        let held =
+            Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
         let crops = random_crops(&fit, TILE, TILE, sz.crops, seed + 1).map_err(err)?;
         let tiles = |map: MapParams| DetectorParams::new().map(map).tiles(TILE, TILE, 8).batch_size(256).check();
         let mut runs: Vec<Run> = Vec::new();
@@ -229,7 +244,8 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         let mut ssim_ae = SsimAutoencoder::new(ae, SsimParams::new()).map_err(err)?;
         let train = TrainParams::new().epochs(sz.epochs).batch_size(32).lr(2e-3).seed(seed).progress(false);
         ssim_ae.fit(&crops, train.check().map_err(err)?).map_err(err)?;
-        let det = Detector::new(ssim_ae, tiles(MapParams::new().ssim(SsimParams::new()).smoothing(SMOOTHING)).map_err(err)?);
+        let det =
+            Detector::new(ssim_ae, tiles(MapParams::new().ssim(SsimParams::new()).smoothing(SMOOTHING)).map_err(err)?);
         runs.push(run_detector(&det, &cat, &held, t.elapsed().as_secs_f64())?);
         bar.inc(1);
 
@@ -250,7 +266,10 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             .map_err(err)?;
         let det = Detector::new(
             dict,
-            DetectorParams::new().map(MapParams::new().smoothing(SMOOTHING).score(ImageScore::Max)).check().map_err(err)?,
+            DetectorParams::new()
+                .map(MapParams::new().smoothing(SMOOTHING).score(ImageScore::Max))
+                .check()
+                .map_err(err)?,
         );
         runs.push(run_detector(&det, &cat, &held, t.elapsed().as_secs_f64())?);
         bar.inc(1);
@@ -271,18 +290,28 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             j["pixel_threshold_heldout_q995"] = json!(r.pixel_threshold);
             j["seconds"] = json!(r.seconds);
             cat_raw.insert(MODELS[m].to_string(), j);
-            csv_rows.push(vec![ci as f64, m as f64, rep.image_auroc, rep.pixel_auroc, rep.aupro, rep.image_f1.f1, rep.pixel_f1.f1, r.seconds]);
+            csv_rows.push(vec![
+                ci as f64,
+                m as f64,
+                rep.image_auroc,
+                rep.pixel_auroc,
+                rep.aupro,
+                rep.image_f1.f1,
+                rep.pixel_f1.f1,
+                r.seconds,
+            ]);
         }
         raw.insert(name.to_string(), Value::Object(cat_raw));
         table.push(row);
 
         // heatmap sheet: one test image of three defect kinds, every detector
-        let picks: Vec<usize> = ["scratch", "hole", "stain"]
-            .iter()
-            .filter_map(|k| cat.test.iter().position(|e| e.defect == *k))
-            .collect();
-        for r in &runs {
-            sheets.extend(example_rows(r, &cat, &picks)?);
+        let picks: Vec<usize> =
+            ["scratch", "hole", "stain"].iter().filter_map(|k| cat.test.iter().position(|e| e.defect == *k)).collect();
+        let per_model: Vec<Vec<RgbImage>> =
+            runs.iter().map(|r| example_rows(r, &cat, &picks)).collect::<Result<_, _>>()?;
+        for d in 0..picks.len() {
+            let row: Vec<RgbImage> = per_model.iter().map(|rows| rows[d].clone()).collect();
+            sheet_rows.push(RgbImage::hconcat(&row, 6, [255, 255, 255]).map_err(err)?);
         }
     }
     bar.finish_and_clear();
@@ -299,10 +328,23 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
     ctx.raw("results", &Value::Object(raw))?;
     ctx.csv(
         "results",
-        &["category(0=brick,1=grass,2=gravel)", "model(0=l2_ae,1=ssim_ae,2=sparse_coding)", "image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max", "seconds"],
+        &[
+            "category(0=brick,1=grass,2=gravel)",
+            "model(0=l2_ae,1=ssim_ae,2=sparse_coding)",
+            "image_auroc",
+            "pixel_auroc",
+            "aupro",
+            "image_f1_max",
+            "pixel_f1_max",
+            "seconds",
+        ],
         &csv_rows,
     )?;
-    for (k, (metric, label)) in [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO (FPR ≤ 0.3)")].iter().enumerate() {
+    for (k, (metric, label)) in
+        [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO (FPR ≤ 0.3)")]
+            .iter()
+            .enumerate()
+    {
         let vals: Vec<[f64; 3]> = table.iter().map(|r| r[k]).collect();
         ctx.chart(
             &format!("bars_{metric}"),
@@ -311,19 +353,25 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             (640, 400),
         )?;
     }
-    // the example sheet, upscaled ×2 with a header
-    let sheet = RgbImage::vconcat(&sheets, 3, [255, 255, 255]).map_err(err)?.upscale(2).map_err(err)?;
-    let mut canvas = to_canvas(sheet, 24);
-    let col = 2 * (CROP + 2);
-    for (i, label) in ["input", "reconstruction", "error map", "flagged + truth", "TP / FP / FN"].iter().enumerate() {
-        canvas.text((6 + 2 * 3 + i * col) as i32, 4, label, 14.0)?;
+    // the example sheet, upscaled ×2, with a header naming the detectors and the columns
+    let zoom = 2;
+    let sheet = RgbImage::vconcat(&sheet_rows, 3, [255, 255, 255]).map_err(err)?.upscale(zoom).map_err(err)?;
+    let mut canvas = to_canvas(sheet, 44);
+    // one detector block: 4 panels + gaps (heatmap_panel) and the comparison, then a 6-pixel gap
+    let block = 4 * CROP + 5 * 2 + CROP + 6;
+    for (m, name) in MODEL_NAMES.iter().enumerate() {
+        let x0 = zoom * (3 + 6 + m * block);
+        canvas.text(x0 as i32, 4, name, 16.0)?;
+        for (i, label) in ["input", "reconstruction", "error map", "flagged + truth", "TP/FP/FN"].iter().enumerate() {
+            canvas.text((x0 + zoom * (2 + i * (CROP + 2))) as i32, 24, label, 12.0)?;
+        }
     }
     ctx.canvas(
         "examples.png",
-        "For each texture (brick, grass, gravel) a scratch, a hole and a stain, each shown for the ℓ2 autoencoder, the SSIM \
-         autoencoder and the patch dictionary (rows in that order). Columns: input; reconstruction; anomaly map (jet colormap); \
-         input with the pixels above the held-out-normal threshold in red and the ground truth outlined in green; true \
-         positives yellow, false positives red, false negatives blue.",
+        "Rows: brick, grass and gravel, each with a scratch, a hole and a stain. Column blocks: ℓ2 autoencoder, SSIM \
+         autoencoder, patch dictionary. In each block: input; reconstruction; anomaly map (jet colormap, one scale per \
+         block and category); input with the pixels above the held-out-normal threshold in red and the ground truth \
+         outlined in green; true positives yellow, false positives red, false negatives blue.",
         &canvas,
     )?;
     Ok(())
@@ -394,11 +442,20 @@ fn run_one_class(ctx: &mut Ctx) -> Result<(), String> {
         let f = FashionMnist::load_default().map_err(err)?;
         ((m.train, m.test), (f.train, f.test))
     };
-    ctx.config("mnist", format!("{} training images (one class at a time), {} test images", mnist.0.len(), mnist.1.len()));
-    ctx.config("fashion_mnist", format!("{} training images (one class at a time), {} test images", fashion.0.len(), fashion.1.len()));
+    ctx.config(
+        "mnist",
+        format!("{} training images (one class at a time), {} test images", mnist.0.len(), mnist.1.len()),
+    );
+    ctx.config(
+        "fashion_mnist",
+        format!("{} training images (one class at a time), {} test images", fashion.0.len(), fashion.1.len()),
+    );
     ctx.config(
         "autoencoder",
-        format!("dense 784-128-32-128-784, ReLU, linear code, sigmoid output, MSE, Adam lr 2e-3, batch 64, {} epochs", if ctx.quick { 8 } else { 30 }),
+        format!(
+            "dense 784-128-32-128-784, ReLU, linear code, sigmoid output, MSE, Adam lr 2e-3, batch 64, {} epochs",
+            if ctx.quick { 8 } else { 30 }
+        ),
     );
     ctx.config("sparse_coding", "64 whole-image atoms learned online (λ = 0.5), OMP with 8 atoms");
     ctx.config("score", "mean squared reconstruction error of the image");

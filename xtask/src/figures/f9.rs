@@ -87,7 +87,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     for s in synth_cell_set(&synth_cfg, n_synth, ctx.seed + 90).map_err(err)? {
         with_synth.push(standardize(&s).map_err(err)?);
     }
-    let (base, steps, batch, tile) = if quick { (8, 40, 8, 64) } else { (16, 600, 8, 64) };
+    let (base, steps, batch, tile) = if quick { (8, 100, 8, 64) } else { (16, 600, 8, 64) };
     let classes = 2;
     let unet = UnetParams::new().depth(3).base_channels(base).classes(classes).padding(Padding::Same).seed(ctx.seed);
     let variants = [

@@ -7,7 +7,10 @@ mod common;
 mod f0;
 mod f1;
 mod f12;
+mod f11;
 mod f2;
+mod f3;
+mod f9;
 mod f4;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -105,7 +108,7 @@ impl Ctx {
 
 /// All figures, in lecture order.
 pub fn registry() -> Vec<Figure> {
-    vec![f0::FIGURE, f1::FIGURE, f2::FIGURE, f4::FIGURE, f12::FIGURE]
+    vec![f0::FIGURE, f1::FIGURE, f2::FIGURE, f3::FIGURE_F3, f3::FIGURE_F3B, f4::FIGURE, f9::FIGURE, f11::FIGURE_F11, f11::FIGURE_F11B, f12::FIGURE]
 }
 
 const USAGE: &str = "usage: cargo xtask reproduce-figures [--list] [--fig ID]... [--quick] [--out DIR] [--seed N]";
