@@ -618,15 +618,15 @@ impl Trainer {
         let n = train.n();
         let bs = p.batch_size.min(n);
         let steps_per_epoch = n.div_ceil(bs);
-        let total_steps = steps_per_epoch * p.epochs;
+        let total_steps = steps_per_epoch.saturating_mul(p.epochs);
         let schedule: Box<dyn Schedule> = match p.schedule {
             LrSchedule::Constant => Box::new(Constant::new(p.lr)?),
             LrSchedule::StepDecay { gamma, every_epochs } => {
-                Box::new(StepDecay::new(p.lr, gamma, every_epochs * steps_per_epoch)?)
+                Box::new(StepDecay::new(p.lr, gamma, every_epochs.saturating_mul(steps_per_epoch))?)
             }
             LrSchedule::Cosine { min_lr } => Box::new(CosineAnnealing::new(p.lr, min_lr, total_steps)?),
             LrSchedule::WarmupCosine { warmup_epochs, min_lr } => {
-                Box::new(warmup_cosine(p.lr, min_lr, warmup_epochs * steps_per_epoch, total_steps)?)
+                Box::new(warmup_cosine(p.lr, min_lr, warmup_epochs.saturating_mul(steps_per_epoch), total_steps)?)
             }
         };
         let mut opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&model.params()))?;
