@@ -68,6 +68,9 @@ pub enum AnomalyError {
     /// An error from the sparse-coding crate (dictionary learning, encoders).
     #[error(transparent)]
     SparseCoding(#[from] SparseCodingError),
+    /// An error from the convolutional-sparse-coding crate.
+    #[error(transparent)]
+    ConvCoding(#[from] latent_conv_coding::ConvCodingError),
     /// An error from the datasets crate (MVTec layout, PNG files).
     #[error(transparent)]
     Dataset(#[from] DatasetError),

@@ -274,7 +274,10 @@ pub fn downscale_image(img: &GrayImage, f: usize) -> Result<GrayImage> {
 /// [`AnomalyError::LengthMismatch`] when `mask.len() != width·height`;
 /// [`AnomalyError::InvalidParameter`] for a zero factor or a mask smaller than it.
 pub fn downscale_mask(mask: &[bool], width: usize, height: usize, f: usize) -> Result<Vec<bool>> {
-    same_len("mask vs width·height", width * height, mask.len())?;
+    let n = width
+        .checked_mul(height)
+        .ok_or_else(|| invalid("width·height", format!("{width}x{height}"), "overflows usize"))?;
+    same_len("mask vs width·height", n, mask.len())?;
     if f == 0 || width < f || height < f {
         return Err(invalid("downscale", f, format!("must be in 1..={}", width.min(height))));
     }
@@ -282,7 +285,10 @@ pub fn downscale_mask(mask: &[bool], width: usize, height: usize, f: usize) -> R
     Ok((0..w * h)
         .map(|k| {
             let (x, y) = (k % w, k / w);
-            let on = (y * f..(y + 1) * f).flat_map(|yy| (x * f..(x + 1) * f).map(move |xx| (yy, xx))).filter(|&(yy, xx)| mask[yy * width + xx]).count();
+            let on = (y * f..(y + 1) * f)
+                .flat_map(|yy| (x * f..(x + 1) * f).map(move |xx| (yy, xx)))
+                .filter(|&(yy, xx)| mask[yy * width + xx])
+                .count();
             2 * on >= f * f
         })
         .collect())
@@ -373,7 +379,13 @@ pub fn evaluate_mvtec<T: Real, R: Reconstructor<T>>(
 /// assert_eq!(c, random_crops(&x, 4, 4, 10, 7)?);
 /// # Ok::<(), latent_anomaly::AnomalyError>(())
 /// ```
-pub fn random_crops<T: Real>(images: &Tensor4<T>, height: usize, width: usize, count: usize, seed: u64) -> Result<Tensor4<T>> {
+pub fn random_crops<T: Real>(
+    images: &Tensor4<T>,
+    height: usize,
+    width: usize,
+    count: usize,
+    seed: u64,
+) -> Result<Tensor4<T>> {
     if images.is_empty() {
         return Err(AnomalyError::Empty { what: "images to crop" });
     }
@@ -385,7 +397,11 @@ pub fn random_crops<T: Real>(images: &Tensor4<T>, height: usize, width: usize, c
     }
     let [n, c, h, w] = images.shape();
     if height > h || width > w {
-        return Err(crate::error::shape_err("random_crops", format!("images of at least {height}x{width}"), images.shape()));
+        return Err(crate::error::shape_err(
+            "random_crops",
+            format!("images of at least {height}x{width}"),
+            images.shape(),
+        ));
     }
     let total = count
         .checked_mul(c * height * width)

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod csc;
 pub mod detector;
 pub mod error;
 pub mod evaluate;
@@ -12,6 +13,7 @@ pub mod patch_dict;
 pub mod ssim;
 pub mod ssim_ae;
 
+pub use csc::CscReconstructor;
 pub use detector::{Analysis, Calibration, Detector, DetectorConfig, DetectorParams, Tiling};
 pub use error::{AnomalyError, Result};
 pub use evaluate::{

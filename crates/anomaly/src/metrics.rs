@@ -270,8 +270,15 @@ pub enum Connectivity {
 /// assert_eq!(connected_components(&m, 3, 3, Connectivity::Four)?.1, 3);
 /// # Ok::<(), latent_anomaly::AnomalyError>(())
 /// ```
-pub fn connected_components(mask: &[bool], width: usize, height: usize, conn: Connectivity) -> Result<(Vec<u32>, usize)> {
-    let n = width.checked_mul(height).ok_or_else(|| invalid("width·height", format!("{width}x{height}"), "overflows usize"))?;
+pub fn connected_components(
+    mask: &[bool],
+    width: usize,
+    height: usize,
+    conn: Connectivity,
+) -> Result<(Vec<u32>, usize)> {
+    let n = width
+        .checked_mul(height)
+        .ok_or_else(|| invalid("width·height", format!("{width}x{height}"), "overflows usize"))?;
     same_len("connected_components mask", n, mask.len())?;
     let mut labels = vec![0u32; n];
     let mut count = 0u32;
@@ -435,7 +442,13 @@ pub fn pro_curve<T: Real>(maps: &[T], masks: &[bool], shape: [usize; 3], conn: C
 /// assert_eq!(a, 1.0);
 /// # Ok::<(), latent_anomaly::AnomalyError>(())
 /// ```
-pub fn aupro<T: Real>(maps: &[T], masks: &[bool], shape: [usize; 3], fpr_limit: f64, conn: Connectivity) -> Result<f64> {
+pub fn aupro<T: Real>(
+    maps: &[T],
+    masks: &[bool],
+    shape: [usize; 3],
+    fpr_limit: f64,
+    conn: Connectivity,
+) -> Result<f64> {
     if !(fpr_limit > 0.0 && fpr_limit <= 1.0) {
         return Err(invalid("fpr_limit", fpr_limit, "must be in (0, 1]"));
     }

@@ -296,7 +296,11 @@ impl<T: Real> PatchDictionary<T> {
         check_finite("images", x.as_slice())?;
         let [_, _, h, w] = x.shape();
         if h < p || w < p {
-            return Err(crate::error::shape_err("patch reconstruction", format!("images of at least {p}x{p}"), x.shape()));
+            return Err(crate::error::shape_err(
+                "patch reconstruction",
+                format!("images of at least {p}x{p}"),
+                x.shape(),
+            ));
         }
         let ys = offsets(h, p, self.params.stride);
         let xs = offsets(w, p, self.params.stride);

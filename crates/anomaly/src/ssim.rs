@@ -86,7 +86,7 @@ impl SsimParams {
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming `window`, `sigma`, `dynamic_range`, `k1` or `k2`.
     pub fn check(&self) -> Result<Ssim> {
-        if self.window == 0 || self.window % 2 == 0 || self.window > 255 {
+        if self.window == 0 || self.window.is_multiple_of(2) || self.window > 255 {
             return Err(invalid("window", self.window, "must be odd and in 1..=255"));
         }
         if let Some(s) = self.sigma {

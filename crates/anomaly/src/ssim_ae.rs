@@ -12,7 +12,8 @@ use crate::error::{Result, check_finite, invalid, shape_err};
 use crate::ssim::{Ssim, SsimParams};
 use latent_autoencoder::train::{Checked, TrainParams, TrainReport, Trainer};
 use latent_autoencoder::{
-    Activation, Autoencoder, AutoencoderError, Layer, Loss, Mode, Objective, Param, Reconstructor, Sequential, Trainable,
+    Activation, Autoencoder, AutoencoderError, Layer, Loss, Mode, Objective, Param, Reconstructor, Sequential,
+    Trainable,
 };
 use latent_linalg::{Real, Tensor4};
 
@@ -192,8 +193,13 @@ impl<T: Real> Trainable<T> for SsimAutoencoder<T> {
     }
 
     fn to_bytes(&self) -> latent_autoencoder::Result<Vec<u8>> {
-        let ae =
-            Autoencoder::new(self.input_shape, self.encoder.clone(), self.code_activation, self.decoder.clone(), Objective::default())?;
+        let ae = Autoencoder::new(
+            self.input_shape,
+            self.encoder.clone(),
+            self.code_activation,
+            self.decoder.clone(),
+            Objective::default(),
+        )?;
         ae.to_bytes()
     }
 }

@@ -121,7 +121,8 @@ fn detector_errors_are_typed() {
 
 #[test]
 fn calibration_takes_quantiles_of_normal_data() {
-    let det = Detector::new(RowMean, DetectorParams::new().map(MapParams::new().score(ImageScore::Mean)).check().unwrap());
+    let det =
+        Detector::new(RowMean, DetectorParams::new().map(MapParams::new().score(ImageScore::Mean)).check().unwrap());
     // normal data with one noisy pixel per image of growing size
     let mut x = stripes(5, 6, 6);
     for i in 0..5 {
@@ -142,7 +143,8 @@ fn evaluation_of_a_perfect_detector() {
     let mut images = stripes(6, 10, 10);
     let mut masks = vec![false; 6 * 100];
     let defects: Vec<String> = ["good", "good", "good", "spot", "spot", "line"].iter().map(|s| s.to_string()).collect();
-    for (i, pixels) in [(3, vec![(2, 2), (2, 3)]), (4, vec![(7, 7)]), (5, (0..10).map(|y| (y, 5)).collect::<Vec<_>>())] {
+    for (i, pixels) in [(3, vec![(2, 2), (2, 3)]), (4, vec![(7, 7)]), (5, (0..10).map(|y| (y, 5)).collect::<Vec<_>>())]
+    {
         for (y, x) in pixels {
             // a column of bright pixels breaks the row structure wherever it is
             *images.get_mut([i, 0, y, x]).unwrap() = 5.0;
@@ -157,7 +159,10 @@ fn evaluation_of_a_perfect_detector() {
     assert_eq!((r.n_normal, r.n_anomalous), (3, 3));
     assert_eq!(r.image_auroc, 1.0);
     assert_eq!((r.pixel_auroc, r.aupro, r.image_f1.f1, r.pixel_f1.f1), (1.0, 1.0, 1.0, 1.0));
-    assert_eq!(r.per_defect.iter().map(|d| (d.defect.as_str(), d.count)).collect::<Vec<_>>(), vec![("spot", 2), ("line", 1)]);
+    assert_eq!(
+        r.per_defect.iter().map(|d| (d.defect.as_str(), d.count)).collect::<Vec<_>>(),
+        vec![("spot", 2), ("line", 1)]
+    );
     assert_eq!(e.maps.shape(), [6, 1, 10, 10]);
     assert_eq!(e.scores.len(), 6);
     // an inconsistent test set is rejected
@@ -193,4 +198,29 @@ fn heatmaps_render_and_write() {
         RgbImage::from_heat(&img, w, h, 1.0, 0.0),
         Err(AnomalyError::InvalidParameter { name: "range", .. })
     ));
+}
+
+#[test]
+fn downscaling_and_crops() {
+    use latent_anomaly::evaluate::{downscale_image, downscale_mask};
+    use latent_anomaly::random_crops;
+    use latent_datasets::GrayImage;
+    let img = GrayImage::from_fn(5, 4, |x, y| (x + 10 * y) as f32);
+    let small = downscale_image(&img, 2).unwrap();
+    assert_eq!((small.width, small.height), (2, 2));
+    assert_eq!(small.data, vec![5.5, 7.5, 25.5, 27.5]);
+    assert!(matches!(downscale_image(&img, 0), Err(AnomalyError::InvalidParameter { name: "downscale", .. })));
+    // a 2×2 block is anomalous when at least 2 of its 4 pixels are
+    let mask = [true, true, false, false, true, false, false, false];
+    assert_eq!(downscale_mask(&mask, 4, 2, 2).unwrap(), vec![true, false]);
+    assert!(matches!(downscale_mask(&mask, 3, 2, 2), Err(AnomalyError::LengthMismatch { .. })));
+    let x = stripes(2, 6, 6);
+    assert!(matches!(random_crops(&x, 7, 2, 3, 0), Err(AnomalyError::ShapeMismatch { .. })));
+    assert!(matches!(random_crops(&x, 2, 2, 0, 0), Err(AnomalyError::InvalidParameter { name: "count", .. })));
+    let c = random_crops(&x, 6, 6, 4, 1).unwrap();
+    // full-size crops are whole images
+    for i in 0..4 {
+        let s = c.sample(i).unwrap();
+        assert!(s == x.sample(0).unwrap() || s == x.sample(1).unwrap());
+    }
 }

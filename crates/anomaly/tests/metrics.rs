@@ -1,9 +1,9 @@
 //! Metrics against brute force and hand-computed cases; bad input is a typed error.
 
+use latent_anomaly::AnomalyError;
 use latent_anomaly::metrics::{
     Connectivity, aupro, auroc, connected_components, f1_max, pixel_auroc, pro_curve, quantile, roc_curve,
 };
-use latent_anomaly::AnomalyError;
 use proptest::prelude::*;
 
 /// P(score⁺ > score⁻) + ½·P(tie) by counting every (anomalous, normal) pair.
@@ -165,10 +165,7 @@ fn bad_input_is_a_typed_error() {
     let l = [true, false, true];
     assert!(matches!(auroc(&nan, &l), Err(AnomalyError::NonFinite { index: 1, .. })));
     assert!(matches!(f1_max(&[f64::INFINITY, 0.0], &[true, false]), Err(AnomalyError::NonFinite { index: 0, .. })));
-    assert!(matches!(
-        auroc(&[0.1f64, 0.2], &l),
-        Err(AnomalyError::LengthMismatch { expected: 2, got: 3, .. })
-    ));
+    assert!(matches!(auroc(&[0.1f64, 0.2], &l), Err(AnomalyError::LengthMismatch { expected: 2, got: 3, .. })));
     assert!(matches!(auroc(&[0.1f64, 0.2], &[true, true]), Err(AnomalyError::SingleClass { anomalous: true, .. })));
     assert!(matches!(auroc(&[0.1f64, 0.2], &[false, false]), Err(AnomalyError::SingleClass { anomalous: false, .. })));
     assert!(matches!(roc_curve::<f64>(&[], &[]), Err(AnomalyError::Empty { .. })));

@@ -118,7 +118,9 @@ fn cd_encode_impl<T: Real>(
             axpy(-s[j], p.gram_col(j), &mut r);
         }
     }
-    let threshold = this.tol * (0.5 * xx.as_f64()).max(1e-300);
+    // a tolerance below what the scalar type can resolve would never be met
+    let tol = this.tol.max(10.0 * T::EPS.as_f64());
+    let threshold = tol * (0.5 * xx.as_f64()).max(1e-300);
     let mut active: Vec<usize> = Vec::with_capacity(64);
     let mut sweeps = 0;
     let mut gap = f64::INFINITY;
@@ -172,7 +174,7 @@ fn cd_encode_impl<T: Real>(
                 max_delta = max_delta.max(d.abs());
                 max_s = max_s.max(s[j].abs());
             }
-            if max_delta <= T::lit(1e-3 * this.tol.sqrt()) * max_s.max(T::EPS) {
+            if max_delta <= T::lit(1e-3 * tol.sqrt()) * max_s.max(T::EPS) {
                 break;
             }
         }

@@ -376,7 +376,9 @@ fn lars_encode_impl<T: Real>(this: &Lars<T>, p: &Prepared<T>, x: &[T], c: &[T], 
         // certify: the duality gap at the LARS point
         let (primal, dual) = gap_only(p, x, c, s, this.lambda, this.nonneg);
         let gap = (primal - dual).max(0.0);
-        if gap <= 1e-11 * (0.5 * xx.as_f64()).max(1e-300) {
+        // relative gap a working precision can certify: 1e-11 in f64, ~1e-5 in f32
+        let rel = 1e-11f64.max(100.0 * T::EPS.as_f64());
+        if gap <= rel * (0.5 * xx.as_f64()).max(1e-300) {
             return Ok(CodeInfo {
                 iterations: steps,
                 stop: StopReason::Exact,
@@ -386,7 +388,7 @@ fn lars_encode_impl<T: Real>(this: &Lars<T>, p: &Prepared<T>, x: &[T], c: &[T], 
         }
     }
     // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
-    let polish = CoordinateDescent { lambda: this.lambda, tol: 1e-12, max_iter: 1000, nonneg: this.nonneg };
+    let polish = CoordinateDescent { lambda: this.lambda, tol: 1e-12f64.max(10.0 * T::EPS.as_f64()), max_iter: 1000, nonneg: this.nonneg };
     let mut info = if (0..p.atoms()).all(|j| p.gram_col(j)[j] > T::zero()) {
         polish.encode_prepared(p, x, c, s)?
     } else {

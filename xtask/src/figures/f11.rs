@@ -485,7 +485,7 @@ fn run_one_class(ctx: &mut Ctx) -> Result<(), String> {
                 Series::new("dense autoencoder", bars(&ae, -0.2), Kind::Bars(0.38), 0),
                 Series::new("sparse coding", bars(&sc, 0.2), Kind::Bars(0.38), 2),
             ],
-            y_range: Some(((lo - 0.05).max(0.0).min(0.8), 1.02)),
+            y_range: Some(((lo - 0.05).clamp(0.0, 0.8), 1.02)),
             x_range: Some((-0.7, 9.7)),
             ..Chart::default()
         };
