@@ -26,7 +26,7 @@ pub enum UnetError {
         "input size {size} ({axis}) does not fit a depth-{depth} U-Net with {padding} convolutions; valid sizes near it: {valid}"
     )]
     InputSize {
-        /// `"height"` or `"width"`.
+        /// `"height"`, `"width"` or `"tile"`.
         axis: &'static str,
         /// The rejected size.
         size: usize,

@@ -2,6 +2,7 @@
 //! assembled from `latent-autoencoder` layers, itself a [`Layer`] (forward, backward, params).
 
 use crate::error::{Result, UnetError, check_finite, shape_err};
+use crate::fast_conv::{conv3x3, conv3x3_backward};
 use crate::params::{Checked, Geometry, Padding, UnetParams, check_hw};
 use latent_autoencoder::layers::batchnorm::BatchNorm;
 use latent_autoencoder::layers::conv::{Conv2d, ConvGeometry, ConvTranspose2d};
@@ -38,18 +39,132 @@ fn conv_block<T: Real>(cin: usize, cout: usize, p: &UnetParams, rng: &mut ChaCha
 #[derive(Debug, Clone)]
 struct Cache<T> {
     input_shape: [usize; 4],
-    /// Output of encoder block `l` (the shortcut source).
-    enc: Vec<Tensor4<T>>,
+    /// Layer outputs of encoder block `l` (the last is the shortcut source).
+    enc: Vec<Vec<Tensor4<T>>>,
     /// Output of pooling `l`.
     pooled: Vec<Tensor4<T>>,
-    /// Output of the bottleneck.
-    bott: Tensor4<T>,
+    /// Layer outputs of the bottleneck.
+    bott: Vec<Tensor4<T>>,
     /// Output of up-convolution `l`.
     ups: Vec<Tensor4<T>>,
     /// Input of decoder block `l` when it differs from `ups[l]` (skips on).
     cat: Vec<Option<Tensor4<T>>>,
-    /// Output of decoder block `l`.
-    dec: Vec<Tensor4<T>>,
+    /// Layer outputs of decoder block `l`.
+    dec: Vec<Vec<Tensor4<T>>>,
+}
+
+/// The padding of a convolution the shifted-product kernels handle (3×3, stride 1, padding 0
+/// or 1), `None` otherwise.
+fn fast_pad<T: Real>(c: &Conv2d<T>) -> Option<usize> {
+    let g = c.geometry();
+    (g.kernel == (3, 3) && g.stride == (1, 1) && g.pad.0 == g.pad.1 && g.pad.0 <= 1).then_some(g.pad.0)
+}
+
+fn no_dx() -> UnetError {
+    UnetError::State { op: "U-Net backward", detail: "input gradient was not computed".into() }
+}
+
+/// The last layer output of a block (its output).
+fn block_out<T>(acts: &[Tensor4<T>]) -> Result<&Tensor4<T>> {
+    acts.last().ok_or_else(|| UnetError::State { op: "U-Net", detail: "empty block".into() })
+}
+
+/// Evaluation-mode pass through a block; 3×3 convolutions run on [`crate::fast_conv`].
+fn block_infer<T: Real>(block: &Sequential<T>, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+    let mut cur: Option<Tensor4<T>> = None;
+    for layer in block.layers() {
+        let input = cur.as_ref().unwrap_or(x);
+        cur = Some(match layer {
+            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
+                let mut y = conv3x3(input, c.weight(), c.bias(), fast_pad(c).unwrap_or(1))?;
+                c.activation().apply(y.as_mut_slice());
+                y
+            }
+            other => other.infer(input)?,
+        });
+    }
+    Ok(cur.unwrap_or_else(|| x.clone()))
+}
+
+/// Training-mode pass through a block, keeping every layer's output.
+fn block_forward<T: Real>(block: &mut Sequential<T>, x: &Tensor4<T>, mode: Mode) -> Result<Vec<Tensor4<T>>> {
+    let mut acts: Vec<Tensor4<T>> = Vec::with_capacity(block.len());
+    for layer in block.layers_mut() {
+        let input = acts.last().unwrap_or(x);
+        let y = match layer {
+            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
+                let mut y = conv3x3(input, c.weight(), c.bias(), fast_pad(c).unwrap_or(1))?;
+                c.activation().apply(y.as_mut_slice());
+                y
+            }
+            other => other.forward(input, mode)?,
+        };
+        acts.push(y);
+    }
+    if acts.is_empty() {
+        acts.push(x.clone());
+    }
+    Ok(acts)
+}
+
+/// Backward pass through a block from the gradient `g` of its output; parameter gradients are
+/// accumulated, the input gradient is returned when `need_dx`.
+fn block_backward<T: Real>(
+    block: &mut Sequential<T>,
+    x: &Tensor4<T>,
+    acts: &[Tensor4<T>],
+    g: Tensor4<T>,
+    need_dx: bool,
+) -> Result<Option<Tensor4<T>>> {
+    let layers = block.layers_mut();
+    if layers.is_empty() {
+        return Ok(need_dx.then_some(g));
+    }
+    if acts.len() != layers.len() {
+        return Err(UnetError::State {
+            op: "U-Net backward",
+            detail: "block activations do not match its layers".into(),
+        });
+    }
+    let mut g = g;
+    for i in (0..layers.len()).rev() {
+        let input = if i == 0 { x } else { &acts[i - 1] };
+        let output = &acts[i];
+        let want_dx = i > 0 || need_dx;
+        match &mut layers[i] {
+            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
+                if g.shape() != output.shape() {
+                    return Err(shape_err(
+                        "conv backward",
+                        format!("{:?}", output.shape()),
+                        format!("{:?}", g.shape()),
+                    ));
+                }
+                c.activation().backward_inplace(output.as_slice(), g.as_mut_slice());
+                let grads = conv3x3_backward(input, c.weight(), &g, fast_pad(c).unwrap_or(1), want_dx)?;
+                let (dx, gw, gb) = (grads.dx, grads.weight, grads.bias);
+                let mut ps = c.params();
+                for (k, p) in ps.iter_mut().enumerate() {
+                    let src: &[T] = if k == 0 { &gw } else { &gb };
+                    for (a, &b) in p.grad.iter_mut().zip(src) {
+                        *a += b;
+                    }
+                }
+                match dx {
+                    Some(dx) => g = dx,
+                    None => return Ok(None),
+                }
+            }
+            other => {
+                if !want_dx {
+                    other.backward_params(input, output, &g)?;
+                    return Ok(None);
+                }
+                g = other.backward(input, output, &g)?;
+            }
+        }
+    }
+    Ok(Some(g))
 }
 
 /// A U-Net for semantic segmentation (Ronneberger et al. 2015), see [`UnetParams`].
@@ -193,18 +308,18 @@ impl<T: Real> UNet<T> {
         let mut skips = Vec::with_capacity(d);
         let mut cur: Option<Tensor4<T>> = None;
         for l in 0..d {
-            let e = self.down[l].infer(cur.as_ref().unwrap_or(x))?;
+            let e = block_infer(&self.down[l], cur.as_ref().unwrap_or(x))?;
             cur = Some(self.pools[l].infer(&e)?);
             skips.push(e);
         }
-        let mut h = self.bottleneck.infer(cur.as_ref().unwrap_or(x))?;
+        let mut h = block_infer(&self.bottleneck, cur.as_ref().unwrap_or(x))?;
         for l in (0..d).rev() {
             let u = self.up[l].infer(&h)?;
             let skip =
                 skips.pop().ok_or_else(|| UnetError::State { op: "U-Net infer", detail: "missing skip".into() })?;
             let m = self.skip_merge(u, &skip)?;
             drop(skip);
-            h = self.dec[l].infer(&m)?;
+            h = block_infer(&self.dec[l], &m)?;
         }
         Ok(self.head.infer(&h)?)
     }
@@ -213,48 +328,48 @@ impl<T: Real> UNet<T> {
         self.cache = None;
         self.output_shape(x.shape())?;
         let d = self.params.depth - 1;
-        let mut enc = Vec::with_capacity(d);
+        let mut enc: Vec<Vec<Tensor4<T>>> = Vec::with_capacity(d);
         let mut pooled: Vec<Tensor4<T>> = Vec::with_capacity(d);
         for l in 0..d {
-            let e = self.down[l].forward(pooled.last().unwrap_or(x), mode)?;
-            pooled.push(self.pools[l].forward(&e, mode)?);
-            enc.push(e);
+            let acts = block_forward(&mut self.down[l], pooled.last().unwrap_or(x), mode)?;
+            pooled.push(self.pools[l].forward(block_out(&acts)?, mode)?);
+            enc.push(acts);
         }
-        let bott = self.bottleneck.forward(pooled.last().unwrap_or(x), mode)?;
+        let bott = block_forward(&mut self.bottleneck, pooled.last().unwrap_or(x), mode)?;
         let mut ups: Vec<Option<Tensor4<T>>> = (0..d).map(|_| None).collect();
         let mut cat: Vec<Option<Tensor4<T>>> = (0..d).map(|_| None).collect();
-        let mut dec: Vec<Option<Tensor4<T>>> = (0..d).map(|_| None).collect();
+        let mut dec: Vec<Option<Vec<Tensor4<T>>>> = (0..d).map(|_| None).collect();
         for l in (0..d).rev() {
-            let prev = if l + 1 < d { dec[l + 1].as_ref() } else { Some(&bott) };
-            let prev =
-                prev.ok_or_else(|| UnetError::State { op: "U-Net forward", detail: "missing decoder output".into() })?;
+            let prev = match dec.get(l + 1).and_then(Option::as_ref) {
+                Some(acts) => block_out(acts)?,
+                None => block_out(&bott)?,
+            };
             let u = self.up[l].forward(prev, mode)?;
-            let out = if self.params.skips {
-                let m = self.concat_skip(&u, &enc[l])?;
-                let o = self.dec[l].forward(&m, mode)?;
+            let acts = if self.params.skips {
+                let m = self.concat_skip(&u, block_out(&enc[l])?)?;
+                let a = block_forward(&mut self.dec[l], &m, mode)?;
                 cat[l] = Some(m);
-                o
+                a
             } else {
-                self.dec[l].forward(&u, mode)?
+                block_forward(&mut self.dec[l], &u, mode)?
             };
             ups[l] = Some(u);
-            dec[l] = Some(out);
+            dec[l] = Some(acts);
         }
-        let top = dec.first().and_then(Option::as_ref).unwrap_or(&bott);
-        let logits = self.head.forward(top, mode)?;
-        let unwrap_all = |v: Vec<Option<Tensor4<T>>>| -> Result<Vec<Tensor4<T>>> {
-            v.into_iter()
-                .map(|t| t.ok_or_else(|| UnetError::State { op: "U-Net forward", detail: "incomplete decoder".into() }))
-                .collect()
+        let top = match dec.first().and_then(Option::as_ref) {
+            Some(acts) => block_out(acts)?,
+            None => block_out(&bott)?,
         };
+        let logits = self.head.forward(top, mode)?;
+        let incomplete = || UnetError::State { op: "U-Net forward", detail: "incomplete decoder".into() };
         self.cache = Some(Cache {
             input_shape: x.shape(),
             enc,
             pooled,
             bott,
-            ups: unwrap_all(ups)?,
+            ups: ups.into_iter().map(|t| t.ok_or_else(incomplete)).collect::<Result<_>>()?,
             cat,
-            dec: unwrap_all(dec)?,
+            dec: dec.into_iter().map(|t| t.ok_or_else(incomplete)).collect::<Result<_>>()?,
         });
         Ok(logits)
     }
@@ -280,15 +395,15 @@ impl<T: Real> UNet<T> {
             ));
         }
         let d = params.depth - 1;
-        let top = c.dec.first().unwrap_or(&c.bott);
+        let top = block_out(c.dec.first().unwrap_or(&c.bott))?;
         let mut g = head.backward(top, y, dy)?;
         let mut dskip: Vec<Option<Tensor4<T>>> = (0..d).map(|_| None).collect();
         for l in 0..d {
             let dec_in = c.cat[l].as_ref().unwrap_or(&c.ups[l]);
-            let dcat = dec[l].backward(dec_in, &c.dec[l], &g)?;
+            let dcat = block_backward(&mut dec[l], dec_in, &c.dec[l], g, true)?.ok_or_else(no_dx)?;
             let dup = if params.skips {
                 let (dup, dsk) = split_channels(&dcat, params.channels(l))?;
-                let e = &c.enc[l];
+                let e = block_out(&c.enc[l])?;
                 dskip[l] = Some(if (dsk.h(), dsk.w()) == (e.h(), e.w()) {
                     dsk
                 } else {
@@ -298,28 +413,24 @@ impl<T: Real> UNet<T> {
             } else {
                 dcat
             };
-            let up_in = if l + 1 < d { &c.dec[l + 1] } else { &c.bott };
+            let up_in = block_out(if l + 1 < d { &c.dec[l + 1] } else { &c.bott })?;
             g = up[l].backward(up_in, &c.ups[l], &dup)?;
         }
         let b_in = c.pooled.last().unwrap_or(x);
-        if d == 0 && !need_dx {
-            bottleneck.backward_params(b_in, &c.bott, &g)?;
-            return Ok(None);
-        }
-        g = bottleneck.backward(b_in, &c.bott, &g)?;
+        let gb = block_backward(bottleneck, b_in, &c.bott, g, need_dx || d > 0)?;
+        let Some(mut g) = gb else { return Ok(None) };
         for l in (0..d).rev() {
-            let mut ge = pools[l].backward(&c.enc[l], &c.pooled[l], &g)?;
+            let mut ge = pools[l].backward(block_out(&c.enc[l])?, &c.pooled[l], &g)?;
             if let Some(s) = dskip[l].take() {
                 for (a, &b) in ge.as_mut_slice().iter_mut().zip(s.as_slice()) {
                     *a += b;
                 }
             }
             let e_in = if l > 0 { &c.pooled[l - 1] } else { x };
-            if l == 0 && !need_dx {
-                down[0].backward_params(e_in, &c.enc[0], &ge)?;
-                return Ok(None);
+            match block_backward(&mut down[l], e_in, &c.enc[l], ge, l > 0 || need_dx)? {
+                Some(next) => g = next,
+                None => return Ok(None),
             }
-            g = down[l].backward(e_in, &c.enc[l], &ge)?;
         }
         Ok(Some(g))
     }
