@@ -33,17 +33,23 @@ const WORKLOADS: &[Workload] = &[
     ("dl_batch", "batch dictionary learning: 64 atoms, λ = 1, 20 iterations on 5000 patches", |o| {
         crate::bench_sc::dl_batch(&o.data, o.save.as_deref())
     }),
-    ("csc_encode", "convolutional sparse coding of csc_image (256×256) with 32 8×8 filters, λ = 0.05, 50 ADMM iterations", |o| {
-        crate::bench_csc::csc_encode(&o.data)
-    }),
+    (
+        "csc_encode",
+        "convolutional sparse coding of csc_image (256×256) with 32 8×8 filters, λ = 0.05, 50 ADMM iterations",
+        |o| crate::bench_csc::csc_encode(&o.data),
+    ),
     ("csc_dl", "convolutional dictionary learning: 4 crops 128×128, 16 filters, λ = 0.05, 20 iterations", |o| {
         crate::bench_csc::csc_dl(&o.data)
     }),
     ("ae_mlp", "MLP autoencoder 784-256-64-256-784 on MNIST 10k, Adam 1e-3, batch 128, 3 epochs", |_| {
         crate::bench_ae::ae_mlp(&latent_datasets::data_dir().join("mnist-10k-10k")).map(|v| vec![v])
     }),
-    ("conv_ae_step", "conv autoencoder training step, batch (64,1,28,28), Adam", |_| crate::bench_ae::conv_ae_step().map(|v| vec![v])),
-    ("unet_step", "U-Net depth 3, base 16, (8,1,64,64), 2 classes, Adam step", |_| crate::bench_unet::unet_step().map(|v| vec![v])),
+    ("conv_ae_step", "conv autoencoder training step, batch (64,1,28,28), Adam", |_| {
+        crate::bench_ae::conv_ae_step().map(|v| vec![v])
+    }),
+    ("unet_step", "U-Net depth 3, base 16, (8,1,64,64), 2 classes, Adam step", |_| {
+        crate::bench_unet::unet_step().map(|v| vec![v])
+    }),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

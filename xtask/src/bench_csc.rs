@@ -32,7 +32,8 @@ fn inputs<T: FftReal>(dir: &Path) -> Result<(Tensor4<T>, Filters<T>), String> {
     if ishape.len() != 2 || dshape.len() != 3 {
         return Err(format!("csc_image is {ishape:?} (want 2-D), csc_D0 is {dshape:?} (want (kh, kw, M))"));
     }
-    let x = Tensor4::from_vec([1, 1, ishape[0], ishape[1]], img.iter().map(|&v| T::lit(v)).collect()).map_err(|e| e.to_string())?;
+    let x = Tensor4::from_vec([1, 1, ishape[0], ishape[1]], img.iter().map(|&v| T::lit(v)).collect())
+        .map_err(|e| e.to_string())?;
     let dv: Vec<T> = d.iter().map(|&v| T::lit(v)).collect();
     let f = Filters::from_hwm(dshape[0], dshape[1], dshape[2], &dv).map_err(|e| e.to_string())?;
     Ok((x, f))

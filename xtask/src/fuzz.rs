@@ -14,7 +14,11 @@ fn root() -> PathBuf {
 }
 
 fn have_nightly() -> bool {
-    Command::new("rustup").args(["run", "nightly", "rustc", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
@@ -34,7 +38,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--seconds" => seconds = it.next().ok_or("--seconds needs a number")?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--seconds" => {
+                seconds = it.next().ok_or("--seconds needs a number")?.parse().map_err(|e| format!("--seconds: {e}"))?
+            }
             "--cmin" => cmin = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if TARGETS.contains(&s) => chosen.push(s.to_string()),
@@ -60,7 +66,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !nightly {
             cmd.args(["-s", "none"]);
         }
-        cmd.arg(t).arg(&corpus).args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1", "-rss_limit_mb=2048"]);
+        cmd.arg(t).arg(&corpus).args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-print_final_stats=1",
+            "-rss_limit_mb=2048",
+        ]);
         let out = cmd.output().map_err(|e| format!("cargo fuzz: {e}"))?;
         let err = String::from_utf8_lossy(&out.stderr);
         let execs = err
@@ -70,7 +81,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let status = if out.status.success() { "ok" } else { "CRASH" };
         println!("{t:12} {status:5} executions={execs} seconds={seconds}");
         if !out.status.success() {
-            eprintln!("{}", err.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "{}",
+                err.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
             failures.push(t.clone());
         } else if cmin {
             let mut c = Command::new("cargo");

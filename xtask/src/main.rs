@@ -7,8 +7,8 @@
 mod bench;
 mod bench_ae;
 mod bench_csc;
-mod bench_unet;
 mod bench_sc;
+mod bench_unet;
 mod figures;
 mod fuzz;
 

@@ -96,7 +96,9 @@ fn update_row<T: FftReal>(x: &[T], y: &mut [T], u: &mut [T], alpha: T, beta: T, 
         *yv = yn;
         *uv = un;
     };
-    for ((xc, yc), uc) in x[..full].chunks_exact(LANES).zip(y[..full].chunks_exact_mut(LANES)).zip(u[..full].chunks_exact_mut(LANES)) {
+    for ((xc, yc), uc) in
+        x[..full].chunks_exact(LANES).zip(y[..full].chunks_exact_mut(LANES)).zip(u[..full].chunks_exact_mut(LANES))
+    {
         for l in 0..LANES {
             one(l, xc[l], &mut yc[l], &mut uc[l], &mut a);
         }
@@ -127,8 +129,8 @@ struct Rsd {
 }
 
 /// Penalty update and stopping test after an iteration; returns (r, s, converged, multiplier).
-fn balance(st: &Rsd, c_norm2: f64, rho: f64, k: usize, set: &Settings) -> (f64, f64, bool, f64) {
-    let mut rn = st.ax2.max(st.by2).max(c_norm2).sqrt();
+fn balance(st: &Rsd, rho: f64, k: usize, set: &Settings) -> (f64, f64, bool, f64) {
+    let mut rn = st.ax2.max(st.by2).sqrt();
     if rn == 0.0 {
         rn = 1.0;
     }
@@ -140,7 +142,7 @@ fn balance(st: &Rsd, c_norm2: f64, rho: f64, k: usize, set: &Settings) -> (f64, 
     let s = rho * st.dy2.sqrt() / sn;
     let converged = r < set.tol && s < set.tol;
     let mult = match &set.auto {
-        Some(a) if k != 0 && (k + 1) % a.period == 0 => a.factor(r, s, set.xi),
+        Some(a) if k != 0 && (k + 1).is_multiple_of(a.period) => a.factor(r, s, set.xi),
         _ => 1.0,
     };
     (r, s, converged, mult)
@@ -265,7 +267,7 @@ impl<T: FftReal> AdmmState<T> {
         }
         let rs = Rsd { r2: tot[0], dy2: tot[1], ax2: tot[2], by2: tot[3], u2: tot[4] };
         let rho_used = self.rho;
-        let (r, s, converged, mult) = balance(&rs, 0.0, self.rho, self.k, set);
+        let (r, s, converged, mult) = balance(&rs, self.rho, self.k, set);
         if mult != 1.0 {
             self.rho *= mult;
             self.uscale = 1.0 / mult;
@@ -379,7 +381,8 @@ impl<T: FftReal> MaskState<T> {
                 plan.forward(
                     wk,
                     |i, row| {
-                        for ((r, &yv), uv) in row.iter_mut().zip(&y[i * w..(i + 1) * w]).zip(&mut u[i * w..(i + 1) * w]) {
+                        for ((r, &yv), uv) in row.iter_mut().zip(&y[i * w..(i + 1) * w]).zip(&mut u[i * w..(i + 1) * w])
+                        {
                             *uv *= sc;
                             *r = yv - *uv;
                         }
@@ -394,7 +397,8 @@ impl<T: FftReal> MaskState<T> {
                 plan.forward(
                     wk,
                     |i, row| {
-                        for ((o, &qv), uv) in row.iter_mut().zip(&q[i * w..(i + 1) * w]).zip(&mut u[i * w..(i + 1) * w]) {
+                        for ((o, &qv), uv) in row.iter_mut().zip(&q[i * w..(i + 1) * w]).zip(&mut u[i * w..(i + 1) * w])
+                        {
                             *uv *= sc;
                             *o = qv - *uv;
                         }
@@ -423,8 +427,12 @@ impl<T: FftReal> MaskState<T> {
                     plan.inverse(wk, spec, |i, row| {
                         let r = i * w..(i + 1) * w;
                         let mut a = [T::zero(); 6];
-                        for ((((&dx, qv), uv), &sv), &wv) in
-                            row.iter().zip(&mut q[r.clone()]).zip(&mut u0[r.clone()]).zip(&sp[r.clone()]).zip(&wp[r.clone()])
+                        for ((((&dx, qv), uv), &sv), &wv) in row
+                            .iter()
+                            .zip(&mut q[r.clone()])
+                            .zip(&mut u0[r.clone()])
+                            .zip(&sp[r.clone()])
+                            .zip(&wp[r.clone()])
                         {
                             let ax = alpha * dx + beta * *qv;
                             let v = ax + *uv;
@@ -467,7 +475,8 @@ impl<T: FftReal> MaskState<T> {
                         let r = i * w..(i + 1) * w;
                         let inside_rows = i < g.mh;
                         let mut a = [T::zero(); 6];
-                        for (j, ((&x, yv), uv)) in row.iter().zip(&mut y[r.clone()]).zip(&mut u[r.clone()]).enumerate() {
+                        for (j, ((&x, yv), uv)) in row.iter().zip(&mut y[r.clone()]).zip(&mut u[r.clone()]).enumerate()
+                        {
                             let ax = alpha * x + beta * *yv;
                             let v = ax + *uv;
                             let yn = if inside_rows && j < g.mw { prox(v, thr, nonneg) } else { T::zero() };
@@ -503,15 +512,19 @@ impl<T: FftReal> MaskState<T> {
                 *t += v;
             }
         }
-        let rs = Rsd { r2: ct[0] + mt[0], dy2: ct[1] + mt[1], ax2: ct[2] + mt[2], by2: ct[3] + mt[3], u2: ct[4] + mt[4] };
+        let rs =
+            Rsd { r2: ct[0] + mt[0], dy2: ct[1] + mt[1], ax2: ct[2] + mt[2], by2: ct[3] + mt[3], u2: ct[4] + mt[4] };
         let rho_used = self.rho;
-        let (r, s, converged, mult) = balance(&rs, 0.0, self.rho, self.k, set);
+        let (r, s, converged, mult) = balance(&rs, self.rho, self.k, set);
         if mult != 1.0 {
             self.rho *= mult;
             self.uscale = 1.0 / mult;
         }
         self.k += 1;
-        Ok((IterStat { objective: 0.5 * ct[5] + mt[5], primal_residual: r, dual_residual: s, rho: rho_used }, converged))
+        Ok((
+            IterStat { objective: 0.5 * ct[5] + mt[5], primal_residual: r, dual_residual: s, rho: rho_used },
+            converged,
+        ))
     }
 
     /// `(½ Σ w (D y₁ − s)², Σ_m λ_m‖y₁,m‖₁, nnz)` at the sparse maps.
@@ -523,7 +536,11 @@ impl<T: FftReal> MaskState<T> {
             .zip(self.s.par_chunks(n))
             .zip(self.wts.par_chunks(n))
             .map(|((r, s), w)| {
-                r.iter().zip(s).zip(w).map(|((&a, &b), &c)| c.as_f64() * (a - b).as_f64() * (a - b).as_f64()).sum::<f64>()
+                r.iter()
+                    .zip(s)
+                    .zip(w)
+                    .map(|((&a, &b), &c)| c.as_f64() * (a - b).as_f64() * (a - b).as_f64())
+                    .sum::<f64>()
             })
             .collect::<Vec<f64>>()
             .iter()

@@ -125,7 +125,11 @@ impl<T: FftReal> Csc<T> {
         let m = filters.count();
         let lam = match &self.p.map_weights {
             Some(wt) if wt.len() != m => {
-                return Err(invalid("map_weights", format!("{} weights", wt.len()), format!("need one per filter ({m})")));
+                return Err(invalid(
+                    "map_weights",
+                    format!("{} weights", wt.len()),
+                    format!("need one per filter ({m})"),
+                ));
             }
             Some(wt) => wt.iter().map(|&v| v * self.p.lambda).collect(),
             None => vec![self.p.lambda; m],
@@ -146,7 +150,10 @@ impl<T: FftReal> Csc<T> {
         if let Some(wm) = warm {
             let (mh, mw) = self.p.boundary.map_size(h, w, filters.kh(), filters.kw());
             if wm.shape() != [k, m, mh, mw] {
-                return Err(shape("Csc::encode", format!("warm start is {:?}, expected [{k}, {m}, {mh}, {mw}]", wm.shape())));
+                return Err(shape(
+                    "Csc::encode",
+                    format!("warm start is {:?}, expected [{k}, {m}, {mh}, {mw}]", wm.shape()),
+                ));
             }
             finite("warm start", wm.as_slice())?;
         }
@@ -192,8 +199,9 @@ impl<T: FftReal> Csc<T> {
                     .into_par_iter()
                     .map(|i| {
                         let s = &images.as_slice()[i * c * n..(i + 1) * c * n];
-                        let wts: Option<Vec<T>> =
-                            inp.mask.map(|_| (0..c).flat_map(|ch| inp.mask_plane(i, ch).unwrap_or(&[]).to_vec()).collect());
+                        let wts: Option<Vec<T>> = inp
+                            .mask
+                            .map(|_| (0..c).flat_map(|ch| inp.mask_plane(i, ch).unwrap_or(&[]).to_vec()).collect());
                         let warm_i = inp.warm.and_then(|wm| wm.sample(i));
                         crate::fista::solve(
                             &op,

@@ -34,7 +34,14 @@ pub enum FilterConstraint {
 
 /// Project small filters `(M, C, kh, kw)` onto the constraint set (support is implicit), with
 /// optional mean removal per filter channel.
-pub(crate) fn project<T: FftReal>(d: &mut [T], m: usize, c: usize, taps: usize, cons: FilterConstraint, zero_mean: bool) {
+pub(crate) fn project<T: FftReal>(
+    d: &mut [T],
+    m: usize,
+    c: usize,
+    taps: usize,
+    cons: FilterConstraint,
+    zero_mean: bool,
+) {
     for f in d.chunks_mut(c * taps).take(m) {
         if zero_mean {
             for ch in f.chunks_mut(taps) {
@@ -278,7 +285,16 @@ pub(crate) struct ConsensusDict<T: FftReal> {
 }
 
 impl<T: FftReal> ConsensusDict<T> {
-    pub fn new(k: usize, m: usize, c: usize, geom: &Geometry, f: usize, rho: f64, relax: f64, auto: Option<AutoRho>) -> Self {
+    pub fn new(
+        k: usize,
+        m: usize,
+        c: usize,
+        geom: &Geometry,
+        f: usize,
+        rho: f64,
+        relax: f64,
+        auto: Option<AutoRho>,
+    ) -> Self {
         Self {
             u: vec![T::zero(); k * m * c * geom.dom_len()],
             rho,
@@ -441,7 +457,7 @@ impl<T: FftReal> ConsensusDict<T> {
             let s = kf.sqrt() * self.rho * dy2.sqrt() / sn;
             if let Some(a) = &self.auto
                 && self.k_iter != 0
-                && (self.k_iter + 1) % a.period == 0
+                && (self.k_iter + 1).is_multiple_of(a.period)
             {
                 let mult = a.factor(r, s, self.xi);
                 if mult != 1.0 {

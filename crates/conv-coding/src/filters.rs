@@ -47,7 +47,10 @@ impl<T: Real> Filters<T> {
     pub fn from_vec(m: usize, c: usize, kh: usize, kw: usize, data: Vec<T>) -> Result<Self> {
         let n = m.checked_mul(c).and_then(|v| v.checked_mul(kh)).and_then(|v| v.checked_mul(kw));
         if n != Some(data.len()) {
-            return Err(shape("Filters::from_vec", format!("{m}x{c}x{kh}x{kw} filters need {n:?} values, got {}", data.len())));
+            return Err(shape(
+                "Filters::from_vec",
+                format!("{m}x{c}x{kh}x{kw} filters need {n:?} values, got {}", data.len()),
+            ));
         }
         Self::new(Tensor4::from_vec([m, c, kh, kw], data)?)
     }
@@ -59,7 +62,10 @@ impl<T: Real> Filters<T> {
     /// As [`Filters::from_vec`].
     pub fn from_hwm(kh: usize, kw: usize, m: usize, data: &[T]) -> Result<Self> {
         if kh.checked_mul(kw).and_then(|v| v.checked_mul(m)) != Some(data.len()) {
-            return Err(shape("Filters::from_hwm", format!("({kh}, {kw}, {m}) needs {} values, got {}", kh * kw * m, data.len())));
+            return Err(shape(
+                "Filters::from_hwm",
+                format!("({kh}, {kw}, {m}) needs {} values, got {}", kh * kw * m, data.len()),
+            ));
         }
         let mut out = vec![T::zero(); data.len()];
         for u in 0..kh {
@@ -164,7 +170,11 @@ impl<T: Real> Filters<T> {
     /// [`ConvCodingError::InvalidParameter`] for an empty or out-of-range selection.
     pub fn select(&self, range: std::ops::Range<usize>) -> Result<Self> {
         if range.start >= range.end || range.end > self.count() {
-            return Err(invalid("range", format!("{range:?}"), format!("must be a non-empty range within 0..{}", self.count())));
+            return Err(invalid(
+                "range",
+                format!("{range:?}"),
+                format!("must be a non-empty range within 0..{}", self.count()),
+            ));
         }
         let len = self.t.sample_len();
         let data = self.t.as_slice()[range.start * len..range.end * len].to_vec();

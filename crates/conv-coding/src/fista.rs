@@ -149,12 +149,19 @@ pub(crate) fn solve<T: FftReal>(
         };
         let f_new = f_n + reg(&xn);
         if !f_new.is_finite() {
-            return Err(ConvCodingError::Numerical { op: "FISTA", detail: format!("objective became {f_new} at iteration {}", it + 1) });
+            return Err(ConvCodingError::Numerical {
+                op: "FISTA",
+                detail: format!("objective became {f_new} at iteration {}", it + 1),
+            });
         }
         let dx2 = plane_sum(&xn, ml, |k, pl| pl.iter().zip(&x[k * ml..(k + 1) * ml]).map(|(&a, &b)| sq(a - b)).sum());
         let xn2 = plane_sum(&xn, ml, |_, pl| pl.iter().map(|&a| sq(a)).sum());
         rel_x = if dx2 == 0.0 { 0.0 } else { (dx2 / xn2.max(f64::MIN_POSITIVE)).sqrt() };
-        rel_f = if f_new == big_f { 0.0 } else { (f_new - big_f).abs() / f_new.abs().max(big_f.abs()).max(f64::MIN_POSITIVE) };
+        rel_f = if f_new == big_f {
+            0.0
+        } else {
+            (f_new - big_f).abs() / f_new.abs().max(big_f.abs()).max(f64::MIN_POSITIVE)
+        };
         if p.restart && f_new > big_f {
             t = 1.0;
             y.copy_from_slice(&xn);

@@ -53,10 +53,10 @@ pub(crate) struct Geometry {
 pub(crate) fn fast_len(m: usize) -> usize {
     let mut n = m.max(2);
     loop {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let mut r = n;
             for p in [2, 3, 5, 7] {
-                while r % p == 0 {
+                while r.is_multiple_of(p) {
                     r /= p;
                 }
             }
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(fast_len(1), 2);
         for m in 1..300 {
             let n = fast_len(m);
-            assert!(n >= m && n % 2 == 0);
+            assert!(n >= m && n.is_multiple_of(2));
         }
     }
 

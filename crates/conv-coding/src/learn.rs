@@ -201,7 +201,9 @@ impl<T: latent_linalg::Real> CdlParams<T> {
         if self.kh == 0 || self.kw == 0 {
             return Err(invalid("filter size", format!("{}x{}", self.kh, self.kw), "must be >= 1x1"));
         }
-        for (name, v) in [("iterations", self.iterations), ("code_iters", self.code_iters), ("dict_iters", self.dict_iters)] {
+        for (name, v) in
+            [("iterations", self.iterations), ("code_iters", self.code_iters), ("dict_iters", self.dict_iters)]
+        {
             if v == 0 {
                 return Err(invalid(name, 0, "must be >= 1"));
             }
@@ -347,9 +349,13 @@ impl<T: FftReal> CdlLearner<T> {
                     let s = &sdom[i * c * nd..(i + 1) * c * nd];
                     Ok(match &mask {
                         None => CodeState::Plain(AdmmState::new(&ctx, s, None, &set)?),
-                        Some(wd) => {
-                            CodeState::Masked(MaskState::new(&ctx, s.to_vec(), wd[i * c * nd..(i + 1) * c * nd].to_vec(), None, &set)?)
-                        }
+                        Some(wd) => CodeState::Masked(MaskState::new(
+                            &ctx,
+                            s.to_vec(),
+                            wd[i * c * nd..(i + 1) * c * nd].to_vec(),
+                            None,
+                            &set,
+                        )?),
                     })
                 })
                 .collect::<Result<_>>()?

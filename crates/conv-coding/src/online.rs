@@ -220,12 +220,21 @@ impl<T: FftReal> OnlineCdl<T> {
         if self.state.is_none() {
             let mut f = Filters::random(m, c, kh, kw, p.seed)?;
             project(f.as_mut_slice(), m, c, taps, p.constraint, p.zero_mean);
-            self.state =
-                Some(OnlineCdlState { filters: f, a: vec![0.0; pp * pp], b: vec![0.0; c * pp], batches: 0, history: Vec::new(), power: Vec::new() });
+            self.state = Some(OnlineCdlState {
+                filters: f,
+                a: vec![0.0; pp * pp],
+                b: vec![0.0; c * pp],
+                batches: 0,
+                history: Vec::new(),
+                power: Vec::new(),
+            });
         }
         let st = self.state.as_mut().ok_or(ConvCodingError::Empty("state"))?;
         if st.filters.channels() != c {
-            return Err(shape("OnlineCdl::partial_fit", format!("images have {c} channels, the filters {}", st.filters.channels())));
+            return Err(shape(
+                "OnlineCdl::partial_fit",
+                format!("images have {c} channels, the filters {}", st.filters.channels()),
+            ));
         }
         let coder = CscParams::new(p.lambda)
             .nonneg(p.nonneg)
@@ -289,7 +298,13 @@ impl<T: FftReal> OnlineCdl<T> {
             history: st
                 .history
                 .iter()
-                .map(|&o| CdlIter { objective: o, data_fidelity: 0.0, regularizer: 0.0, nnz_fraction: 0.0, code_rho: 0.0 })
+                .map(|&o| CdlIter {
+                    objective: o,
+                    data_fidelity: 0.0,
+                    regularizer: 0.0,
+                    nnz_fraction: 0.0,
+                    code_rho: 0.0,
+                })
                 .collect(),
             iterations: st.batches,
             stop: LearnStop::MaxIterations,
@@ -518,7 +533,10 @@ impl<T: FftReal> OnlineCdlState<T> {
             latent_linalg::persist::load(path.as_ref(), STATE_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
         check_loaded_filters(&s.filters, path.as_ref())?;
         let pp = s.filters.count() * s.filters.kh() * s.filters.kw();
-        if s.a.len() != pp * pp || s.b.len() != s.filters.channels() * pp || s.a.iter().chain(&s.b).any(|v| !v.is_finite()) {
+        if s.a.len() != pp * pp
+            || s.b.len() != s.filters.channels() * pp
+            || s.a.iter().chain(&s.b).any(|v| !v.is_finite())
+        {
             return Err(ConvCodingError::Format(format!(
                 "{}: statistics do not match {} filters of {}x{}",
                 path.as_ref().display(),
@@ -540,7 +558,8 @@ mod tests {
     fn statistics_give_the_exact_quadratic() {
         let (m, c, h, w, kh, kw) = (3, 2, 9, 7, 3, 2);
         let f = Filters::<f64>::random(m, c, kh, kw, 4).unwrap();
-        let z: Vec<f64> = (0..m * h * w).map(|i| if (i * 7) % 5 == 0 { ((i % 11) as f64) - 5.0 } else { 0.0 }).collect();
+        let z: Vec<f64> =
+            (0..m * h * w).map(|i| if (i * 7) % 5 == 0 { ((i % 11) as f64) - 5.0 } else { 0.0 }).collect();
         let s: Vec<f64> = (0..c * h * w).map(|i| ((i * 13) % 17) as f64 / 17.0 - 0.5).collect();
         let (a, b) = statistics(&z, &s, m, c, h, w, kh, kw);
         let op = ConvOperator::new(&f, h, w, Boundary::Periodic, Backend::Direct).unwrap();

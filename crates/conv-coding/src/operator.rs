@@ -223,7 +223,15 @@ impl<T: FftReal> ConvOperator<T> {
         }
     }
 
-    fn check_batch(&self, t: &Tensor4<T>, op: &'static str, chans: usize, h: usize, w: usize, what: &str) -> Result<()> {
+    fn check_batch(
+        &self,
+        t: &Tensor4<T>,
+        op: &'static str,
+        chans: usize,
+        h: usize,
+        w: usize,
+        what: &str,
+    ) -> Result<()> {
         let [n, c, th, tw] = t.shape();
         if n == 0 {
             return Err(ConvCodingError::Empty("batch"));
@@ -246,10 +254,10 @@ impl<T: FftReal> ConvOperator<T> {
         let mut out = Tensor4::zeros([k, self.filters.channels(), g.h, g.w])?;
         let il = self.filters.channels() * g.image_len();
         let ml = self.filters.count() * g.map_len();
-        out.as_mut_slice().par_chunks_mut(il).zip(maps.as_slice().par_chunks(ml)).try_for_each_init(
-            || self.work(),
-            |wk, (o, s)| self.apply_one(s, o, wk),
-        )?;
+        out.as_mut_slice()
+            .par_chunks_mut(il)
+            .zip(maps.as_slice().par_chunks(ml))
+            .try_for_each_init(|| self.work(), |wk, (o, s)| self.apply_one(s, o, wk))?;
         Ok(out)
     }
 
@@ -265,10 +273,10 @@ impl<T: FftReal> ConvOperator<T> {
         let mut out = Tensor4::zeros([k, self.filters.count(), g.mh, g.mw])?;
         let il = self.filters.channels() * g.image_len();
         let ml = self.filters.count() * g.map_len();
-        out.as_mut_slice().par_chunks_mut(ml).zip(images.as_slice().par_chunks(il)).try_for_each_init(
-            || self.work(),
-            |wk, (o, r)| self.adjoint_one(r, o, wk),
-        )?;
+        out.as_mut_slice()
+            .par_chunks_mut(ml)
+            .zip(images.as_slice().par_chunks(il))
+            .try_for_each_init(|| self.work(), |wk, (o, r)| self.adjoint_one(r, o, wk))?;
         Ok(out)
     }
 }

@@ -85,7 +85,7 @@ impl<T: FftReal> Spectral<T> {
     /// Nyquist) column, 2 for the others, whose mirror images are not stored.
     #[inline]
     pub fn col_weight(&self, j: usize) -> T {
-        if j == 0 || (self.w % 2 == 0 && j == self.wc - 1) { T::one() } else { T::lit(2.0) }
+        if j == 0 || (self.w.is_multiple_of(2) && j == self.wc - 1) { T::one() } else { T::lit(2.0) }
     }
 
     /// `Σ_f weight_f · |X_f|² / (h·w)`: the squared norm of the real plane(s) whose spectra are
@@ -101,7 +101,12 @@ impl<T: FftReal> Spectral<T> {
 
     /// Forward transform. `fill(i, row)` writes real row `i` (length `w`); `out` (length
     /// [`Spectral::len`]) receives the column-major half spectrum.
-    pub fn forward(&self, work: &mut Work<T>, mut fill: impl FnMut(usize, &mut [T]), out: &mut [Complex<T>]) -> Result<()> {
+    pub fn forward(
+        &self,
+        work: &mut Work<T>,
+        mut fill: impl FnMut(usize, &mut [T]),
+        out: &mut [Complex<T>],
+    ) -> Result<()> {
         let (h, wc) = (self.h, self.wc);
         for i in 0..h {
             fill(i, &mut work.row);
@@ -131,7 +136,12 @@ impl<T: FftReal> Spectral<T> {
 
     /// Normalised inverse transform of the column-major half spectrum `spec` (overwritten).
     /// `sink(i, row)` receives real output row `i` (length `w`) in order.
-    pub fn inverse(&self, work: &mut Work<T>, spec: &mut [Complex<T>], mut sink: impl FnMut(usize, &[T])) -> Result<()> {
+    pub fn inverse(
+        &self,
+        work: &mut Work<T>,
+        spec: &mut [Complex<T>],
+        mut sink: impl FnMut(usize, &[T]),
+    ) -> Result<()> {
         let (h, wc) = (self.h, self.wc);
         self.col_inv.process_with_scratch(spec, &mut work.cs);
         let scale = T::one() / T::from_count(h * self.w);
@@ -147,7 +157,7 @@ impl<T: FftReal> Spectral<T> {
                 }
             }
         }
-        let nyq = self.w % 2 == 0;
+        let nyq = self.w.is_multiple_of(2);
         for i in 0..h {
             let r = &mut work.rows[i * wc..(i + 1) * wc];
             // a real plane's DC and Nyquist columns are real after the column pass, up to rounding
@@ -155,7 +165,9 @@ impl<T: FftReal> Spectral<T> {
             if nyq {
                 r[wc - 1].im = T::zero();
             }
-            self.c2r.process_with_scratch(r, &mut work.row, &mut work.rs).map_err(|e| fft_err("inverse FFT (rows)", e))?;
+            self.c2r
+                .process_with_scratch(r, &mut work.row, &mut work.rs)
+                .map_err(|e| fft_err("inverse FFT (rows)", e))?;
             sink(i, &work.row);
         }
         Ok(())

@@ -168,7 +168,7 @@ pub(crate) fn xsolve<T: FftReal>(
                     }
                 }
                 for (a, g) in z1.iter_mut().zip(&ds.gram[f0..f0 + n]) {
-                    *a = *a * (T::one() / (rho + g.re));
+                    *a *= T::one() / (rho + g.re);
                 }
                 for (mm, bm) in bb.iter_mut().enumerate() {
                     let d = &ds.filt(mm, 0)[f0..f0 + n];
@@ -179,7 +179,7 @@ pub(crate) fn xsolve<T: FftReal>(
             } else {
                 let zc = &mut zmulti;
                 for (mm, bm) in bb.iter_mut().enumerate() {
-                    bm.iter_mut().for_each(|x| *x = *x * scale_b);
+                    bm.iter_mut().for_each(|x| *x *= scale_b);
                     for ch in 0..c {
                         let d = &ds.filt(mm, ch)[f0..f0 + n];
                         let vc = &rhs_v[ch * f + f0..ch * f + f0 + n];
@@ -215,7 +215,7 @@ pub(crate) fn xsolve<T: FftReal>(
                             *x -= dv.conj() * zv;
                         }
                     }
-                    bm.iter_mut().for_each(|x| *x = *x * inv_rho);
+                    bm.iter_mut().for_each(|x| *x *= inv_rho);
                 }
             }
             let zall: &[Complex<T>] = if c == 1 { &zz[..n] } else { &zmulti };
@@ -229,11 +229,8 @@ pub(crate) fn xsolve<T: FftReal>(
                     while i < n {
                         let col = (f0 + i) / plan.h;
                         let end = ((col + 1) * plan.h - f0).min(n);
-                        let acc: f64 = zc[i..end]
-                            .iter()
-                            .zip(&sc[i..end])
-                            .map(|(zv, sv)| (*zv - *sv).norm_sqr().as_f64())
-                            .sum();
+                        let acc: f64 =
+                            zc[i..end].iter().zip(&sc[i..end]).map(|(zv, sv)| (*zv - *sv).norm_sqr().as_f64()).sum();
                         part += plan.col_weight(col).as_f64() * acc;
                         i = end;
                     }
@@ -319,12 +316,8 @@ mod tests {
     #[test]
     fn hpd_solve() {
         // [[4, 1+i], [1−i, 3]] x = [1, 2i]
-        let mut m = vec![
-            Complex::new(4.0, 0.0),
-            Complex::new(1.0, 1.0),
-            Complex::new(1.0, -1.0),
-            Complex::new(3.0, 0.0),
-        ];
+        let mut m =
+            vec![Complex::new(4.0, 0.0), Complex::new(1.0, 1.0), Complex::new(1.0, -1.0), Complex::new(3.0, 0.0)];
         let orig = m.clone();
         let mut r = vec![Complex::new(1.0, 0.0), Complex::new(0.0, 2.0)];
         let rhs = r.clone();

@@ -81,8 +81,10 @@ fn problem(m: usize, c: usize, kh: usize, kw: usize, h: usize, w: usize, seed: u
     // a sparse synthetic image plus noise
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 7);
     let (mh, mw) = (h, w);
-    let s = Tensor4::from_fn([1, m, mh, mw], |_| if rng.random::<f64>() < 0.05 { rng.random::<f64>() * 2.0 - 1.0 } else { 0.0 })
-        .unwrap();
+    let s = Tensor4::from_fn([1, m, mh, mw], |_| {
+        if rng.random::<f64>() < 0.05 { rng.random::<f64>() * 2.0 - 1.0 } else { 0.0 }
+    })
+    .unwrap();
     let mut x = ConvOperator::new(&f, h, w, Boundary::Periodic, Backend::Fft).unwrap().apply(&s).unwrap();
     x.as_mut_slice().iter_mut().for_each(|v| *v += 0.05 * (rng.random::<f64>() - 0.5));
     (f, x)
@@ -147,8 +149,10 @@ fn solvers_match_brute_force_lasso() {
         let (f, x) = problem(2, 1, 3, 3, 6, 5, seed);
         let lambda = 0.05;
         let d = circulant(&f, 6, 5, boundary);
-        let (s_cd, info) = CoordinateDescent::new(lambda).tol(1e-14).max_iter(100_000).encode(&d, x.as_slice(), None).unwrap();
-        let r = &d * DMatrix::from_column_slice(s_cd.len(), 1, &s_cd) - DMatrix::from_column_slice(x.len(), 1, x.as_slice());
+        let (s_cd, info) =
+            CoordinateDescent::new(lambda).tol(1e-14).max_iter(100_000).encode(&d, x.as_slice(), None).unwrap();
+        let r = &d * DMatrix::from_column_slice(s_cd.len(), 1, &s_cd)
+            - DMatrix::from_column_slice(x.len(), 1, x.as_slice());
         let obj_cd = 0.5 * r.norm_squared() + lambda * s_cd.iter().map(|v| v.abs()).sum::<f64>();
         assert!((obj_cd - info.objective).abs() < 1e-10);
         let a = admm(lambda).tol(1e-9).max_iter(20000).boundary(boundary).check().unwrap().encode(&f, &x).unwrap();
@@ -165,15 +169,20 @@ fn solvers_match_brute_force_lasso() {
 #[test]
 fn mask_excludes_its_pixels() {
     let (f, x) = problem(3, 1, 3, 3, 10, 10, 5);
-    let mask = Tensor4::from_fn([1, 1, 10, 10], |[_, _, i, j]| if (i * 10 + j) % 3 == 0 || (3..6).contains(&i) { 0.0 } else { 1.0 })
-        .unwrap();
+    let mask = Tensor4::from_fn(
+        [1, 1, 10, 10],
+        |[_, _, i, j]| if (i * 10 + j) % 3 == 0 || (3..6).contains(&i) { 0.0 } else { 1.0 },
+    )
+    .unwrap();
     let mut x2 = x.clone();
     for (v, mv) in x2.as_mut_slice().iter_mut().zip(mask.as_slice()) {
         if *mv == 0.0 {
             *v = 1e3;
         }
     }
-    for p in [admm(0.1).max_iter(300), fista(0.1, Backend::Fft).max_iter(300), fista(0.1, Backend::Direct).max_iter(300)] {
+    for p in
+        [admm(0.1).max_iter(300), fista(0.1, Backend::Fft).max_iter(300), fista(0.1, Backend::Direct).max_iter(300)]
+    {
         let coder = p.tol(0.0).check().unwrap();
         let a = coder.encode_with(&f, &x, Some(&mask), None).unwrap();
         let b = coder.encode_with(&f, &x2, Some(&mask), None).unwrap();
@@ -226,7 +235,10 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(e, ConvCodingError::InvalidParameter { name: "lambda", .. }), "{e}");
     assert!(e.to_string().contains("-0.1"));
     assert!(matches!(CscParams::new(f64::NAN).check(), Err(ConvCodingError::InvalidParameter { name: "lambda", .. })));
-    assert!(matches!(CscParams::new(0.1).max_iter(0).check(), Err(ConvCodingError::InvalidParameter { name: "max_iter", .. })));
+    assert!(matches!(
+        CscParams::new(0.1).max_iter(0).check(),
+        Err(ConvCodingError::InvalidParameter { name: "max_iter", .. })
+    ));
     assert!(matches!(
         CscParams::new(0.1).admm(AdmmParams::default().relax(2.5)).check(),
         Err(ConvCodingError::InvalidParameter { name: "relax", .. })
@@ -241,7 +253,10 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(coder.encode_with(&f, &x, Some(&neg_mask), None), Err(ConvCodingError::InvalidParameter { .. })));
     let wrong_warm = random_tensor([1, 2, 9, 9], 3);
     assert!(matches!(coder.encode_with(&f, &x, None, Some(&wrong_warm)), Err(ConvCodingError::Shape { .. })));
-    assert!(matches!(Filters::<f64>::from_vec(1, 1, 2, 2, vec![0.0, f64::INFINITY, 0.0, 0.0]), Err(ConvCodingError::NonFinite { .. })));
+    assert!(matches!(
+        Filters::<f64>::from_vec(1, 1, 2, 2, vec![0.0, f64::INFINITY, 0.0, 0.0]),
+        Err(ConvCodingError::NonFinite { .. })
+    ));
     assert!(matches!(ConvOperator::new(&f, 3, 9, Boundary::ZeroPad, Backend::Fft), Err(ConvCodingError::Shape { .. })));
 }
 
@@ -263,7 +278,9 @@ fn data_term_gradient_passes_gradcheck() {
             let mut res = op.apply(&s).unwrap();
             res.as_mut_slice().iter_mut().zip(x.as_slice()).for_each(|(a, b)| *a -= b);
             let grad = op.adjoint(&res).unwrap();
-            let rep = latent_optim::check_gradient(value, s.as_slice(), grad.as_slice(), &latent_optim::GradCheck::new()).unwrap();
+            let rep =
+                latent_optim::check_gradient(value, s.as_slice(), grad.as_slice(), &latent_optim::GradCheck::new())
+                    .unwrap();
             assert!(rep.passes(1e-6), "{b:?} {backend:?}: {rep:?}");
         }
     }

@@ -15,8 +15,10 @@ fn synthetic(truth: &Filters<f64>, k: usize, h: usize, w: usize, seed: u64) -> T
 fn synthetic_density(truth: &Filters<f64>, k: usize, h: usize, w: usize, seed: u64, density: f64) -> Tensor4<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let m = truth.count();
-    let s = Tensor4::from_fn([k, m, h, w], |_| if rng.random::<f64>() < density { rng.random::<f64>() * 2.0 - 1.0 } else { 0.0 })
-        .unwrap();
+    let s = Tensor4::from_fn([k, m, h, w], |_| {
+        if rng.random::<f64>() < density { rng.random::<f64>() * 2.0 - 1.0 } else { 0.0 }
+    })
+    .unwrap();
     let mut x = ConvOperator::new(truth, h, w, Boundary::Periodic, Backend::Fft).unwrap().apply(&s).unwrap();
     x.as_mut_slice().iter_mut().for_each(|v| *v += 0.01 * (rng.random::<f64>() - 0.5));
     x
@@ -24,7 +26,13 @@ fn synthetic_density(truth: &Filters<f64>, k: usize, h: usize, w: usize, seed: u
 
 fn assert_decreasing(h: &[f64], slack: f64, what: &str) {
     for (i, w) in h.windows(2).enumerate() {
-        assert!(w[1] <= w[0] * (1.0 + slack), "{what}: objective rose from {} to {} at iteration {}", w[0], w[1], i + 2);
+        assert!(
+            w[1] <= w[0] * (1.0 + slack),
+            "{what}: objective rose from {} to {} at iteration {}",
+            w[0],
+            w[1],
+            i + 2
+        );
     }
     assert!(h.last().unwrap() < &(0.8 * h[0]), "{what}: objective only went from {} to {}", h[0], h.last().unwrap());
 }
@@ -110,7 +118,8 @@ fn learned_filters_generalise() {
 #[test]
 fn online_learning_and_warm_restart() {
     let truth = Filters::<f64>::random(4, 1, 5, 5, 21).unwrap();
-    let batches: Vec<Tensor4<f64>> = (0..12).map(|i| synthetic(&truth, 1, 24 + 4 * (i % 3), 24, 100 + i as u64)).collect();
+    let batches: Vec<Tensor4<f64>> =
+        (0..12).map(|i| synthetic(&truth, 1, 24 + 4 * (i % 3), 24, 100 + i as u64)).collect();
     let params = || {
         let mut p = OnlineCdlParams::new(4, (5, 5), 0.05);
         p.code_iters = 60;
@@ -124,8 +133,12 @@ fn online_learning_and_warm_restart() {
     let held = synthetic(&truth, 1, 28, 28, 999);
     let coder = CscParams::new(0.05).max_iter(300).check().unwrap();
     let init = Filters::<f64>::random(4, 1, 5, 5, 0).unwrap();
-    let (learned, initial) = (coder.encode(&fit.filters, &held).unwrap().objective(), coder.encode(&init, &held).unwrap().objective());
-    assert!(learned < 0.8 * initial, "held-out objective {learned} with learned filters, {initial} with the initial ones");
+    let (learned, initial) =
+        (coder.encode(&fit.filters, &held).unwrap().objective(), coder.encode(&init, &held).unwrap().objective());
+    assert!(
+        learned < 0.8 * initial,
+        "held-out objective {learned} with learned filters, {initial} with the initial ones"
+    );
     for n in fit.filters.norms() {
         assert!((n - 1.0).abs() < 1e-9);
     }
@@ -207,8 +220,14 @@ fn learning_is_deterministic_across_thread_counts() {
 /// Bad learning parameters and inputs are typed errors.
 #[test]
 fn learning_validation() {
-    assert!(matches!(CdlParams::new(0, (3, 3), 0.1).check(), Err(ConvCodingError::InvalidParameter { name: "filters", .. })));
-    assert!(matches!(CdlParams::new(2, (3, 3), -1.0).check(), Err(ConvCodingError::InvalidParameter { name: "lambda", .. })));
+    assert!(matches!(
+        CdlParams::new(0, (3, 3), 0.1).check(),
+        Err(ConvCodingError::InvalidParameter { name: "filters", .. })
+    ));
+    assert!(matches!(
+        CdlParams::new(2, (3, 3), -1.0).check(),
+        Err(ConvCodingError::InvalidParameter { name: "lambda", .. })
+    ));
     let mut p = CdlParams::new(2, (3, 3), 0.1);
     p.dict_solver = DictSolver::Fista { eta: 1.0 };
     assert!(matches!(p.check(), Err(ConvCodingError::InvalidParameter { name: "eta", .. })));

@@ -122,7 +122,9 @@ fn shape_mismatch_is_an_error() {
     let mut y = DVector::zeros(3);
     assert!(matches!(gemv(1.0, &a, Trans::N, &x, 0.0, &mut y), Err(LinalgError::ShapeMismatch { .. })));
     let mut cs = vec![DMatrix::zeros(3, 3)];
-    assert!(gemm_batched(1.0, &[a.clone(), a.clone()], Trans::N, std::slice::from_ref(&a), Trans::T, 0.0, &mut cs).is_err());
+    assert!(
+        gemm_batched(1.0, &[a.clone(), a.clone()], Trans::N, std::slice::from_ref(&a), Trans::T, 0.0, &mut cs).is_err()
+    );
 }
 
 #[test]

@@ -388,7 +388,12 @@ fn lars_encode_impl<T: Real>(this: &Lars<T>, p: &Prepared<T>, x: &[T], c: &[T], 
         }
     }
     // the path broke off (dependent atoms) or rounding left a gap: finish with coordinate descent
-    let polish = CoordinateDescent { lambda: this.lambda, tol: 1e-12f64.max(10.0 * T::EPS.as_f64()), max_iter: 1000, nonneg: this.nonneg };
+    let polish = CoordinateDescent {
+        lambda: this.lambda,
+        tol: 1e-12f64.max(10.0 * T::EPS.as_f64()),
+        max_iter: 1000,
+        nonneg: this.nonneg,
+    };
     let mut info = if (0..p.atoms()).all(|j| p.gram_col(j)[j] > T::zero()) {
         polish.encode_prepared(p, x, c, s)?
     } else {

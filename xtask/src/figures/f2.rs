@@ -66,7 +66,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
         .collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let hist = |v: &[f64]| -> Vec<(f64, f64)> {
-        let mut h = vec![0.0; 20];
+        let mut h = [0.0; 20];
         for &c in v {
             h[((c * 20.0) as usize).min(19)] += 1.0;
         }

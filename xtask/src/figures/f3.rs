@@ -1,13 +1,14 @@
 //! F3 "convolutional vs patch-based": filters learned by patch-based sparse coding and by
-//! convolutional sparse coding on the same whitened natural images, and how redundant each set is
-//! under shifts. F3b: an image, its sparse feature maps and its reconstruction.
+//! convolutional sparse coding on the same high-passed natural images, and how redundant each set
+//! is under shifts. F3b: an image, its sparse feature maps and its reconstruction.
 
-use super::common::{err, natural_images, psnr, whitened_patches};
+use super::common::{err, natural_images, psnr};
 use super::plot::{Canvas, Chart, Kind, Series, linear, symmetric, tile_sheet};
 use super::{Ctx, Figure};
-use latent_conv_coding::{Boundary, CdlParams, CscParams, DictSolver, Filters, Tensor4};
+use latent_conv_coding::{Boundary, CdlParams, CdlProgress, CscParams, DictSolver, Filters, Tensor4};
 use latent_datasets::GrayImage;
-use latent_datasets::patches::whiten_1f;
+use latent_datasets::patches::extract_random_patches;
+use latent_linalg::DMatrix;
 use latent_sparse_coding::OnlineParams;
 use serde_json::json;
 
@@ -29,12 +30,24 @@ pub const FIGURE_F3B: Figure = Figure {
     run: run_f3b,
 };
 
-/// Filter size, shared by both methods.
-const K: usize = 8;
+/// A value → gray-level map for an image panel.
+type PixelMap = Box<dyn Fn(f32) -> u8>;
 
-/// 1/f-whitened images scaled to unit variance overall.
-fn whitened(images: &[GrayImage]) -> Result<Vec<GrayImage>, String> {
-    let mut w: Vec<GrayImage> = images.iter().map(|i| whiten_1f(i, 0.4)).collect::<Result<_, _>>().map_err(err)?;
+/// Filter size of F3, shared by both methods.
+const K: usize = 12;
+/// Filter size of F3b.
+const KB: usize = 8;
+
+/// High-passed images (minus a 5×5 box-blurred copy, as the benchmark image), scaled to unit
+/// variance over the set.
+fn high_passed(images: &[GrayImage]) -> Vec<GrayImage> {
+    let mut w: Vec<GrayImage> = images
+        .iter()
+        .map(|i| {
+            let l = box_blur(&i.data, i.height, i.width, 5);
+            GrayImage { width: i.width, height: i.height, data: i.data.iter().zip(&l).map(|(a, b)| a - b).collect() }
+        })
+        .collect();
     let (mut s, mut n) = (0.0f64, 0usize);
     for i in &w {
         s += i.data.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
@@ -44,7 +57,7 @@ fn whitened(images: &[GrayImage]) -> Result<Vec<GrayImage>, String> {
     for i in &mut w {
         i.data.iter_mut().for_each(|v| *v /= sd);
     }
-    Ok(w)
+    w
 }
 
 /// `per` crops of `size × size` from each image, at fixed positions spread over the image.
@@ -98,6 +111,31 @@ pub fn max_shifted_ncc(filters: &[Vec<f64>], k: usize) -> Vec<f64> {
         .collect()
 }
 
+/// `m` random `K × K` patches of the images (mean removed, unit norm, flat ones skipped) as
+/// initial filters.
+fn data_filters(x: &Tensor4<f32>, m: usize, seed: u64) -> Result<Filters<f32>, String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xF3);
+    let (n, h, w) = (x.n(), x.h(), x.w());
+    let mut data = Vec::with_capacity(m * K * K);
+    let mut tries = 0;
+    while data.len() < m * K * K {
+        let (k, y0, x0) = (rng.random_range(0..n), rng.random_range(0..=h - K), rng.random_range(0..=w - K));
+        let img = x.sample(k).ok_or("no image")?;
+        let mut p: Vec<f32> = (0..K * K).map(|t| img[(y0 + t / K) * w + x0 + t % K]).collect();
+        let mean = p.iter().sum::<f32>() / (K * K) as f32;
+        p.iter_mut().for_each(|v| *v -= mean);
+        tries += 1;
+        if p.iter().map(|v| v * v).sum::<f32>() < 1e-6 && tries < 100 * m {
+            continue;
+        }
+        data.extend(p);
+    }
+    let mut f = Filters::from_vec(m, 1, K, K, data).map_err(err)?;
+    f.normalize();
+    Ok(f)
+}
+
 fn histogram(v: &[f64], bins: usize) -> Vec<(f64, f64)> {
     let mut h = vec![0.0; bins];
     for &x in v {
@@ -112,33 +150,32 @@ fn mean(v: &[f64]) -> f64 {
 
 fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     let quick = ctx.quick;
-    let (m, crop, per, iters) = if quick { (16, 64, 1, 30) } else { (32, 128, 2, 100) };
-    let (patches, epochs) = if quick { (6000, 1) } else { (60000, 2) };
-    let (lam_conv, lam_patch) = (0.2f32, 0.2f64);
+    let (m, crop, per, iters) = if quick { (16, 64, 1, 40) } else { (64, 128, 2, 120) };
+    let (patches, epochs) = if quick { (8000, 1) } else { (100_000, 3) };
+    let (lam_conv, lam_patch) = (0.15f32, 0.4f64);
     let named = natural_images()?;
     let imgs: Vec<GrayImage> = named.iter().map(|(_, i)| i.clone()).collect();
     let used: Vec<GrayImage> = if quick { imgs.iter().take(6).cloned().collect() } else { imgs.clone() };
     ctx.config("images", json!(named.iter().take(used.len()).map(|(n, _)| n.clone()).collect::<Vec<_>>()));
-    ctx.config("preprocessing", "1/f whitening (f0 = 0.4 cycles/pixel), unit variance over the set");
+    ctx.config("preprocessing", "high-pass: image minus its 5×5 box blur, unit variance over the set (both methods)");
     ctx.config("filters", format!("{m} filters of {K}x{K} for both methods"));
-    // convolutional: batch CDL on whitened crops
-    let spin = ctx.spinner("F3 whitening");
-    let white = whitened(&used)?;
+    // convolutional: batch CDL on high-passed crops, from random image patches
+    let white = high_passed(&used);
     let x = crops(&white, crop, per)?;
-    spin.finish_and_clear();
     let mut p = CdlParams::new(m, (K, K), lam_conv);
     p.iterations = iters;
     p.code_iters = 2;
     p.dict_solver = DictSolver::Fista { eta: 2.0 };
     p.seed = ctx.seed;
     let bar = ctx.progress(iters as u64, "F3 conv dictionary");
+    let init = data_filters(&x, m, ctx.seed)?;
     let fit = p
         .check()
         .map_err(err)?
         .fit_with(
             &x,
-            None,
-            Some(Box::new(|pr: &latent_conv_coding::CdlProgress<'_, f32>| {
+            Some(&init),
+            Some(Box::new(|pr: &CdlProgress<'_, f32>| {
                 bar.set_message(format!("objective {:.1}", pr.stat.objective));
                 bar.inc(1);
                 std::ops::ControlFlow::Continue(())
@@ -149,11 +186,18 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     ctx.config("conv_images", json!([x.n(), crop, crop]));
     ctx.config("conv_lambda", lam_conv as f64);
     ctx.config("conv_iterations", iters as u64);
-    ctx.config("conv_solver", "batch CDL: 2 ADMM coding + 1 FISTA dictionary iterations per outer iteration, periodic boundary");
-    // patch-based: online dictionary learning on whitened patches of the same images
-    let spin = ctx.spinner("F3 patches");
-    let xp = whitened_patches(&used, K, patches, ctx.seed)?;
-    spin.finish_and_clear();
+    ctx.config(
+        "conv_solver",
+        "batch CDL: 2 ADMM coding + 1 FISTA dictionary iterations per outer iteration, periodic boundary",
+    );
+    // patch-based: online dictionary learning on patches of the same high-passed images
+    let xp = {
+        let mut ps = extract_random_patches(&white, K, K, patches, ctx.seed).map_err(err)?;
+        ps.remove_mean();
+        let mm: DMatrix<f64> = ps.to_dmatrix_cols();
+        let sd = (mm.iter().map(|v| v * v).sum::<f64>() / mm.len() as f64).sqrt().max(1e-12);
+        mm / sd
+    };
     let mut op = OnlineParams::new(m, lam_patch);
     op.epochs = epochs;
     op.seed = ctx.seed;
@@ -173,7 +217,10 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     bar.finish_and_clear();
     ctx.config("patch_count", patches as u64);
     ctx.config("patch_lambda", lam_patch);
-    ctx.config("patch_solver", "online dictionary learning (Mairal et al. 2009), LARS codes, mean-removed unit-variance patches");
+    ctx.config(
+        "patch_solver",
+        "online dictionary learning (Mairal et al. 2009), LARS codes, mean-removed unit-variance patches",
+    );
     // the redundancy measure
     let conv: Vec<Vec<f64>> =
         (0..m).map(|j| fit.filters.filter(j).unwrap_or(&[]).iter().map(|&v| v as f64).collect()).collect();
@@ -183,6 +230,20 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
         (0..m).map(|j| r.filter(j).unwrap_or(&[]).to_vec()).collect()
     };
     let (nc, np, nr) = (max_shifted_ncc(&conv, K), max_shifted_ncc(&patch, K), max_shifted_ncc(&random, K));
+    // which convolutional filters the final dictionary actually uses on the training crops
+    let spin = ctx.spinner("F3 usage");
+    let codes = CscParams::new(lam_conv).max_iter(100).check().map_err(err)?.encode(&fit.filters, &x).map_err(err)?;
+    spin.finish_and_clear();
+    let plane = x.h() * x.w();
+    let used_conv: Vec<bool> = (0..m)
+        .map(|j| {
+            (0..x.n())
+                .any(|k| codes.maps.as_slice()[(k * m + j) * plane..(k * m + j + 1) * plane].iter().any(|v| *v != 0.0))
+        })
+        .collect();
+    let nc_used: Vec<f64> = nc.iter().zip(&used_conv).filter(|(_, u)| **u).map(|(v, _)| *v).collect();
+    ctx.metric("conv_filters_used", nc_used.len() as u64);
+    ctx.metric("mean_max_ncc_conv_used_filters", mean(&nc_used));
     let (mc, mp, mr) = (mean(&nc), mean(&np), mean(&nr));
     let frac = |v: &[f64], t: f64| v.iter().filter(|&&x| x > t).count() as f64 / v.len() as f64;
     ctx.metric("mean_max_ncc_patch", mp);
@@ -205,15 +266,19 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     };
     let pick = |f: &[Vec<f64>], o: &[usize]| o.iter().map(|&i| f[i].clone()).collect::<Vec<_>>();
     let cols = 8;
+    let zoom = if K > 8 { 4 } else { 6 };
     ctx.canvas(
         "patch_filters.png",
         &format!("Patch-based atoms ({K}×{K}), most shift-redundant first (mean max NCC {mp:.3}); each scaled to its own range."),
-        &tile_sheet(&to_f32(&pick(&patch, &order(&np))), K, K, cols, 6, true),
+        &tile_sheet(&to_f32(&pick(&patch, &order(&np))), K, K, cols, zoom, true),
     )?;
     ctx.canvas(
         "conv_filters.png",
-        &format!("Convolutional filters ({K}×{K}), most shift-redundant first (mean max NCC {mc:.3})."),
-        &tile_sheet(&to_f32(&pick(&conv, &order(&nc))), K, K, cols, 6, true),
+        &format!(
+            "Convolutional filters ({K}×{K}), most shift-redundant first (mean max NCC {mc:.3}; {} of {m} used by the final codes).",
+            nc_used.len()
+        ),
+        &tile_sheet(&to_f32(&pick(&conv, &order(&nc))), K, K, cols, zoom, true),
     )?;
     let chart = Chart {
         title: "Maximum normalised cross-correlation with another filter, over all shifts".into(),
@@ -221,28 +286,46 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
         y_label: "fraction of filters".into(),
         series: vec![
             Series::new(format!("patch-based (mean {mp:.3})"), histogram(&np, 20), Kind::Bars(0.016), 1),
-            Series::new(format!("convolutional (mean {mc:.3})"), histogram(&nc, 20).into_iter().map(|(a, b)| (a + 0.017, b)).collect(), Kind::Bars(0.016), 0),
+            Series::new(
+                format!("convolutional (mean {mc:.3})"),
+                histogram(&nc, 20).into_iter().map(|(a, b)| (a + 0.017, b)).collect(),
+                Kind::Bars(0.016),
+                0,
+            ),
             Series::new(format!("random Gaussian (mean {mr:.3})"), histogram(&nr, 20), Kind::LinePoints, 6),
         ],
         x_range: Some((0.0, 1.05)),
         ..Chart::default()
     };
     ctx.chart("max_ncc_histogram", "Distribution of each filter's maximum normalised cross-correlation (over all relative shifts) with any other filter: patch-based atoms are shifted replicas of each other far more often.", &chart, (720, 420))?;
-    let hist: Vec<(f64, f64)> = fit.history.iter().enumerate().map(|(i, s)| (i as f64 + 1.0, s.objective / x.n() as f64)).collect();
+    let hist: Vec<(f64, f64)> =
+        fit.history.iter().enumerate().map(|(i, s)| (i as f64 + 1.0, s.objective / x.n() as f64)).collect();
     ctx.chart(
         "conv_objective",
         "Convolutional dictionary learning: objective per image ½‖Σ d*s − x‖² + λ‖s‖₁ after each outer iteration.",
-        &Chart { title: "Convolutional dictionary learning".into(), x_label: "iteration".into(), y_label: "objective per image".into(), series: vec![Series::new("", hist, Kind::Line, 0)], ..Chart::default() },
+        &Chart {
+            title: "Convolutional dictionary learning".into(),
+            x_label: "iteration".into(),
+            y_label: "objective per image".into(),
+            series: vec![Series::new("", hist, Kind::Line, 0)],
+            ..Chart::default()
+        },
         (620, 360),
     )?;
-    ctx.csv("max_ncc", &["filter", "patch_based", "convolutional", "random"], &(0..m).map(|i| vec![i as f64, np[i], nc[i], nr[i]]).collect::<Vec<_>>())?;
+    ctx.csv(
+        "max_ncc",
+        &["filter", "patch_based", "convolutional", "random"],
+        &(0..m).map(|i| vec![i as f64, np[i], nc[i], nr[i]]).collect::<Vec<_>>(),
+    )?;
     ctx.raw("conv_history", &json!(fit.history))?;
     fit.save(ctx.dir.join("conv_dictionary.bin")).map_err(err)?;
     pfit.save(ctx.dir.join("patch_dictionary.bin")).map_err(err)?;
     let holds = mc < mp;
     ctx.metric("claim_holds", holds);
     if !holds {
-        return Err(format!("convolutional filters are not less shift-redundant: mean max NCC {mc:.3} vs patch-based {mp:.3}"));
+        return Err(format!(
+            "convolutional filters are not less shift-redundant: mean max NCC {mc:.3} vs patch-based {mp:.3}"
+        ));
     }
     Ok(())
 }
@@ -314,7 +397,7 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
     let k = train.len() / (crop * crop);
     let xt = Tensor4::from_vec([k, 1, crop, crop], train).map_err(err)?;
     let lambda = 0.02f32;
-    let mut p = CdlParams::new(m, (K, K), lambda);
+    let mut p = CdlParams::new(m, (KB, KB), lambda);
     p.iterations = iters;
     p.code_iters = 2;
     p.dict_solver = DictSolver::Fista { eta: 2.0 };
@@ -325,7 +408,14 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
     // code the held-out image with zero padding (no wrap-around at its border)
     let xi = Tensor4::from_vec([1, 1, size, size], high.clone()).map_err(err)?;
     let spin = ctx.spinner("F3b coding");
-    let codes = CscParams::new(lambda).boundary(Boundary::ZeroPad).max_iter(300).tol(1e-4).check().map_err(err)?.encode(&fit.filters, &xi).map_err(err)?;
+    let codes = CscParams::new(lambda)
+        .boundary(Boundary::ZeroPad)
+        .max_iter(300)
+        .tol(1e-4)
+        .check()
+        .map_err(err)?
+        .encode(&fit.filters, &xi)
+        .map_err(err)?;
     spin.finish_and_clear();
     let rec_high = codes.reconstruct(&fit.filters).map_err(err)?;
     let rec: Vec<f32> = rec_high.as_slice().iter().zip(&low).map(|(a, b)| a + b).collect();
@@ -340,7 +430,7 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
     ctx.metric("maps_nonzero", (info.nnz_fraction * codes.maps.len() as f64).round());
     ctx.config("image", format!("{target}, 2×2 averaged, central {size}×{size} crop"));
     ctx.config("split", "low-pass = 9×9 box blur (periodic); the high-pass rest is coded");
-    ctx.config("dictionary", format!("{m} filters {K}×{K} learned on {k} high-passed {crop}×{crop} crops of other images, λ = {lambda}, {iters} iterations"));
+    ctx.config("dictionary", format!("{m} filters {KB}×{KB} learned on {k} high-passed {crop}×{crop} crops of other images, λ = {lambda}, {iters} iterations"));
     ctx.config("coding", "ADMM, zero-padded boundary, λ = 0.02, tol 1e-4");
     // panels: image, high-pass, reconstruction, error
     let zoom = if quick { 2 } else { 1 };
@@ -348,7 +438,7 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
     let mut c = Canvas::new(4 * tw + 5 * 6, tw + 12, [255, 255, 255]);
     let hi_a = high.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     let errv: Vec<f32> = rec.iter().zip(&img.data).map(|(a, b)| a - b).collect();
-    let panels: [(&[f32], Box<dyn Fn(f32) -> u8>); 4] = [
+    let panels: [(&[f32], PixelMap); 4] = [
         (&img.data, Box::new(linear(0.0, 1.0))),
         (&high, Box::new(symmetric(hi_a))),
         (&rec, Box::new(linear(0.0, 1.0))),
@@ -375,8 +465,8 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
         .iter()
         .map(|&(j, _)| {
             let mut t = Vec::with_capacity(size * size);
-            for y in K - 1..K - 1 + size {
-                t.extend_from_slice(&maps[j * mh * mw + y * mw + K - 1..j * mh * mw + y * mw + K - 1 + size]);
+            for y in KB - 1..KB - 1 + size {
+                t.extend_from_slice(&maps[j * mh * mw + y * mw + KB - 1..j * mh * mw + y * mw + KB - 1 + size]);
             }
             t
         })
@@ -388,7 +478,11 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
         &sheet,
     )?;
     let ftiles: Vec<Vec<f32>> = usage.iter().map(|&(j, _)| fit.filters.filter(j).unwrap_or(&[]).to_vec()).collect();
-    ctx.canvas("filters.png", "The filters d_j, most used first (same order as the maps).", &tile_sheet(&ftiles, K, K, 8, 6, true))?;
+    ctx.canvas(
+        "filters.png",
+        "The filters d_j, most used first (same order as the maps).",
+        &tile_sheet(&ftiles, KB, KB, 8, 6, true),
+    )?;
     fit.save(ctx.dir.join("dictionary.bin")).map_err(err)?;
     Ok(())
 }

@@ -6,12 +6,17 @@ pub mod plot;
 mod common;
 mod f0;
 mod f1;
-mod f12;
+mod f10;
 mod f11;
+mod f12;
 mod f2;
 mod f3;
-mod f9;
 mod f4;
+mod f5;
+mod f6;
+mod f7;
+mod f8;
+mod f9;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
@@ -108,7 +113,23 @@ impl Ctx {
 
 /// All figures, in lecture order.
 pub fn registry() -> Vec<Figure> {
-    vec![f0::FIGURE, f1::FIGURE, f2::FIGURE, f3::FIGURE_F3, f3::FIGURE_F3B, f4::FIGURE, f9::FIGURE, f11::FIGURE_F11, f11::FIGURE_F11B, f12::FIGURE]
+    vec![
+        f0::FIGURE,
+        f1::FIGURE,
+        f2::FIGURE,
+        f3::FIGURE_F3,
+        f3::FIGURE_F3B,
+        f4::FIGURE,
+        f5::FIGURE,
+        f6::FIGURE,
+        f7::FIGURE,
+        f8::FIGURE,
+        f9::FIGURE,
+        f10::FIGURE,
+        f11::FIGURE_F11,
+        f11::FIGURE_F11B,
+        f12::FIGURE,
+    ]
 }
 
 const USAGE: &str = "usage: cargo xtask reproduce-figures [--list] [--fig ID]... [--quick] [--out DIR] [--seed N]";
@@ -300,7 +321,11 @@ mod tests {
     #[test]
     fn quick_toy_figure_writes_metrics_plots_and_gallery() {
         let out = tmp("f1");
-        let args: Vec<String> = ["--fig", "F1", "--quick", "--out"].iter().map(|s| s.to_string()).chain([out.display().to_string()]).collect();
+        let args: Vec<String> = ["--fig", "F1", "--quick", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([out.display().to_string()])
+            .collect();
         run(&args).unwrap();
         let rec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("F1/metrics.json")).unwrap()).unwrap();
         assert_eq!(rec["status"], "ok");

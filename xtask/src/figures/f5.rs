@@ -1,0 +1,106 @@
+//! F5 "sparse ReLU autoencoder": filters, code histogram and dead units with / without the KL term.
+
+use super::common::err;
+use super::plot::{Chart, Kind, Series, tile_sheet};
+use super::{Ctx, Figure};
+use latent_autoencoder::models::SparseReluAeParams;
+use latent_autoencoder::{Encoder, Reconstructor};
+use latent_datasets::Mnist;
+
+pub const FIGURE: Figure = Figure {
+    id: "F5",
+    title: "Sparse ReLU autoencoder",
+    claim: "A ReLU autoencoder s = max(0, Vx) with an L1 code penalty learns localised stroke-like filters and sparse \
+            codes; without an entropy (KL firing-rate) term many units die (never fire), the KL term keeps every unit \
+            active on some inputs.",
+    run,
+};
+
+fn run(ctx: &mut Ctx) -> Result<(), String> {
+    let m = if ctx.quick { Mnist::load_small() } else { Mnist::load_default() }.map_err(err)?;
+    let (n_train, n_test) = if ctx.quick { (2000, 1000) } else { (10000, 5000) };
+    let (n_train, n_test) = (n_train.min(m.train.len()), n_test.min(m.test.len()));
+    let epochs = if ctx.quick { 4 } else { 8 };
+    let (code, lambda, rho, beta) = (128, 0.05, 0.05, 0.5);
+    let x = m.train.to_tensor4::<f32>(&(0..n_train).collect::<Vec<_>>()).map_err(err)?;
+    let test = m.test.to_tensor4::<f32>(&(0..n_test).collect::<Vec<_>>()).map_err(err)?;
+    let mut series = Vec::new();
+    for (i, kl_weight) in [0.0, beta].into_iter().enumerate() {
+        let name = if kl_weight > 0.0 { "with_kl" } else { "without_kl" };
+        let spin = ctx.spinner(&format!("F5 {name}"));
+        let fitted = SparseReluAeParams::new(784, code)
+            .lambda(lambda)
+            .kl(rho, kl_weight)
+            .bias(true)
+            .epochs(epochs)
+            .batch_size(100)
+            .lr(2e-3)
+            .seed(ctx.seed)
+            .progress(false)
+            .check()
+            .map_err(err)?
+            .fit(&x)
+            .map_err(err)?;
+        spin.finish_and_clear();
+        let model = &fitted.model;
+        let s = model.encode(&test).map_err(err)?;
+        let vals = s.as_slice();
+        let active = vals.iter().filter(|v| **v > 0.0).count() as f64 / vals.len() as f64;
+        let dead = model.dead_units(&test, 500, 0.0).map_err(err)?.num_dead();
+        let mse =
+            model.reconstruction_errors(&test).map_err(err)?.iter().map(|&v| v as f64).sum::<f64>() / test.n() as f64;
+        ctx.metric(&format!("{name}_dead_units"), dead as u64);
+        ctx.metric(&format!("{name}_dead_fraction"), dead as f64 / code as f64);
+        ctx.metric(&format!("{name}_active_code_fraction"), active);
+        ctx.metric(&format!("{name}_test_mse_per_pixel"), mse);
+        // histogram of the positive code values (zeros reported separately as the active fraction)
+        let pos: Vec<f32> = vals.iter().copied().filter(|v| *v > 0.0).collect();
+        let hi = pos.iter().fold(0.0f32, |a, &b| a.max(b)).max(1e-6);
+        let bins = 30;
+        let mut h = vec![0.0f64; bins];
+        for &v in &pos {
+            h[((v / hi * bins as f32) as usize).min(bins - 1)] += 1.0;
+        }
+        let w = hi as f64 / bins as f64;
+        let pts: Vec<(f64, f64)> =
+            h.iter().enumerate().map(|(b, &c)| ((b as f64 + 0.5) * w, c / vals.len() as f64)).collect();
+        series.push(Series::new(
+            format!("KL weight {kl_weight} ({:.1} % of codes > 0)", 100.0 * active),
+            pts,
+            Kind::Bars(w * 0.8),
+            i,
+        ));
+        let v = model.encoder().layers().iter().find_map(|l| l.weight_values()).ok_or("no encoder weight")?;
+        // order units by how often they fire on the test set
+        let counts: Vec<usize> = (0..code).map(|j| (0..s.n()).filter(|&n| vals[n * code + j] > 0.0).count()).collect();
+        let mut order: Vec<usize> = (0..code).collect();
+        order.sort_by(|a, b| counts[*b].cmp(&counts[*a]));
+        let tiles: Vec<Vec<f32>> = order.iter().map(|&j| v[j * 784..(j + 1) * 784].to_vec()).collect();
+        ctx.canvas(
+            &format!("filters_{name}.png"),
+            &format!(
+                "Rows of V (28×28) of the sparse ReLU AE, KL weight {kl_weight}, most active unit first; \
+                 {dead} of {code} units never fire on the test set (the last ones). Gray = 0."
+            ),
+            &tile_sheet(&tiles, 28, 28, 16, 2, true),
+        )?;
+    }
+    ctx.chart(
+        "code_histogram",
+        "Histogram of the positive code values s_j = max(0, (Vx)_j) on test digits (fraction of all code entries).",
+        &Chart {
+            title: "Code values of the sparse ReLU AE".into(),
+            x_label: "code value (> 0)".into(),
+            y_label: "fraction of code entries".into(),
+            series,
+            ..Chart::default()
+        },
+        (640, 400),
+    )?;
+    ctx.config("model", format!("784-{code} ReLU code, linear decoder, bias, L1 λ = {lambda}, KL ρ = {rho}"));
+    ctx.config("kl_weights", "0 and 0.5");
+    ctx.config("train_images", n_train as u64);
+    ctx.config("test_images", n_test as u64);
+    ctx.config("epochs", epochs as u64);
+    Ok(())
+}
