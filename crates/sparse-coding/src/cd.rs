@@ -1,6 +1,6 @@
 //! Coordinate descent for the lasso with a precomputed Gram matrix and an active set.
 
-use crate::encoder::{CodeInfo, Encoder, Prepared, StopReason, axpy, check_lambda, dot, lasso_primal_dual};
+use crate::encoder::{CodeInfo, Encoder, Prepared, StopReason, axpy, dot, lasso_primal_dual};
 use crate::error::{Result, invalid};
 use latent_linalg::Real;
 
@@ -62,13 +62,7 @@ impl<T: Real> CoordinateDescent<T> {
 
 impl<T: Real> Encoder<T> for CoordinateDescent<T> {
     fn check(&self, p: &Prepared<T>) -> Result<()> {
-        check_lambda(self.lambda)?;
-        if !(self.tol > 0.0) {
-            return Err(invalid("tol", self.tol, "must be > 0"));
-        }
-        if self.max_iter == 0 {
-            return Err(invalid("max_iter", 0, "must be >= 1"));
-        }
+        crate::encoder::check_iterative(self.lambda, self.tol, self.max_iter)?;
         if let Some(j) = (0..p.atoms()).find(|&j| p.gram_col(j)[j] <= T::zero()) {
             return Err(invalid("dictionary", format!("atom {j}"), "is zero; coordinate descent needs nonzero atoms"));
         }

@@ -292,3 +292,15 @@ pub(crate) fn check_lambda<T: Real>(lambda: T) -> Result<()> {
     }
     Ok(())
 }
+
+/// The checks every iterative L1 encoder shares: λ, tolerance and iteration cap.
+pub(crate) fn check_iterative<T: Real>(lambda: T, tol: f64, max_iter: usize) -> Result<()> {
+    check_lambda(lambda)?;
+    if !(tol > 0.0) {
+        return Err(invalid("tol", tol, "must be > 0"));
+    }
+    if max_iter == 0 {
+        return Err(invalid("max_iter", 0, "must be >= 1"));
+    }
+    Ok(())
+}

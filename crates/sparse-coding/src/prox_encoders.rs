@@ -140,13 +140,7 @@ impl<T: Real> ProxGradient<T> {
 
 impl<T: Real> Encoder<T> for ProxGradient<T> {
     fn check(&self, p: &Prepared<T>) -> Result<()> {
-        check_lambda(self.lambda)?;
-        if !(self.tol > 0.0) {
-            return Err(invalid("tol", self.tol, "must be > 0"));
-        }
-        if self.max_iter == 0 {
-            return Err(invalid("max_iter", 0, "must be >= 1"));
-        }
+        crate::encoder::check_iterative(self.lambda, self.tol, self.max_iter)?;
         if p.lipschitz() <= T::zero() {
             return Err(invalid("dictionary", "all-zero", "has no nonzero atom"));
         }
