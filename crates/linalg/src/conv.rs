@@ -9,6 +9,7 @@
 //! Parallelism is across images in fixed-size groups, and weight gradients are summed group by
 //! group in a fixed order, so results are bit-identical for any number of rayon threads.
 
+use crate::conv_direct::{self, Direct};
 use crate::error::{LinalgError, Result, mismatch};
 use crate::product::{MatMut, MatRef, gemm_view};
 use crate::real::Real;
@@ -106,10 +107,40 @@ impl Geom {
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
     }
+    /// The direct-kernel view of a stride-1, non-pointwise convolution of `T`, when the CPU runs
+    /// the direct kernels (see [`crate::conv_direct`]).
+    fn direct<T: Real>(&self) -> Option<Direct> {
+        (self.sh == 1 && self.sw == 1 && !self.is_pointwise() && direct_enabled() && conv_direct::available::<T>())
+            .then_some(Direct {
+                c: self.c,
+                o: self.o,
+                h: self.h,
+                w: self.w,
+                kh: self.kh,
+                kw: self.kw,
+                ph: self.ph,
+                pw: self.pw,
+            })
+    }
+}
+
+/// Whether the direct kernels may be used (tests switch them off to compare both paths).
+static DIRECT_ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+fn direct_enabled() -> bool {
+    DIRECT_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Allow or forbid the direct stride-1 kernels (on by default; they run only for `f32` on CPUs
+/// with AVX-512F). With `false`, every convolution takes the im2col + GEMM path, which is what
+/// the direct kernels are tested against. Returns the previous setting.
+#[doc(hidden)]
+pub fn set_direct_kernels(enabled: bool) -> bool {
+    DIRECT_ENABLED.swap(enabled, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Images per parallel work item (fixed, so the summation order never depends on threads).
-const GROUP: usize = 4;
+pub(crate) const GROUP: usize = 4;
 
 /// Unfold one image `(c, h, w)` into `cols` (`K × P`, row-major).
 fn im2col<T: Real>(g: &Geom, x: &[T], cols: &mut [T]) {
@@ -186,6 +217,15 @@ fn col2im<T: Real>(g: &Geom, cols: &[T], x: &mut [T]) {
 
 /// `y_n (O × P) = W (O × K) · cols_n (K × P)` (+ bias) for every image.
 fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>, y: &mut [T]) -> Result<()> {
+    if let Some(d) = g.direct::<T>() {
+        let b = bias.map(conv_direct::as_f32);
+        if let (Some(xf), Some(wf), Some(yf), Some(Some(_)) | None) =
+            (conv_direct::as_f32(x), conv_direct::as_f32(wmat), conv_direct::as_f32_mut(y), b)
+        {
+            conv_direct::forward(&d, n, xf, wf, b.flatten(), yf);
+            return Ok(());
+        }
+    }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
     let one_image = |xi: &[T], yi: &mut [T], cols: &mut Vec<T>| -> Result<()> {
         let colsref = if g.is_pointwise() {
@@ -225,6 +265,13 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
 
 /// `dx_n += col2im(Wᵀ (K × O) · dy_n (O × P))` for every image (dx is overwritten).
 fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T]) -> Result<()> {
+    if let (Some(d), Some(df), Some(wf)) =
+        (g.direct::<T>().filter(conv_direct::input_grad_supported), conv_direct::as_f32(dy), conv_direct::as_f32(wmat))
+        && let Some(xf) = conv_direct::as_f32_mut(dx)
+    {
+        conv_direct::backward_input(&d, n, df, wf, xf);
+        return Ok(());
+    }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
     let one_image = |dyi: &[T], dxi: &mut [T], cols: &mut Vec<T>| -> Result<()> {
         let wt = MatRef::row_major(wmat, g.o, k)?.t();
@@ -254,6 +301,18 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
 /// `dW (O × K) = Σ_n dy_n (O × P) · cols_nᵀ (P × K)`, and `db[o] = Σ_n Σ_p dy_n[o, p]`.
 fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) -> Result<()> {
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
+    let direct = match (g.direct::<T>(), conv_direct::as_f32(x), conv_direct::as_f32(dy)) {
+        (Some(d), Some(xf), Some(df)) => {
+            conv_direct::as_f32_mut(dw).map(|wf| conv_direct::backward_weight(&d, n, xf, df, wf))
+        }
+        _ => None,
+    };
+    if direct.is_some() {
+        if let Some(db) = db {
+            bias_grad(g, n, dy, db);
+        }
+        return Ok(());
+    }
     let groups = n.div_ceil(GROUP);
     let group_work = |gi: usize, cols: &mut Vec<T>| -> Result<Vec<T>> {
         let mut part = vec![T::zero(); g.o * k];
@@ -290,15 +349,38 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         }
     }
     if let Some(db) = db {
-        for (o, d) in db.iter_mut().enumerate() {
-            let mut s = T::zero();
-            for i in 0..n {
-                s += dy[i * ol + o * p..i * ol + (o + 1) * p].iter().copied().fold(T::zero(), |a, b| a + b);
-            }
-            *d = s;
-        }
+        bias_grad(g, n, dy, db);
     }
     Ok(())
+}
+
+/// `db[o] = Σ_n Σ_p dy_n[o, p]`.
+fn bias_grad<T: Real>(g: &Geom, n: usize, dy: &[T], db: &mut [T]) {
+    let (p, ol) = (g.p(), g.out_len());
+    for (o, d) in db.iter_mut().enumerate() {
+        let mut s = T::zero();
+        for i in 0..n {
+            s += sum_lanes(&dy[i * ol + o * p..i * ol + (o + 1) * p]);
+        }
+        *d = s;
+    }
+}
+
+/// Sum of a slice in 16 interleaved partial sums (vectorises; fixed order, so deterministic).
+fn sum_lanes<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &b) in acc.iter_mut().zip(c) {
+            *a += b;
+        }
+    }
+    let mut s = rest.iter().copied().fold(T::zero(), |a, b| a + b);
+    for a in acc {
+        s += a;
+    }
+    s
 }
 
 fn conv_geom<T: Real>(op: &'static str, x: [usize; 4], w: &Tensor4<T>, spec: &Conv2dSpec) -> Result<Geom> {
@@ -478,8 +560,9 @@ pub fn conv_transpose2d<T: Real>(
     bwd_input_core(&g, n, x.as_slice(), w.as_slice(), y.as_mut_slice())?;
     if let Some(b) = bias {
         let hw = g.h * g.w;
-        for (i, e) in y.as_mut_slice().iter_mut().enumerate() {
-            *e += b[(i / hw) % g.c];
+        for (i, plane) in y.as_mut_slice().chunks_mut(hw).enumerate() {
+            let bi = b[i % g.c];
+            plane.iter_mut().for_each(|e| *e += bi);
         }
     }
     Ok(y)
@@ -530,8 +613,8 @@ pub fn conv_transpose2d_backward_weight<T: Real>(
     bwd_weight_core(&g, n, dy.as_slice(), x.as_slice(), dw.as_mut_slice(), None)?;
     let hw = g.h * g.w;
     let mut db = vec![T::zero(); g.c];
-    for (i, &e) in dy.as_slice().iter().enumerate() {
-        db[(i / hw) % g.c] += e;
+    for (i, plane) in dy.as_slice().chunks(hw).enumerate() {
+        db[i % g.c] += sum_lanes(plane);
     }
     Ok((dw, db))
 }

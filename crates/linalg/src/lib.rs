@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod conv;
+mod conv_direct;
 pub mod error;
 pub mod fft;
 

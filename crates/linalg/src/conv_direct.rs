@@ -1,0 +1,373 @@
+//! Direct AVX-512 kernels for stride-1 `f32` convolutions (any kernel size, any padding), used by
+//! [`crate::conv`] instead of im2col + GEMM when the CPU has AVX-512F.
+//!
+//! The input is zero-padded into planes of row length `Wp = W + 2p_w` and the output is computed
+//! in the same row length ("padded-width" layout: `kw − 1` unused columns per row). In that layout
+//! the input seen by kernel tap `(u, v)` is the padded plane shifted by `u·Wp + v`, so an output
+//! vector of 16 consecutive positions is a sum of `C·kh·kw` broadcast-weight × shifted-input
+//! products with no index arithmetic inside the loop and no im2col matrix:
+//!
+//! - forward: a register block of 8 output channels × 48 positions (24 accumulators) is filled
+//!   by loading 3 input vectors and broadcasting 8 weights per `(c, tap)`;
+//! - input gradient: the forward kernel on the zero-padded output gradient with the flipped,
+//!   transposed weight (a stride-1 convolution's adjoint is a stride-1 convolution);
+//! - weight gradient: a register block of 4 output channels × 6 `(c, tap)` pairs accumulates dot
+//!   products over all positions of a group of images, reduced once at the end.
+//!
+//! Every output element is produced by one task in a fixed order, and weight gradients are summed
+//! over fixed groups of images in a fixed order, so results do not depend on the thread count.
+
+use crate::conv::GROUP;
+use rayon::prelude::*;
+use std::any::TypeId;
+
+/// Output positions per forward register block (3 vectors of 16).
+const CH: usize = 48;
+/// Output channels per forward register block.
+const OB: usize = 8;
+/// Output channels × (channel, tap) pairs per weight-gradient register block.
+const WO: usize = 4;
+const WK: usize = 6;
+
+/// A stride-1 convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, padding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Direct {
+    pub c: usize,
+    pub o: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ph: usize,
+    pub pw: usize,
+}
+
+impl Direct {
+    fn hp(&self) -> usize {
+        self.h + 2 * self.ph
+    }
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pw
+    }
+    fn ho(&self) -> usize {
+        self.hp() + 1 - self.kh
+    }
+    fn wo(&self) -> usize {
+        self.wp() + 1 - self.kw
+    }
+    fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+    /// Flat output positions in the padded-width layout.
+    fn pq(&self) -> usize {
+        self.ho() * self.wp()
+    }
+    /// `pq` rounded up to whole forward blocks.
+    fn pq_round(&self) -> usize {
+        self.pq().div_ceil(CH) * CH
+    }
+    /// Plane stride of the padded input: room for the last block's overreach, a multiple of 16.
+    fn s_in(&self) -> usize {
+        (self.hp() * self.wp() + CH + self.kw + 16).div_ceil(16) * 16
+    }
+    fn tap_offsets(&self) -> Vec<usize> {
+        let wp = self.wp();
+        (0..self.kh).flat_map(|u| (0..self.kw).map(move |v| u * wp + v)).collect()
+    }
+}
+
+/// `true` when the direct kernels run on this CPU for element type `T`.
+pub(crate) fn available<T: 'static>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        TypeId::of::<T>() == TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// View a `T` slice as `f32` when `T` is `f32`.
+pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type id), so the layout is identical.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// Mutable view of a `T` slice as `f32` when `T` is `f32`.
+pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type id), so the layout is identical.
+        Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// Zero-pad one image `(c, h, w)` into `xp` (`c` planes of stride `s_in`), writing every element once.
+fn pad_image(d: &Direct, x: &[f32], xp: &mut Vec<f32>) {
+    let (hp, wp, s) = (d.hp(), d.wp(), d.s_in());
+    xp.resize(d.c * s, 0.0);
+    for c in 0..d.c {
+        let plane = &mut xp[c * s..(c + 1) * s];
+        plane[..d.ph * wp].fill(0.0);
+        for i in 0..d.h {
+            let src = &x[(c * d.h + i) * d.w..(c * d.h + i + 1) * d.w];
+            let row = &mut plane[(i + d.ph) * wp..(i + d.ph + 1) * wp];
+            row[..d.pw].fill(0.0);
+            row[d.pw..d.pw + d.w].copy_from_slice(src);
+            row[d.pw + d.w..].fill(0.0);
+        }
+        plane[(d.ph + d.h) * wp..].fill(0.0);
+    }
+    debug_assert_eq!(hp * wp, (d.ph + d.h) * wp + d.ph * wp);
+}
+
+/// Copy `dy_i (o, ho, wo)` into the padded-width layout `dyp` (`rows` planes of stride `pqr`,
+/// zeros in the unused columns and the tail), writing every element once.
+fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut Vec<f32>) {
+    let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
+    dyp.resize(rows * pqr, 0.0);
+    for o in 0..rows {
+        let plane = &mut dyp[o * pqr..(o + 1) * pqr];
+        if o >= d.o {
+            plane.fill(0.0);
+            continue;
+        }
+        for r in 0..ho {
+            let row = &mut plane[r * wp..(r + 1) * wp];
+            row[..wo].copy_from_slice(&dyi[(o * ho + r) * wo..(o * ho + r + 1) * wo]);
+            row[wo..].fill(0.0);
+        }
+        plane[ho * wp..].fill(0.0);
+    }
+}
+
+/// Forward convolution of `n` images: `y (n, o, ho, wo) = w ⋆ x + bias`, `w` as `(o, c, kh, kw)`.
+pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let taps = d.taps();
+    let opad = d.o.div_ceil(OB) * OB;
+    // weights as [c][tap][o], o padded with zeros to whole blocks
+    let mut wt = vec![0.0f32; d.c * taps * opad];
+    for o in 0..d.o {
+        for c in 0..d.c {
+            for t in 0..taps {
+                wt[(c * taps + t) * opad + o] = w[(o * d.c + c) * taps + t];
+            }
+        }
+    }
+    let mut b = vec![0.0f32; opad];
+    if let Some(bias) = bias {
+        b[..d.o].copy_from_slice(bias);
+    }
+    let offs = d.tap_offsets();
+    let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
+    let one = |xi: &[f32], yi: &mut [f32], bufs: &mut (Vec<f32>, Vec<f32>)| {
+        let (xp, yp) = bufs;
+        pad_image(d, xi, xp);
+        let pqr = d.pq_round();
+        yp.resize(opad * pqr, 0.0);
+        // SAFETY: `available()` checked AVX-512F; buffer sizes are established above (see `s_in`).
+        unsafe { fwd_kernel(d, xp, &wt, &b, opad, &offs, yp) };
+        let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
+        for o in 0..d.o {
+            for i in 0..ho {
+                let src = &yp[o * pqr + i * wp..o * pqr + i * wp + wo];
+                yi[(o * ho + i) * wo..(o * ho + i + 1) * wo].copy_from_slice(src);
+            }
+        }
+    };
+    if n >= 2 {
+        y.par_chunks_mut(ol).zip(x.par_chunks(il)).for_each_init(Default::default, |bufs, (yi, xi)| one(xi, yi, bufs));
+    } else {
+        let mut bufs = Default::default();
+        for (yi, xi) in y.chunks_mut(ol).zip(x.chunks(il)) {
+            one(xi, yi, &mut bufs);
+        }
+    }
+}
+
+/// Input gradient of a stride-1 convolution: `dx (n, c, h, w)` from `dy (n, o, ho, wo)`; this is
+/// the forward convolution of `dy` with the flipped, transposed kernel and padding `k − 1 − p`.
+/// Requires `ph < kh` and `pw < kw` (see [`input_grad_supported`]).
+pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (kh, kw, taps) = (d.kh, d.kw, d.taps());
+    let mut wf = vec![0.0f32; w.len()];
+    for o in 0..d.o {
+        for c in 0..d.c {
+            for u in 0..kh {
+                for v in 0..kw {
+                    wf[((c * d.o + o) * kh + u) * kw + v] = w[(o * d.c + c) * taps + (kh - 1 - u) * kw + (kw - 1 - v)];
+                }
+            }
+        }
+    }
+    let t = Direct { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw };
+    debug_assert_eq!((t.ho(), t.wo()), (d.h, d.w));
+    forward(&t, n, dy, &wf, None, dx);
+}
+
+/// `true` when [`backward_input`] applies (padding smaller than the kernel).
+pub(crate) fn input_grad_supported(d: &Direct) -> bool {
+    d.ph < d.kh && d.pw < d.kw
+}
+
+/// Weight gradient: `dw (o, c, kh, kw) = Σ_n dy_n ⋆ x_n` (overwritten).
+pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (taps, k) = (d.taps(), d.c * d.taps());
+    let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
+    let pqr = d.pq().div_ceil(16) * 16;
+    let opad = d.o.div_ceil(WO) * WO;
+    let offs = d.tap_offsets();
+    let groups = n.div_ceil(GROUP);
+    let group = |gi: usize, bufs: &mut (Vec<f32>, Vec<f32>)| -> Vec<f32> {
+        let (xp, dyp) = bufs;
+        let mut part = vec![0.0f32; opad * k];
+        for i in gi * GROUP..((gi + 1) * GROUP).min(n) {
+            pad_image(d, &x[i * il..(i + 1) * il], xp);
+            widen_grad(d, &dy[i * ol..(i + 1) * ol], opad, pqr, dyp);
+            // SAFETY: AVX-512F checked by the caller; `pqr + max offset <= s_in` (see `s_in`).
+            unsafe { wgrad_kernel(d, xp, dyp, pqr, opad, taps, &offs, &mut part) };
+        }
+        part
+    };
+    let parts: Vec<Vec<f32>> = if groups >= 2 {
+        (0..groups).into_par_iter().map_init(Default::default, |b, gi| group(gi, b)).collect()
+    } else {
+        let mut b = Default::default();
+        (0..groups).map(|gi| group(gi, &mut b)).collect()
+    };
+    dw.iter_mut().for_each(|e| *e = 0.0);
+    for part in &parts {
+        for (a, &b) in dw.iter_mut().zip(&part[..d.o * k]) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
+    assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
+    assert!(offs.iter().all(|&o| pqr + o <= s));
+    let xptr = xp.as_ptr();
+    let wptr = wt.as_ptr();
+    let yptr = yp.as_mut_ptr();
+    let mut q0 = 0;
+    while q0 < pqr {
+        let mut o0 = 0;
+        while o0 < opad {
+            let mut acc = [[_mm512_setzero_ps(); 3]; OB];
+            for (oo, a) in acc.iter_mut().enumerate() {
+                let bv = _mm512_set1_ps(b[o0 + oo]);
+                *a = [bv; 3];
+            }
+            for c in 0..d.c {
+                // SAFETY (whole block): indices stay below c*s + pqr + max(offs) <= d.c*s (asserted).
+                let xc = unsafe { xptr.add(c * s + q0) };
+                let wc = unsafe { wptr.add(c * taps * opad + o0) };
+                for (t, &off) in offs.iter().enumerate() {
+                    let xv = unsafe {
+                        [
+                            _mm512_loadu_ps(xc.add(off)),
+                            _mm512_loadu_ps(xc.add(off + 16)),
+                            _mm512_loadu_ps(xc.add(off + 32)),
+                        ]
+                    };
+                    let wrow = unsafe { wc.add(t * opad) };
+                    for oo in 0..OB {
+                        let wv = _mm512_set1_ps(unsafe { *wrow.add(oo) });
+                        acc[oo][0] = _mm512_fmadd_ps(wv, xv[0], acc[oo][0]);
+                        acc[oo][1] = _mm512_fmadd_ps(wv, xv[1], acc[oo][1]);
+                        acc[oo][2] = _mm512_fmadd_ps(wv, xv[2], acc[oo][2]);
+                    }
+                }
+            }
+            for (oo, a) in acc.iter().enumerate() {
+                // SAFETY: (o0 + oo) * pqr + q0 + 48 <= opad * pqr.
+                unsafe {
+                    let dst = yptr.add((o0 + oo) * pqr + q0);
+                    _mm512_storeu_ps(dst, a[0]);
+                    _mm512_storeu_ps(dst.add(16), a[1]);
+                    _mm512_storeu_ps(dst.add(32), a[2]);
+                }
+            }
+            o0 += OB;
+        }
+        q0 += CH;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn wgrad_kernel(
+    d: &Direct,
+    xp: &[f32],
+    dyp: &[f32],
+    pqr: usize,
+    opad: usize,
+    taps: usize,
+    offs: &[usize],
+    part: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (s, k) = (d.s_in(), d.c * taps);
+    assert!(xp.len() >= d.c * s && dyp.len() >= opad * pqr && part.len() >= opad * k && pqr.is_multiple_of(16));
+    assert!(offs.iter().all(|&o| pqr + o <= s));
+    // (channel, tap) pairs as offsets into xp; the last block repeats the last pair (discarded).
+    let kpad = k.div_ceil(WK) * WK;
+    let pair: Vec<usize> = (0..kpad)
+        .map(|kk| {
+            let kk = kk.min(k - 1);
+            (kk / taps) * s + offs[kk % taps]
+        })
+        .collect();
+    let xptr = xp.as_ptr();
+    let dptr = dyp.as_ptr();
+    let mut o0 = 0;
+    while o0 < opad {
+        let mut k0 = 0;
+        while k0 < kpad {
+            let mut acc = [[_mm512_setzero_ps(); WK]; WO];
+            let xs: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(pair[k0 + j]) });
+            let ds: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptr.add((o0 + i) * pqr) });
+            let mut q = 0;
+            while q < pqr {
+                // SAFETY: q + 16 <= pqr; pair offsets + pqr <= d.c * s (asserted above).
+                let xv: [__m512; WK] = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xs[j].add(q)) });
+                for i in 0..WO {
+                    let dv = unsafe { _mm512_loadu_ps(ds[i].add(q)) };
+                    for j in 0..WK {
+                        acc[i][j] = _mm512_fmadd_ps(dv, xv[j], acc[i][j]);
+                    }
+                }
+                q += 16;
+            }
+            for i in 0..WO {
+                for j in 0..WK {
+                    if k0 + j < k {
+                        part[(o0 + i) * k + k0 + j] += _mm512_reduce_add_ps(acc[i][j]);
+                    }
+                }
+            }
+            k0 += WK;
+        }
+        o0 += WO;
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn fwd_kernel(_: &Direct, _: &[f32], _: &[f32], _: &[f32], _: usize, _: &[usize], _: &mut [f32]) {
+    unreachable!("direct kernels are only selected on x86_64 with AVX-512F")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn wgrad_kernel(_: &Direct, _: &[f32], _: &[f32], _: usize, _: usize, _: usize, _: &[usize], _: &mut [f32]) {
+    unreachable!("direct kernels are only selected on x86_64 with AVX-512F")
+}
