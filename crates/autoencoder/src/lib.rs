@@ -9,6 +9,7 @@ pub mod loss;
 pub mod model;
 pub mod models;
 mod par;
+pub mod resume;
 pub mod sequential;
 pub mod train;
 
@@ -20,6 +21,7 @@ pub use model::{
     Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Reconstructor, Trainable, WeightSet,
 };
 pub use models::{ConvAeParams, ConvStage, Fitted, LinearAeParams, MlpAeParams, Penalties, SparseReluAeParams};
+pub use resume::TrainingState;
 pub use sequential::{AnyLayer, Sequential};
 pub use train::{
     Callback, Checked, Control, EpochContext, LrSchedule, ModelOptimizer, OptimizerKind, StopReason, TrainParams,

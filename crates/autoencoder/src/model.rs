@@ -211,6 +211,20 @@ pub trait Trainable<T: Real> {
     /// # Errors
     /// When serialisation fails.
     fn to_bytes(&self) -> Result<Vec<u8>>;
+    /// Replace this model by the one `bytes` (written by [`Trainable::to_bytes`]) encode: how
+    /// [`TrainParams::resume_from`](crate::train::TrainParams::resume_from) restores a saved run.
+    /// The default cannot restore anything; [`Autoencoder`] implements it with full validation.
+    ///
+    /// # Errors
+    /// A typed error for bytes that are not a valid model of this type (the model is then
+    /// unchanged); [`AutoencoderError::State`] from the default implementation.
+    fn restore_from_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let _ = bytes;
+        Err(AutoencoderError::State {
+            op: "restore_from_bytes",
+            detail: "this model type cannot be restored from bytes, so its training cannot be resumed".into(),
+        })
+    }
 }
 
 /// What kind of model an [`Autoencoder`] is (informational; stored in the model file).
@@ -628,6 +642,11 @@ impl<T: Real> Trainable<T> for Autoencoder<T> {
 
     fn to_bytes(&self) -> Result<Vec<u8>> {
         crate::io::to_bytes(self)
+    }
+
+    fn restore_from_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        *self = crate::io::from_bytes(bytes)?;
+        Ok(())
     }
 }
 

@@ -1,10 +1,12 @@
 //! The trainer: seeded mini-batches, `latent-optim` optimizers and schedules, validation, early
-//! stopping, callbacks, atomic checkpoints, a NaN/Inf guard and a progress bar.
+//! stopping, callbacks, atomic checkpoints, a NaN/Inf guard, a progress bar, and training-state
+//! files from which an interrupted run resumes bit-identically (see [`TrainParams::resume_from`]).
 
 use crate::error::{AutoencoderError, Result, check_finite_data, check_nonneg, check_pos, invalid};
 use crate::io::write_atomic;
 use crate::layer::Param;
 use crate::model::Trainable;
+use crate::resume::{RunConfig, SavedOptimizer, TrainingState, fingerprint, mismatch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latent_linalg::{Real, Tensor4};
 use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
@@ -92,9 +94,10 @@ pub enum LrSchedule {
     },
 }
 
-/// Periodic checkpoints: the model file (as [`crate::Autoencoder::save`] writes it) at `path`,
-/// written atomically every `every_epochs` epochs and after the last epoch, only when all
-/// parameters are finite.
+/// Periodic checkpoints: a file at `path`, written atomically every `every_epochs` epochs and
+/// after the last epoch, only when all parameters are finite. For [`TrainParams::checkpoint`] it
+/// is the model file (as [`crate::Autoencoder::save`] writes it), for
+/// [`TrainParams::state_checkpoint`] the complete training state (a [`TrainingState`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointParams {
     /// Destination file (overwritten atomically).
@@ -120,6 +123,8 @@ pub struct CheckpointParams {
 /// | `restore_best` | `true` | after early stopping, restore the best epoch's model | — |
 /// | `progress` | `true` | show a progress bar on stderr (never when stderr is not a terminal) | — |
 /// | `checkpoint` | `None` | periodic atomic checkpoints, see [`CheckpointParams`] | `every_epochs >= 1` |
+/// | `state_checkpoint` | `None` | periodic atomic training-state files (everything needed to resume), see [`TrainParams::state_checkpoint`] | `every_epochs >= 1` |
+/// | `resume_from` | `None` | continue the run saved in this training-state file, see [`TrainParams::resume_from`] | a file written by `state_checkpoint` |
 ///
 /// The monitored loss is the validation loss when there is validation data, the training loss
 /// otherwise.
@@ -151,6 +156,10 @@ pub struct TrainParams {
     pub progress: bool,
     /// Periodic checkpoints.
     pub checkpoint: Option<CheckpointParams>,
+    /// Periodic training-state files.
+    pub state_checkpoint: Option<CheckpointParams>,
+    /// Training-state file to resume from.
+    pub resume_from: Option<PathBuf>,
 }
 
 impl Default for TrainParams {
@@ -169,6 +178,8 @@ impl Default for TrainParams {
             restore_best: true,
             progress: true,
             checkpoint: None,
+            state_checkpoint: None,
+            resume_from: None,
         }
     }
 }
@@ -223,6 +234,75 @@ impl TrainParams {
         self
     }
 
+    /// Write the complete training state (a [`TrainingState`]: model, optimizer moments and step
+    /// counts, shuffling generator and sample order, epoch and step counters, loss history) to
+    /// `path` atomically every `every_epochs` epochs and after the last epoch, so the run can be
+    /// continued with [`TrainParams::resume_from`]. The state is written at the end of the epoch,
+    /// after the callbacks ran (it holds their learning-rate multiplier, not their own state).
+    ///
+    /// | parameter | meaning | range |
+    /// |---|---|---|
+    /// | `path` | destination file (overwritten atomically) | must name a file |
+    /// | `every_epochs` | epochs between state files | `>= 1` |
+    pub fn state_checkpoint(mut self, path: impl Into<PathBuf>, every_epochs: usize) -> Self {
+        self.state_checkpoint = Some(CheckpointParams { path: path.into(), every_epochs });
+        self
+    }
+
+    /// Continue the run whose state [`TrainParams::state_checkpoint`] wrote to `path`: the
+    /// trainer replaces the model it is given by the saved one and carries on from the next
+    /// epoch. With the same data and parameters, the resumed run is bit-identical to a run that
+    /// was never interrupted (weights, loss history, step count), on any number of threads.
+    ///
+    /// | parameter | meaning | range |
+    /// |---|---|---|
+    /// | `path` | a training-state file of the same scalar type | must name a file |
+    ///
+    /// Every hyperparameter must equal the saved run's, except `epochs` (which may grow, unless
+    /// the schedule is `Cosine` or `WarmupCosine`), `progress` and the checkpoint settings.
+    ///
+    /// # Errors
+    /// Reported by [`Trainer::fit`]: [`AutoencoderError::Io`], [`AutoencoderError::Format`] or
+    /// [`AutoencoderError::UnsupportedVersion`] for a missing, corrupt, truncated or newer file;
+    /// [`AutoencoderError::State`] when the parameters, the data or the model type do not fit
+    /// the saved run. The model is left untouched on error.
+    ///
+    /// # Example
+    /// ```
+    /// use latent_autoencoder::models::MlpAeParams;
+    /// use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
+    /// use latent_autoencoder::{Autoencoder, Trainable};
+    /// use latent_linalg::Tensor4;
+    /// let data = Tensor4::from_fn([48, 6, 1, 1], |[n, c, ..]| ((n * 5 + c) % 7) as f32 / 7.0)?;
+    /// let path = std::env::temp_dir().join(format!("latent-resume-doc-{}.bin", std::process::id()));
+    /// let arch = MlpAeParams::new(vec![6, 4, 2]).check()?;
+    /// let params = TrainParams::new().epochs(6).batch_size(8).lr(1e-2).progress(false);
+    ///
+    /// // uninterrupted
+    /// let mut whole = arch.build::<f32>()?;
+    /// let full = Trainer::new(params.clone().check()?).fit(&mut whole, &data, None)?;
+    ///
+    /// // interrupted after epoch 2, with the state saved every epoch …
+    /// let mut first = arch.build::<f32>()?;
+    /// let mut stop = |ctx: &mut EpochContext<'_, Autoencoder<f32>>| {
+    ///     if ctx.epoch == 2 { Control::Stop } else { Control::Continue }
+    /// };
+    /// let saving = params.clone().state_checkpoint(&path, 1).check()?;
+    /// Trainer::new(saving).fit_with_callbacks(&mut first, &data, None, &mut [&mut stop])?;
+    ///
+    /// // … and resumed: the same weights and loss history as the uninterrupted run
+    /// let mut resumed = arch.build::<f32>()?;
+    /// let rest = Trainer::new(params.resume_from(&path).check()?).fit(&mut resumed, &data, None)?;
+    /// assert_eq!(rest.train_loss, full.train_loss);
+    /// assert_eq!(resumed.to_bytes()?, whole.to_bytes()?);
+    /// std::fs::remove_file(&path).ok();
+    /// # Ok::<(), latent_autoencoder::AutoencoderError>(())
+    /// ```
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume_from = Some(path.into());
+        self
+    }
+
     /// Validate.
     ///
     /// # Errors
@@ -273,6 +353,19 @@ impl TrainParams {
             if c.path.file_name().is_none() {
                 return Err(invalid("checkpoint.path", c.path.display(), "must name a file"));
             }
+        }
+        if let Some(c) = &self.state_checkpoint {
+            if c.every_epochs == 0 {
+                return Err(invalid("state_checkpoint.every_epochs", 0, "must be >= 1"));
+            }
+            if c.path.file_name().is_none() {
+                return Err(invalid("state_checkpoint.path", c.path.display(), "must name a file"));
+            }
+        }
+        if let Some(r) = &self.resume_from
+            && r.file_name().is_none()
+        {
+            return Err(invalid("resume_from", r.display(), "must name a file"));
         }
         Ok(Checked(self.clone()))
     }
@@ -399,6 +492,44 @@ impl<T: Real> OptStates<T> {
                 OptStates::Sgd(o, s)
             }
         })
+    }
+
+    /// A copy of the state of every chunk.
+    fn save(&self) -> SavedOptimizer<T> {
+        match self {
+            OptStates::Adam(_, s) => SavedOptimizer::Adam(s.clone()),
+            OptStates::AdamW(_, s) => SavedOptimizer::AdamW(s.clone()),
+            OptStates::Sgd(_, s) => SavedOptimizer::Sgd(s.clone()),
+        }
+    }
+
+    /// Replace the (fresh) state by a saved one of the same optimizer and chunk sizes.
+    fn restore(&mut self, saved: SavedOptimizer<T>) -> Result<()> {
+        let fits = |ok: bool, chunks: usize| {
+            if ok {
+                Ok(())
+            } else {
+                Err(mismatch(format!(
+                    "the saved optimizer state does not fit the saved model's {chunks} parameter chunks"
+                )))
+            }
+        };
+        match (self, saved) {
+            (OptStates::Adam(_, s), SavedOptimizer::Adam(v)) | (OptStates::AdamW(_, s), SavedOptimizer::AdamW(v)) => {
+                let ok = v.len() == s.len()
+                    && v.iter().zip(s.iter()).all(|(a, b)| a.m.len() == b.m.len() && a.v.len() == b.v.len());
+                fits(ok, s.len())?;
+                *s = v;
+            }
+            (OptStates::Sgd(_, s), SavedOptimizer::Sgd(v)) => {
+                let ok =
+                    v.len() == s.len() && v.iter().zip(s.iter()).all(|(a, b)| a.velocity.len() == b.velocity.len());
+                fits(ok, s.len())?;
+                *s = v;
+            }
+            _ => return Err(mismatch("the saved optimizer state is of another optimizer".into())),
+        }
+        Ok(())
     }
 
     fn step(&mut self, params: Vec<Param<'_, T>>, lr: T) -> Result<()> {
@@ -635,8 +766,9 @@ impl Trainer {
         let mut order: Vec<usize> = (0..n).collect();
         let [_, c, h, w] = train.shape();
         let mut buf: Vec<T> = Vec::with_capacity(bs * train.sample_len());
-        let pb = progress_bar(p.progress, total_steps as u64);
-        let start = Instant::now();
+        // What identifies the run's data in training-state files.
+        let fingerprints = (p.state_checkpoint.is_some() || p.resume_from.is_some())
+            .then(|| (fingerprint(train), validation.map(fingerprint)));
 
         let mut report = TrainReport {
             train_loss: Vec::new(),
@@ -650,14 +782,73 @@ impl Trainer {
             seconds: 0.0,
             train_samples: n,
         };
-        let mut last_good = model.clone();
         let mut last_checkpoint: Option<PathBuf> = None;
         let mut best: Option<M> = None;
         let mut since_best = 0usize;
         let mut lr_scale = 1.0f64;
         let mut lr_now = p.lr;
+        let mut first_epoch = 1;
 
-        for epoch in 1..=p.epochs {
+        if let (Some(path), Some((train_fp, val_fp))) = (&p.resume_from, fingerprints) {
+            let st = TrainingState::<T>::load(path)?;
+            RunConfig::of(p).check_resumable_from(&st.config, st.epochs_run)?;
+            if st.train_samples != n || st.sample_shape != [c, h, w] || st.train_fingerprint != train_fp {
+                return Err(mismatch(format!(
+                    "the training data ({n} samples of shape {:?}) differs from the data of the saved run \
+                     ({} samples of shape {:?})",
+                    [c, h, w],
+                    st.train_samples,
+                    st.sample_shape
+                )));
+            }
+            if st.validation_fingerprint != val_fp {
+                return Err(mismatch("the validation data differs from that of the saved run".into()));
+            }
+            let mut restored = model.clone();
+            restored.restore_from_bytes(&st.model)?;
+            let restored_best = match &st.best_model {
+                Some(b) => {
+                    let mut m = model.clone();
+                    m.restore_from_bytes(b)?;
+                    Some(m)
+                }
+                None => None,
+            };
+            let mut restored_opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&restored.params()))?;
+            restored_opt.restore(st.optimizer)?;
+            *model = restored;
+            best = restored_best;
+            opt = restored_opt;
+            rng = st.rng;
+            order = st.order;
+            report.train_loss = st.train_loss;
+            report.val_loss = st.val_loss;
+            report.epochs_run = st.epochs_run;
+            report.steps = st.steps;
+            report.best_epoch = st.best_epoch;
+            report.best_loss = st.best_loss;
+            since_best = st.epochs_run - st.best_epoch;
+            lr_scale = st.lr_scale;
+            lr_now = st.lr_now;
+            last_checkpoint = st.last_checkpoint;
+            first_epoch = st.epochs_run + 1;
+            // The saved run had already decided to stop early: finish as it did.
+            if let Some(pat) = p.patience
+                && since_best >= pat
+            {
+                report.stop_reason = StopReason::EarlyStopping;
+                if let Some(b) = best.take() {
+                    *model = b;
+                }
+                first_epoch = p.epochs + 1;
+            }
+        }
+        let pb = progress_bar(p.progress, total_steps as u64);
+        pb.set_position(report.steps as u64);
+        let start = Instant::now();
+        let mut last_good = model.clone();
+
+        for epoch in first_epoch..=p.epochs {
             if p.shuffle {
                 order.shuffle(&mut rng);
             }
@@ -780,6 +971,32 @@ impl Trainer {
                     stop = true;
                 }
             }
+            if let (Some(sc), Some((train_fp, val_fp))) = (&p.state_checkpoint, fingerprints)
+                && (epoch % sc.every_epochs == 0 || epoch == p.epochs)
+            {
+                let state = TrainingState {
+                    config: RunConfig::of(p),
+                    train_samples: n,
+                    sample_shape: [c, h, w],
+                    train_fingerprint: train_fp,
+                    validation_fingerprint: val_fp,
+                    epochs_run: epoch,
+                    steps: report.steps,
+                    train_loss: report.train_loss.clone(),
+                    val_loss: report.val_loss.clone(),
+                    best_epoch: report.best_epoch,
+                    best_loss: report.best_loss,
+                    lr_scale,
+                    lr_now,
+                    rng: rng.clone(),
+                    order: order.clone(),
+                    optimizer: opt.save(),
+                    model: model.to_bytes()?,
+                    best_model: best.as_ref().map(Trainable::to_bytes).transpose()?,
+                    last_checkpoint: last_checkpoint.clone(),
+                };
+                write_atomic(&sc.path, &state.to_bytes()?)?;
+            }
             if stop {
                 report.stop_reason = StopReason::Callback;
                 break;
@@ -796,7 +1013,7 @@ impl Trainer {
         }
         pb.finish_and_clear();
         report.seconds = start.elapsed().as_secs_f64();
-        let samples = (report.epochs_run * n) as f64;
+        let samples = (report.epochs_run.saturating_sub(first_epoch - 1) * n) as f64;
         report.samples_per_s = if report.seconds > 0.0 { samples / report.seconds } else { 0.0 };
         Ok(report)
     }
@@ -879,6 +1096,9 @@ mod tests {
             "schedule.warmup_epochs"
         );
         assert_eq!(bad(TrainParams::new().checkpoint("/tmp/x.ckpt", 0)), "checkpoint.every_epochs");
+        assert_eq!(bad(TrainParams::new().state_checkpoint("/tmp/x.state", 0)), "state_checkpoint.every_epochs");
+        assert_eq!(bad(TrainParams::new().state_checkpoint("/", 1)), "state_checkpoint.path");
+        assert_eq!(bad(TrainParams::new().resume_from("/")), "resume_from");
         assert_eq!(bad(TrainParams::new().patience(0)), "patience");
         assert_eq!(bad(TrainParams::new().min_delta(-1.0)), "min_delta");
         assert!(
