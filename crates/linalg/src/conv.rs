@@ -131,6 +131,13 @@ fn direct_enabled() -> bool {
     DIRECT_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// `true` when stride-1 convolutions of `T` with kernels larger than 1×1 run on the direct
+/// AVX-512 kernels here (`f32` on a CPU with AVX-512F, unless switched off by
+/// [`set_direct_kernels`]); otherwise they run on im2col + GEMM.
+pub fn direct_kernels_active<T: Real>() -> bool {
+    direct_enabled() && conv_direct::available::<T>()
+}
+
 /// Allow or forbid the direct stride-1 kernels (on by default; they run only for `f32` on CPUs
 /// with AVX-512F). With `false`, every convolution takes the im2col + GEMM path, which is what
 /// the direct kernels are tested against. Returns the previous setting.

@@ -12,6 +12,7 @@
 //! in a fixed order, so results do not depend on the number of threads.
 
 use crate::error::{Result, shape_err};
+use latent_linalg::conv::Conv2dSpec;
 use latent_linalg::{MatMut, MatRef, Real, Tensor4, gemm_view};
 use rayon::prelude::*;
 use std::any::Any;
@@ -143,6 +144,10 @@ pub fn conv3x3<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, pad:
     {
         return Err(shape_err("conv3x3 bias", d.o, b.len()));
     }
+    if latent_linalg::conv::direct_kernels_active::<T>() {
+        // the direct stride-1 kernels of latent-linalg beat shifted products where they run
+        return Ok(latent_linalg::conv::conv2d(x, w, bias, &Conv2dSpec::new(1, pad))?);
+    }
     let n = x.n();
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
     let mut y = Tensor4::zeros([n, d.o, d.ho(), d.wo()])?;
@@ -272,6 +277,13 @@ pub fn conv3x3_backward<T: Real>(
     let d = dims("conv3x3_backward", x.shape(), w, pad)?;
     let n = x.n();
     dz.expect_shape("conv3x3_backward (dz)", [n, d.o, d.ho(), d.wo()])?;
+    if latent_linalg::conv::direct_kernels_active::<T>() {
+        let spec = Conv2dSpec::new(1, pad);
+        let (gw, gb) = latent_linalg::conv::conv2d_backward_weight(x, dz, (3, 3), &spec)?;
+        let dx =
+            if need_dx { Some(latent_linalg::conv::conv2d_backward_input(dz, w, (d.h, d.w), &spec)?) } else { None };
+        return Ok(ConvGrads { dx, weight: gw.into_vec(), bias: gb });
+    }
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
     let wl = w.len();
     let mut dx = if need_dx { Some(Tensor4::zeros(x.shape())?) } else { None };
