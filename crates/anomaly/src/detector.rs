@@ -4,6 +4,7 @@
 use crate::error::{AnomalyError, Result, check_finite, invalid, shape_err};
 use crate::maps::{MapConfig, MapParams};
 use crate::metrics::quantile;
+use crate::normalize::{MapNormalizer, NormalizerConfig};
 use latent_autoencoder::Reconstructor;
 use latent_linalg::{Real, Tensor4};
 use serde::{Deserialize, Serialize};
@@ -173,13 +174,14 @@ pub struct Calibration {
 pub struct Detector<T, R> {
     model: R,
     config: DetectorConfig,
+    normalizer: Option<MapNormalizer>,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// Wrap a model.
     pub fn new(model: R, config: DetectorConfig) -> Self {
-        Self { model, config, _t: PhantomData }
+        Self { model, config, normalizer: None, _t: PhantomData }
     }
     /// The model.
     pub fn model(&self) -> &R {
@@ -192,6 +194,64 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// The settings.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
+    }
+    /// The map normaliser, when one is attached.
+    pub fn normalizer(&self) -> Option<&MapNormalizer> {
+        self.normalizer.as_ref()
+    }
+    /// Attach a fitted map normaliser (or remove it with `None`): from then on
+    /// [`Detector::analyze`] (and everything built on it) returns
+    /// [`MapNormalizer::apply`] of the configured maps.
+    pub fn with_normalizer(mut self, normalizer: Option<MapNormalizer>) -> Self {
+        self.normalizer = normalizer;
+        self
+    }
+
+    /// Fit a [`MapNormalizer`] on the raw maps of held-out **normal** images and attach it
+    /// (replacing any attached one): the detector then scores how far the local residual
+    /// energy is from what normal images have, in both directions for
+    /// [`crate::normalize::Side::TwoSided`] (see [`crate::normalize`]).
+    ///
+    /// # Errors
+    /// As [`Detector::reconstruct`] and [`NormalizerConfig::fit`].
+    ///
+    /// # Example
+    /// ```
+    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams};
+    /// use latent_autoencoder::{Reconstructor, Result as AeResult};
+    /// use latent_linalg::Tensor4;
+    /// // A "model" that can only draw flat images: it reconstructs every image by its mean.
+    /// struct Mean;
+    /// impl Reconstructor<f64> for Mean {
+    ///     fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+    ///         let d = x.sample_len();
+    ///         let mut y = x.clone();
+    ///         for s in y.as_mut_slice().chunks_mut(d) {
+    ///             let m = s.iter().sum::<f64>() / d as f64;
+    ///             s.iter_mut().for_each(|v| *v = m);
+    ///         }
+    ///         Ok(y)
+    ///     }
+    /// }
+    /// // Normal images: a fine checkerboard texture of varying contrast, which the model never
+    /// // reconstructs.
+    /// let texture = |a: f64, i: usize, j: usize| if (i + j) % 2 == 0 { 0.5 - a } else { 0.5 + a };
+    /// let normal = Tensor4::from_fn([4, 1, 16, 16], |[n, _, i, j]| texture(0.15 + 0.05 * n as f64, i, j))?;
+    /// // A test image whose right half lost its texture (a flat stain).
+    /// let test = Tensor4::from_fn([1, 1, 16, 16], |[_, _, i, j]| if j >= 8 { 0.5 } else { texture(0.2, i, j) })?;
+    /// let raw = Detector::new(Mean, DetectorParams::new().check()?);
+    /// let m = raw.anomaly_maps(&test)?;
+    /// assert!(m.get([0, 0, 8, 12]).unwrap() < m.get([0, 0, 8, 3]).unwrap()); // the raw map is inverted
+    /// let det = raw.normalize_on(&normal, &NormalizerParams::new().check()?)?;
+    /// let z = det.anomaly_maps(&test)?;
+    /// assert!(z.get([0, 0, 8, 12]).unwrap() > 10.0 * z.get([0, 0, 8, 3]).unwrap().max(0.1));
+    /// # Ok::<(), latent_anomaly::AnomalyError>(())
+    /// ```
+    pub fn normalize_on(mut self, normal: &Tensor4<T>, params: &NormalizerConfig) -> Result<Self> {
+        self.normalizer = None;
+        let raw = self.anomaly_maps(normal)?;
+        self.normalizer = Some(params.fit(&raw)?);
+        Ok(self)
     }
 
     /// One call of the model on a batch, checked to return the input's shape.
@@ -290,13 +350,17 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
         Ok(Tensor4::from_vec(x.shape(), out)?)
     }
 
-    /// Reconstruction, anomaly maps and image scores of a batch.
+    /// Reconstruction, anomaly maps and image scores of a batch (maps normalised when a
+    /// [`MapNormalizer`] is attached).
     ///
     /// # Errors
     /// As [`Detector::reconstruct`].
     pub fn analyze(&self, x: &Tensor4<T>) -> Result<Analysis<T>> {
         let reconstruction = self.reconstruct(x)?;
-        let maps = self.config.map.maps(x, &reconstruction)?;
+        let mut maps = self.config.map.maps(x, &reconstruction)?;
+        if let Some(nz) = &self.normalizer {
+            maps = nz.apply(&maps)?;
+        }
         let scores = self.config.map.scores(&maps)?;
         Ok(Analysis { reconstruction, maps, scores })
     }

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod heatmap;
 pub mod maps;
 pub mod metrics;
+pub mod normalize;
 pub mod patch_dict;
 pub mod ssim;
 pub mod ssim_ae;
@@ -23,6 +24,7 @@ pub use evaluate::{
 pub use heatmap::{RgbImage, heatmap_panel, jet};
 pub use maps::{ImageScore, MapConfig, MapKind, MapParams};
 pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quantile};
+pub use normalize::{MapNormalizer, NormalizerConfig, NormalizerParams, Scope, Side};
 pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryLearner, PatchDictionaryParams};
 pub use ssim::{Ssim, SsimParams};
 pub use ssim_ae::SsimAutoencoder;
