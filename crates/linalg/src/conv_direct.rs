@@ -20,6 +20,26 @@
 use crate::conv::GROUP;
 use rayon::prelude::*;
 use std::any::TypeId;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Two scratch buffers per thread, kept between calls: the padded copies and padded-width
+    /// outputs are hundreds of kilobytes, and allocating them afresh on every call costs page
+    /// faults (large blocks are mapped and unmapped by the allocator).
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Run `f` with this thread's scratch buffers (fresh ones if they are in use further up the stack).
+fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
+    let mut bufs = SCRATCH.with(|s| s.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default());
+    let r = f(&mut bufs);
+    SCRATCH.with(|s| {
+        if let Ok(mut b) = s.try_borrow_mut() {
+            *b = bufs;
+        }
+    });
+    r
+}
 
 /// Output positions per forward register block (3 vectors of 16).
 const CH: usize = 48;
@@ -182,12 +202,13 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
         }
     };
     if n >= 2 {
-        y.par_chunks_mut(ol).zip(x.par_chunks(il)).for_each_init(Default::default, |bufs, (yi, xi)| one(xi, yi, bufs));
+        y.par_chunks_mut(ol).zip(x.par_chunks(il)).for_each(|(yi, xi)| with_scratch(|bufs| one(xi, yi, bufs)));
     } else {
-        let mut bufs = Default::default();
-        for (yi, xi) in y.chunks_mut(ol).zip(x.chunks(il)) {
-            one(xi, yi, &mut bufs);
-        }
+        with_scratch(|bufs| {
+            for (yi, xi) in y.chunks_mut(ol).zip(x.chunks(il)) {
+                one(xi, yi, bufs);
+            }
+        });
     }
 }
 
@@ -236,10 +257,9 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
         part
     };
     let parts: Vec<Vec<f32>> = if groups >= 2 {
-        (0..groups).into_par_iter().map_init(Default::default, |b, gi| group(gi, b)).collect()
+        (0..groups).into_par_iter().map(|gi| with_scratch(|b| group(gi, b))).collect()
     } else {
-        let mut b = Default::default();
-        (0..groups).map(|gi| group(gi, &mut b)).collect()
+        with_scratch(|b| (0..groups).map(|gi| group(gi, b)).collect())
     };
     dw.iter_mut().for_each(|e| *e = 0.0);
     for part in &parts {
