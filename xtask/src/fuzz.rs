@@ -7,7 +7,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: &[&str] = &["idx", "idx_gzip", "npy", "png", "mvtec", "model_files", "encode_fit"];
+const TARGETS: &[&str] = &[
+    "idx",
+    "idx_gzip",
+    "npy",
+    "png",
+    "mvtec",
+    "model_files",
+    "encode_fit",
+    "unet_model",
+    "conv_coding_files",
+    "training_state",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -24,7 +24,7 @@ use latent_linalg::{Real, Tensor4};
 use latent_optim::optimizer::{AdamState, SgdState};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Newest training-state format version written and read by this build.
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -188,7 +188,8 @@ pub struct TrainingState<T> {
     pub(crate) optimizer: SavedOptimizer<T>,
     pub(crate) model: Vec<u8>,
     pub(crate) best_model: Option<Vec<u8>>,
-    pub(crate) last_checkpoint: Option<PathBuf>,
+    // No strings or paths: bincode sizes a string's buffer by its declared length before reading
+    // it, so a hostile length would allocate without bound (found by fuzzing).
 }
 
 impl<T: Real> TrainingState<T> {

@@ -830,7 +830,8 @@ impl Trainer {
             since_best = st.epochs_run - st.best_epoch;
             lr_scale = st.lr_scale;
             lr_now = st.lr_now;
-            last_checkpoint = st.last_checkpoint;
+            // the model checkpoint of the interrupted run, if it is still there
+            last_checkpoint = p.checkpoint.as_ref().map(|c| c.path.clone()).filter(|p| p.is_file());
             first_epoch = st.epochs_run + 1;
             // The saved run had already decided to stop early: finish as it did.
             if let Some(pat) = p.patience
@@ -993,7 +994,6 @@ impl Trainer {
                     optimizer: opt.save(),
                     model: model.to_bytes()?,
                     best_model: best.as_ref().map(Trainable::to_bytes).transpose()?,
-                    last_checkpoint: last_checkpoint.clone(),
                 };
                 write_atomic(&sc.path, &state.to_bytes()?)?;
             }

@@ -349,3 +349,29 @@ fn early_stopping_survives_a_resume() {
     }
     std::fs::remove_file(&state).ok();
 }
+
+/// Regression (fuzzing, `training_state`): this payload, in a valid header, declared a 2.25 GB
+/// path string (the interrupted run's checkpoint path, once part of the state) that bincode
+/// allocated before reading it. The state holds no strings any more: it is a format error.
+#[test]
+fn a_hostile_string_length_is_a_format_error_not_an_allocation() {
+    let payload: [u8; 328] = [
+        3, 8, 123, 20, 174, 71, 225, 122, 132, 63, 0, 205, 204, 204, 204, 204, 204, 236, 63, 43, 135, 22, 217, 206,
+        247, 255, 255, 255, 255, 255, 255, 255, 194, 239, 63, 58, 140, 48, 3, 142, 121, 69, 62, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 3, 60, 0, 1, 24, 6, 1, 1, 253, 160, 13, 62, 0, 1, 0, 0, 0, 0, 0, 3, 60,
+        0, 1, 24, 6, 1, 255, 255, 255, 194, 239, 63, 58, 140, 48, 3, 142, 121, 69, 62, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 253, 160, 13, 62, 134, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 3, 60,
+        0, 1, 24, 6, 1, 1, 253, 160, 13, 62, 0, 1, 0, 0, 0, 0, 0, 3, 60, 0, 1, 24, 6, 1, 255, 255, 255, 194, 239, 63,
+        58, 140, 48, 3, 142, 121, 69, 62, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 253, 160,
+        13, 62, 0, 0, 0, 246,
+    ];
+    let mut file = b"LTTS-f32".to_vec();
+    file.extend_from_slice(&STATE_FORMAT_VERSION.to_le_bytes());
+    file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    file.extend_from_slice(&latent_linalg::persist::fnv1a64(&payload).to_le_bytes());
+    file.extend_from_slice(&payload);
+    assert!(matches!(TrainingState::<f32>::from_bytes(&file), Err(AutoencoderError::Format { .. })));
+}

@@ -485,6 +485,19 @@ pub(crate) fn persist_err(e: latent_linalg::persist::PersistError) -> ConvCoding
     }
 }
 
+/// Largest dictionary or state file `load` reads (4 GiB).
+pub(crate) const MAX_FILE_LEN: u64 = 1 << 32;
+
+/// Read a whole model file, refusing files larger than [`MAX_FILE_LEN`].
+pub(crate) fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    let io = |source| ConvCodingError::Io { path: path.to_path_buf(), source };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_FILE_LEN {
+        return Err(ConvCodingError::Format(format!("{}: {len} bytes, larger than any model file", path.display())));
+    }
+    std::fs::read(path).map_err(io)
+}
+
 /// Re-validate filters read from a file (shape consistent with the data, finite).
 pub(crate) fn check_loaded_filters<T: FftReal>(f: &Filters<T>, path: &std::path::Path) -> Result<()> {
     let [m, c, kh, kw] = f.as_tensor().shape();
@@ -516,9 +529,35 @@ impl<T: FftReal> FittedCdl<T> {
     /// [`ConvCodingError::Format`] for a corrupt, truncated, foreign or newer-version file;
     /// [`ConvCodingError::Io`] when it cannot be read.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = read_model_file(path)?;
+        Self::decode(&bytes, path)
+    }
+
+    /// The bytes [`FittedCdl::save`] writes (magic `LTNTCDLD`, version, length, checksum, payload).
+    ///
+    /// # Errors
+    /// [`ConvCodingError::Format`] when encoding fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        latent_linalg::persist::to_bytes(CDL_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+
+    /// Parse the bytes of a file written by [`FittedCdl::save`], with the checks of
+    /// [`FittedCdl::load`].
+    ///
+    /// # Errors
+    /// As [`FittedCdl::load`], without the I/O errors.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes, std::path::Path::new("<memory>"))
+    }
+
+    fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Self> {
         let (_, v): (u32, Self) =
-            latent_linalg::persist::load(path.as_ref(), CDL_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
-        check_loaded_filters(&v.filters, path.as_ref())?;
+            latent_linalg::persist::from_bytes(bytes, CDL_MAGIC, FORMAT_VERSION, path).map_err(persist_err)?;
+        check_loaded_filters(&v.filters, path)?;
+        if !(v.lambda.is_finite() && v.lambda >= 0.0) {
+            return Err(ConvCodingError::Format(format!("{}: invalid lambda {}", path.display(), v.lambda)));
+        }
         Ok(v)
     }
 }

@@ -14,7 +14,7 @@ use crate::dictupd::{FilterConstraint, project};
 use crate::error::{ConvCodingError, Result, finite, invalid, nonneg_param, shape};
 use crate::filters::Filters;
 use crate::geometry::Boundary;
-use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_err, progress_bar};
+use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_err, progress_bar, read_model_file};
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
@@ -527,11 +527,36 @@ impl<T: FftReal> OnlineCdlState<T> {
     /// Load a state written by [`OnlineCdlState::save`], checking its consistency.
     ///
     /// # Errors
-    /// [`ConvCodingError::Format`] for a corrupt, inconsistent or newer file.
+    /// [`ConvCodingError::Format`] for a corrupt, inconsistent or newer file;
+    /// [`ConvCodingError::Io`] when it cannot be read.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = read_model_file(path)?;
+        Self::decode(&bytes, path)
+    }
+
+    /// The bytes [`OnlineCdlState::save`] writes (magic `LTNTOCDL`, version, length, checksum,
+    /// payload).
+    ///
+    /// # Errors
+    /// [`ConvCodingError::Format`] when encoding fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        latent_linalg::persist::to_bytes(STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+
+    /// Parse the bytes of a file written by [`OnlineCdlState::save`], with the checks of
+    /// [`OnlineCdlState::load`].
+    ///
+    /// # Errors
+    /// As [`OnlineCdlState::load`], without the I/O errors.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes, std::path::Path::new("<memory>"))
+    }
+
+    fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Self> {
         let (_, s): (u32, Self) =
-            latent_linalg::persist::load(path.as_ref(), STATE_MAGIC, FORMAT_VERSION).map_err(persist_err)?;
-        check_loaded_filters(&s.filters, path.as_ref())?;
+            latent_linalg::persist::from_bytes(bytes, STATE_MAGIC, FORMAT_VERSION, path).map_err(persist_err)?;
+        check_loaded_filters(&s.filters, path)?;
         let pp = s.filters.count() * s.filters.kh() * s.filters.kw();
         if s.a.len() != pp * pp
             || s.b.len() != s.filters.channels() * pp
@@ -539,7 +564,7 @@ impl<T: FftReal> OnlineCdlState<T> {
         {
             return Err(ConvCodingError::Format(format!(
                 "{}: statistics do not match {} filters of {}x{}",
-                path.as_ref().display(),
+                path.display(),
                 s.filters.count(),
                 s.filters.kh(),
                 s.filters.kw()
@@ -577,5 +602,30 @@ mod tests {
             }
         }
         assert!((quad - direct).abs() < 1e-9 * direct.max(1.0), "{quad} vs {direct}");
+    }
+
+    /// Persisted bytes round-trip in memory as through files; every truncation and every flipped
+    /// payload byte is a typed error.
+    #[test]
+    fn files_round_trip_through_bytes_and_damage_is_a_format_error() {
+        let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f64 / 5.0 - 0.4).unwrap();
+        let mut learner = OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap();
+        learner.partial_fit(&x).unwrap();
+        let state = learner.state().unwrap().clone();
+        let fitted = learner.fit(std::slice::from_ref(&x)).unwrap();
+        let (sb, fb) = (state.to_bytes().unwrap(), fitted.to_bytes().unwrap());
+        assert_eq!(OnlineCdlState::<f64>::from_bytes(&sb).unwrap(), state);
+        assert_eq!(FittedCdl::<f64>::from_bytes(&fb).unwrap(), fitted);
+        // the other kind of file, truncations, flipped bytes
+        assert!(matches!(OnlineCdlState::<f64>::from_bytes(&fb), Err(ConvCodingError::Format(_))));
+        assert!(matches!(FittedCdl::<f64>::from_bytes(&sb), Err(ConvCodingError::Format(_))));
+        for len in (0..sb.len()).step_by(7) {
+            assert!(matches!(OnlineCdlState::<f64>::from_bytes(&sb[..len]), Err(ConvCodingError::Format(_))));
+        }
+        for i in (28..fb.len()).step_by(5) {
+            let mut b = fb.clone();
+            b[i] ^= 0x21;
+            assert!(matches!(FittedCdl::<f64>::from_bytes(&b), Err(ConvCodingError::Format(_))));
+        }
     }
 }

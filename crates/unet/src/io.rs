@@ -6,6 +6,7 @@
 
 use crate::error::{Result, UnetError};
 use crate::model::UNet;
+use crate::params::UnetParams;
 use latent_linalg::Real;
 use latent_linalg::persist;
 use std::path::Path;
@@ -21,6 +22,34 @@ pub fn magic<T: Real>() -> [u8; 8] {
     let mut m = *b"LTUN-f00";
     m[5..8].copy_from_slice(&T::NAME.as_bytes()[..3.min(T::NAME.len())]);
     m
+}
+
+/// Trainable values of the network [`UNet::new`] builds for `p` (without allocating it);
+/// `None` on overflow.
+fn param_count(p: &UnetParams) -> Option<usize> {
+    let conv = |i: usize, o: usize, k: usize| i.checked_mul(o)?.checked_mul(k * k);
+    // two 3×3 convolutions; each with a bias, or (batch norm) without one but with γ and β
+    let block = |i: usize, o: usize| {
+        let extra = if p.batch_norm { 4 } else { 2 };
+        conv(i, o, 3)?.checked_add(conv(o, o, 3)?)?.checked_add(o.checked_mul(extra)?)
+    };
+    let ch = |l: usize| {
+        if l < usize::BITS as usize { p.base_channels.checked_mul(1usize.checked_shl(l as u32)?) } else { None }
+    };
+    let d = p.depth.checked_sub(1)?;
+    let mut total = 0usize;
+    let mut cin = p.in_channels;
+    for l in 0..d {
+        total = total.checked_add(block(cin, ch(l)?)?)?;
+        cin = ch(l)?;
+    }
+    total = total.checked_add(block(cin, ch(d)?)?)?;
+    for l in 0..d {
+        let (hi, lo) = (ch(l + 1)?, ch(l)?);
+        let din = if p.skips { lo.checked_mul(2)? } else { lo };
+        total = total.checked_add(conv(hi, lo, 2)?.checked_add(lo)?)?.checked_add(block(din, lo)?)?;
+    }
+    total.checked_add(conv(ch(0)?, p.classes, 1)?.checked_add(p.classes)?)
 }
 
 impl<T: Real> UNet<T> {
@@ -40,6 +69,21 @@ impl<T: Real> UNet<T> {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (_v, model): (u32, UNet<T>) =
             persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, Path::new("<memory>"))?;
+        // Validation builds a reference network of the stored architecture: refuse architectures
+        // whose weights could not even fit in the file before allocating one.
+        let needed = param_count(model.params()).and_then(|n| n.checked_mul(std::mem::size_of::<T>()));
+        match needed {
+            Some(b) if b <= bytes.len() => {}
+            _ => {
+                return Err(UnetError::Format {
+                    detail: format!(
+                        "the stored architecture {:?} needs more weights than the {}-byte file holds",
+                        model.params(),
+                        bytes.len()
+                    ),
+                });
+            }
+        }
         model.validate()?;
         Ok(model)
     }
@@ -81,5 +125,59 @@ impl<T: Real> UNet<T> {
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Self::from_bytes(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parameter_count_matches_the_network() {
+        for depth in 1..=4 {
+            for base in [1, 3, 8] {
+                for (skips, batch_norm) in [(true, false), (false, true), (true, true)] {
+                    let p = UnetParams::new()
+                        .depth(depth)
+                        .base_channels(base)
+                        .in_channels(2)
+                        .classes(3)
+                        .skips(skips)
+                        .batch_norm(batch_norm)
+                        .check()
+                        .unwrap();
+                    let mut net = UNet::<f32>::new(&p).unwrap();
+                    assert_eq!(param_count(p.get()), Some(net.num_params()), "{:?}", p.get());
+                }
+            }
+        }
+    }
+
+    /// Regression (hostile model file): a valid container whose stored architecture asks for a
+    /// huge network (here ~2·10¹⁰ weights, or an overflowing channel count) around a tiny one's
+    /// weights made loading build that network before comparing; now it is a format error.
+    #[test]
+    fn a_huge_stored_architecture_is_refused_before_allocating() {
+        let net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(2).check().unwrap()).unwrap();
+        let file = net.to_bytes().unwrap();
+        let payload = &file[28..];
+        // bincode varints: in_channels, classes, depth, base_channels are the payload's first bytes
+        assert_eq!(&payload[..4], &[1, 2, 2, 2]);
+        let wrap = |payload: Vec<u8>| {
+            let mut f = file[..12].to_vec();
+            f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            f.extend_from_slice(&persist::fnv1a64(&payload).to_le_bytes());
+            f.extend_from_slice(&payload);
+            f
+        };
+        let huge_depth = [&[1u8, 2, 8, 0xfb, 0x00, 0x02][..], &payload[4..]].concat(); // depth 8, 512 channels
+        let huge_input = [&[0xfd][..], &(1u64 << 62).to_le_bytes(), &payload[1..]].concat(); // 2^62 inputs
+        for bad in [huge_depth, huge_input] {
+            match UNet::<f32>::from_bytes(&wrap(bad)) {
+                Err(UnetError::Format { detail }) => assert!(detail.contains("needs more weights"), "{detail}"),
+                other => panic!("expected a format error, got {other:?}"),
+            }
+        }
+        assert!(UNet::<f32>::from_bytes(&wrap(payload.to_vec())).is_ok());
     }
 }
