@@ -129,9 +129,9 @@ pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
 }
 
 /// Zero-pad one image `(c, h, w)` into `xp` (`c` planes of stride `s_in`), writing every element once.
-fn pad_image(d: &Direct, x: &[f32], xp: &mut Vec<f32>) {
+fn pad_image(d: &Direct, x: &[f32], xp: &mut [f32]) {
     let (hp, wp, s) = (d.hp(), d.wp(), d.s_in());
-    xp.resize(d.c * s, 0.0);
+    debug_assert_eq!(xp.len(), d.c * s);
     for c in 0..d.c {
         let plane = &mut xp[c * s..(c + 1) * s];
         plane[..d.ph * wp].fill(0.0);
@@ -149,9 +149,9 @@ fn pad_image(d: &Direct, x: &[f32], xp: &mut Vec<f32>) {
 
 /// Copy `dy_i (o, ho, wo)` into the padded-width layout `dyp` (`rows` planes of stride `pqr`,
 /// zeros in the unused columns and the tail), writing every element once.
-fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut Vec<f32>) {
+fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut [f32]) {
     let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
-    dyp.resize(rows * pqr, 0.0);
+    debug_assert_eq!(dyp.len(), rows * pqr);
     for o in 0..rows {
         let plane = &mut dyp[o * pqr..(o + 1) * pqr];
         if o >= d.o {
@@ -188,6 +188,7 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
     let one = |xi: &[f32], yi: &mut [f32], bufs: &mut (Vec<f32>, Vec<f32>)| {
         let (xp, yp) = bufs;
+        xp.resize(d.c * d.s_in(), 0.0);
         pad_image(d, xi, xp);
         let pqr = d.pq_round();
         yp.resize(opad * pqr, 0.0);
@@ -247,13 +248,17 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
     let groups = n.div_ceil(GROUP);
     let group = |gi: usize, bufs: &mut (Vec<f32>, Vec<f32>)| -> Vec<f32> {
         let (xp, dyp) = bufs;
-        let mut part = vec![0.0f32; opad * k];
-        for i in gi * GROUP..((gi + 1) * GROUP).min(n) {
-            pad_image(d, &x[i * il..(i + 1) * il], xp);
-            widen_grad(d, &dy[i * ol..(i + 1) * ol], opad, pqr, dyp);
-            // SAFETY: AVX-512F checked by the caller; `pqr + max offset <= s_in` (see `s_in`).
-            unsafe { wgrad_kernel(d, xp, dyp, pqr, opad, taps, &offs, &mut part) };
+        let (lo, hi) = (gi * GROUP, ((gi + 1) * GROUP).min(n));
+        let (xs, ds) = (d.c * d.s_in(), opad * pqr);
+        xp.resize((hi - lo) * xs, 0.0);
+        dyp.resize((hi - lo) * ds, 0.0);
+        for i in lo..hi {
+            pad_image(d, &x[i * il..(i + 1) * il], &mut xp[(i - lo) * xs..(i - lo + 1) * xs]);
+            widen_grad(d, &dy[i * ol..(i + 1) * ol], opad, pqr, &mut dyp[(i - lo) * ds..(i - lo + 1) * ds]);
         }
+        let mut part = vec![0.0f32; opad * k];
+        // SAFETY: AVX-512F checked by the caller; `pqr + max offset <= s_in` (see `s_in`).
+        unsafe { wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, &mut part) };
         part
     };
     let parts: Vec<Vec<f32>> = if groups >= 2 {
@@ -328,6 +333,7 @@ unsafe fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
 #[target_feature(enable = "avx512f")]
 unsafe fn wgrad_kernel(
     d: &Direct,
+    imgs: usize,
     xp: &[f32],
     dyp: &[f32],
     pqr: usize,
@@ -338,7 +344,8 @@ unsafe fn wgrad_kernel(
 ) {
     use std::arch::x86_64::*;
     let (s, k) = (d.s_in(), d.c * taps);
-    assert!(xp.len() >= d.c * s && dyp.len() >= opad * pqr && part.len() >= opad * k && pqr.is_multiple_of(16));
+    let (xs, ds) = (d.c * s, opad * pqr);
+    assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
     assert!(offs.iter().all(|&o| pqr + o <= s));
     // (channel, tap) pairs as offsets into xp; the last block repeats the last pair (discarded).
     let kpad = k.div_ceil(WK) * WK;
@@ -355,19 +362,24 @@ unsafe fn wgrad_kernel(
         let mut k0 = 0;
         while k0 < kpad {
             let mut acc = [[_mm512_setzero_ps(); WK]; WO];
-            let xs: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(pair[k0 + j]) });
-            let ds: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptr.add((o0 + i) * pqr) });
-            let mut q = 0;
-            while q < pqr {
-                // SAFETY: q + 16 <= pqr; pair offsets + pqr <= d.c * s (asserted above).
-                let xv: [__m512; WK] = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xs[j].add(q)) });
-                for i in 0..WO {
-                    let dv = unsafe { _mm512_loadu_ps(ds[i].add(q)) };
-                    for j in 0..WK {
-                        acc[i][j] = _mm512_fmadd_ps(dv, xv[j], acc[i][j]);
+            let xptrs: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(pair[k0 + j]) });
+            let dptrs: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptr.add((o0 + i) * pqr) });
+            for img in 0..imgs {
+                // SAFETY: image `img` starts at img * xs (img * ds) and its buffers are in bounds (asserted).
+                let xi: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptrs[j].add(img * xs) });
+                let di: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptrs[i].add(img * ds) });
+                let mut q = 0;
+                while q < pqr {
+                    // SAFETY: q + 16 <= pqr; pair offsets + pqr <= d.c * s (asserted above).
+                    let xv: [__m512; WK] = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xi[j].add(q)) });
+                    for i in 0..WO {
+                        let dv = unsafe { _mm512_loadu_ps(di[i].add(q)) };
+                        for j in 0..WK {
+                            acc[i][j] = _mm512_fmadd_ps(dv, xv[j], acc[i][j]);
+                        }
                     }
+                    q += 16;
                 }
-                q += 16;
             }
             for i in 0..WO {
                 for j in 0..WK {
@@ -388,6 +400,16 @@ unsafe fn fwd_kernel(_: &Direct, _: &[f32], _: &[f32], _: &[f32], _: usize, _: &
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn wgrad_kernel(_: &Direct, _: &[f32], _: &[f32], _: usize, _: usize, _: usize, _: &[usize], _: &mut [f32]) {
+unsafe fn wgrad_kernel(
+    _: &Direct,
+    _: usize,
+    _: &[f32],
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &[usize],
+    _: &mut [f32],
+) {
     unreachable!("direct kernels are only selected on x86_64 with AVX-512F")
 }
