@@ -256,7 +256,8 @@ impl<T: FftReal> OnlineCdl<T> {
             bb.iter_mut().zip(&bi).for_each(|(a, v)| *a += v);
         }
         let _ = n;
-        st.batches += 1;
+        // saturating: a loaded state may hold any count
+        st.batches = st.batches.saturating_add(1);
         let t = st.batches as f64;
         let beta = if p.forgetting == 0.0 { 1.0 } else { (1.0 - 1.0 / t).powf(p.forgetting) };
         st.a.par_iter_mut().zip(ab.par_iter()).for_each(|(a, v)| *a = beta * *a + v);

@@ -3,9 +3,14 @@
 //!
 //! Layout (little-endian): `magic (8 bytes) | version (u32) | payload length (u64) |
 //! FNV-1a-64 checksum of the payload (u64) | payload (bincode 2, standard config)`.
-//! The declared length is checked against the file length before anything is decoded, and
-//! bincode's allocation limit is set to the payload length, so no untrusted number sizes an
-//! allocation. Writes go to a temporary file in the same directory, are fsynced, and renamed over
+//! The declared length is checked against the file length and the checksum before anything is
+//! decoded. Inside the payload, serde sizes sequences (`Vec<T>`) cautiously (it preallocates at
+//! most about 1 MiB and grows with the elements actually read), so a hostile element count costs
+//! no more than the bytes present. bincode's own limit is a compile-time constant (2⁴⁰ bytes
+//! here) and cannot follow each file's length, and bincode allocates a `String`'s buffer from its
+//! declared length before reading it: payload types must therefore hold no strings (no model or
+//! state file of latent does; the fuzz targets `model_files`, `unet_model`, `conv_coding_files`
+//! and `training_state` guard this). Writes go to a temporary file in the same directory, are fsynced, and renamed over
 //! the target, so a crash leaves either the old file or the new one.
 
 use serde::Serialize;
