@@ -15,7 +15,7 @@ pub mod train;
 
 pub use error::{AutoencoderError, Result};
 pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
-pub use layers::noise::{Noise, NoiseModel};
+pub use layers::noise::{BlobNoise, Noise, NoiseModel};
 pub use loss::{DeadUnitCounter, Loss};
 pub use model::{
     Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Reconstructor, Trainable, WeightSet,
