@@ -131,15 +131,22 @@ fn direct_enabled() -> bool {
     DIRECT_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Run the direct kernels with AVX2 + FMA even on CPUs with AVX-512F (for tests that compare
+/// both instruction sets). Returns the previous setting.
+#[doc(hidden)]
+pub fn force_avx2_direct_kernels(on: bool) -> bool {
+    conv_direct::set_avx2_only(on)
+}
+
 /// `true` when stride-1 convolutions of `T` with kernels larger than 1×1 run on the direct
-/// AVX-512 kernels here (`f32` on a CPU with AVX-512F, unless switched off by
+/// kernels here (`f32` on a CPU with AVX-512F or AVX2 + FMA, unless switched off by
 /// [`set_direct_kernels`]); otherwise they run on im2col + GEMM.
 pub fn direct_kernels_active<T: Real>() -> bool {
     direct_enabled() && conv_direct::available::<T>()
 }
 
 /// Allow or forbid the direct stride-1 kernels (on by default; they run only for `f32` on CPUs
-/// with AVX-512F). With `false`, every convolution takes the im2col + GEMM path, which is what
+/// with AVX-512F or AVX2 + FMA). With `false`, every convolution takes the im2col + GEMM path, which is what
 /// the direct kernels are tested against. Returns the previous setting.
 #[doc(hidden)]
 pub fn set_direct_kernels(enabled: bool) -> bool {

@@ -1,5 +1,6 @@
-//! Direct AVX-512 kernels for stride-1 `f32` convolutions (any kernel size, any padding), used by
-//! [`crate::conv`] instead of im2col + GEMM when the CPU has AVX-512F.
+//! Direct SIMD kernels for stride-1 `f32` convolutions (any kernel size, any padding), used by
+//! [`crate::conv`] instead of im2col + GEMM on x86-64 CPUs with AVX-512F (16 lanes) or AVX2 + FMA
+//! (8 lanes, half-size register blocks), chosen at run time.
 //!
 //! The input is zero-padded into planes of row length `Wp = W + 2p_w` and the output is computed
 //! in the same row length ("padded-width" layout: `kw − 1` unused columns per row). In that layout
@@ -7,11 +8,12 @@
 //! vector of 16 consecutive positions is a sum of `C·kh·kw` broadcast-weight × shifted-input
 //! products with no index arithmetic inside the loop and no im2col matrix:
 //!
-//! - forward: a register block of 8 output channels × 48 positions (24 accumulators) is filled
+//! - forward: a register block of 8 output channels × 48 positions (24 accumulators; AVX2: 4 × 24)
+//!   is filled
 //!   by loading 3 input vectors and broadcasting 8 weights per `(c, tap)`;
 //! - input gradient: the forward kernel on the zero-padded output gradient with the flipped,
 //!   transposed weight (a stride-1 convolution's adjoint is a stride-1 convolution);
-//! - weight gradient: a register block of 4 output channels × 6 `(c, tap)` pairs accumulates dot
+//! - weight gradient: a register block of 4 (AVX2: 2) output channels × 6 `(c, tap)` pairs accumulates dot
 //!   products over all positions of a group of images, reduced once at the end.
 //!
 //! Every output element is produced by one task in a fixed order, and weight gradients are summed
@@ -96,16 +98,40 @@ impl Direct {
     }
 }
 
-/// `true` when the direct kernels run on this CPU for element type `T`.
-pub(crate) fn available<T: 'static>() -> bool {
+/// Instruction set of the direct kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    /// 16 lanes, 32 registers.
+    Avx512,
+    /// 8 lanes, 16 registers (AVX2 + FMA).
+    Avx2,
+}
+
+/// Forbid the AVX-512 kernels even where the CPU has them (tests use it to run the AVX2 kernels).
+static AVX2_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Use only the AVX2 kernels (or not); returns the previous setting.
+pub(crate) fn set_avx2_only(on: bool) -> bool {
+    AVX2_ONLY.swap(on, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The best instruction set of the direct kernels on this CPU, if any.
+fn isa() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        TypeId::of::<T>() == TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx512f")
+        if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Some(Isa::Avx2);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    None
+}
+
+/// `true` when the direct kernels run on this CPU for element type `T`.
+pub(crate) fn available<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && isa().is_some()
 }
 
 /// View a `T` slice as `f32` when `T` is `f32`.
@@ -192,8 +218,7 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
         pad_image(d, xi, xp);
         let pqr = d.pq_round();
         yp.resize(opad * pqr, 0.0);
-        // SAFETY: `available()` checked AVX-512F; buffer sizes are established above (see `s_in`).
-        unsafe { fwd_kernel(d, xp, &wt, &b, opad, &offs, yp) };
+        fwd_kernel(d, xp, &wt, &b, opad, &offs, yp);
         let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
         for o in 0..d.o {
             for i in 0..ho {
@@ -257,8 +282,7 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
             widen_grad(d, &dy[i * ol..(i + 1) * ol], opad, pqr, &mut dyp[(i - lo) * ds..(i - lo + 1) * ds]);
         }
         let mut part = vec![0.0f32; opad * k];
-        // SAFETY: AVX-512F checked by the caller; `pqr + max offset <= s_in` (see `s_in`).
-        unsafe { wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, &mut part) };
+        wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, &mut part);
         part
     };
     let parts: Vec<Vec<f32>> = if groups >= 2 {
@@ -276,7 +300,7 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
     use std::arch::x86_64::*;
     let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
     assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
@@ -331,7 +355,7 @@ unsafe fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn wgrad_kernel(
+unsafe fn wgrad_avx512(
     d: &Direct,
     imgs: usize,
     xp: &[f32],
@@ -347,14 +371,8 @@ unsafe fn wgrad_kernel(
     let (xs, ds) = (d.c * s, opad * pqr);
     assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
     assert!(offs.iter().all(|&o| pqr + o <= s));
-    // (channel, tap) pairs as offsets into xp; the last block repeats the last pair (discarded).
-    let kpad = k.div_ceil(WK) * WK;
-    let pair: Vec<usize> = (0..kpad)
-        .map(|kk| {
-            let kk = kk.min(k - 1);
-            (kk / taps) * s + offs[kk % taps]
-        })
-        .collect();
+    let pair = pair_offsets(d, taps, offs);
+    let kpad = pair.len();
     let xptr = xp.as_ptr();
     let dptr = dyp.as_ptr();
     let mut o0 = 0;
@@ -394,22 +412,171 @@ unsafe fn wgrad_kernel(
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn fwd_kernel(_: &Direct, _: &[f32], _: &[f32], _: &[f32], _: usize, _: &[usize], _: &mut [f32]) {
-    unreachable!("direct kernels are only selected on x86_64 with AVX-512F")
+/// Forward register blocks over all positions and output channels (see [`fwd_avx512`]).
+fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
+    assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
+    assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(OB) && pqr.is_multiple_of(CH));
+    match isa() {
+        // SAFETY: the CPU has the instruction set (detected); bounds asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Some(Isa::Avx512) => unsafe { fwd_avx512(d, xp, wt, b, opad, offs, yp) },
+        #[cfg(target_arch = "x86_64")]
+        Some(Isa::Avx2) => unsafe { fwd_avx2(d, xp, wt, b, opad, offs, yp) },
+        _ => unreachable!("direct kernels are only selected where `isa()` finds an instruction set"),
+    }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn wgrad_kernel(
-    _: &Direct,
-    _: usize,
-    _: &[f32],
-    _: &[f32],
-    _: usize,
-    _: usize,
-    _: usize,
-    _: &[usize],
-    _: &mut [f32],
+/// Weight-gradient register blocks over all output channels and (channel, tap) pairs.
+fn wgrad_kernel(
+    d: &Direct,
+    imgs: usize,
+    xp: &[f32],
+    dyp: &[f32],
+    pqr: usize,
+    opad: usize,
+    taps: usize,
+    offs: &[usize],
+    part: &mut [f32],
 ) {
-    unreachable!("direct kernels are only selected on x86_64 with AVX-512F")
+    let (s, k) = (d.s_in(), d.c * taps);
+    let (xs, ds) = (d.c * s, opad * pqr);
+    assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
+    assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(WO) && k > 0);
+    match isa() {
+        // SAFETY: the CPU has the instruction set (detected); bounds asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Some(Isa::Avx512) => unsafe { wgrad_avx512(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        #[cfg(target_arch = "x86_64")]
+        Some(Isa::Avx2) => unsafe { wgrad_avx2(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        _ => unreachable!("direct kernels are only selected where `isa()` finds an instruction set"),
+    }
+}
+
+/// (channel, tap) pairs as offsets into one padded image, padded to whole blocks of `WK` by
+/// repeating the last pair (whose sums are discarded).
+fn pair_offsets(d: &Direct, taps: usize, offs: &[usize]) -> Vec<usize> {
+    let (s, k) = (d.s_in(), d.c * taps);
+    (0..k.div_ceil(WK) * WK)
+        .map(|kk| {
+            let kk = kk.min(k - 1);
+            (kk / taps) * s + offs[kk % taps]
+        })
+        .collect()
+}
+
+/// AVX2 forward: blocks of 4 output channels × 16 positions (8 accumulators of 8 lanes; a
+/// larger block would not leave registers for the loads on 16 registers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const O2: usize = 4;
+    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
+    let xptr = xp.as_ptr();
+    let wptr = wt.as_ptr();
+    let yptr = yp.as_mut_ptr();
+    let mut q0 = 0;
+    while q0 < pqr {
+        let mut o0 = 0;
+        while o0 < opad {
+            let mut acc = [[_mm256_setzero_ps(); 2]; O2];
+            for (oo, a) in acc.iter_mut().enumerate() {
+                *a = [_mm256_set1_ps(b[o0 + oo]); 2];
+            }
+            for c in 0..d.c {
+                // SAFETY (whole block): indices stay below c*s + pqr + max(offs) <= d.c*s (asserted by the caller).
+                let xc = unsafe { xptr.add(c * s + q0) };
+                let wc = unsafe { wptr.add(c * taps * opad + o0) };
+                for (t, &off) in offs.iter().enumerate() {
+                    let xv = unsafe { [_mm256_loadu_ps(xc.add(off)), _mm256_loadu_ps(xc.add(off + 8))] };
+                    let wrow = unsafe { wc.add(t * opad) };
+                    for oo in 0..O2 {
+                        let wv = _mm256_set1_ps(unsafe { *wrow.add(oo) });
+                        acc[oo][0] = _mm256_fmadd_ps(wv, xv[0], acc[oo][0]);
+                        acc[oo][1] = _mm256_fmadd_ps(wv, xv[1], acc[oo][1]);
+                    }
+                }
+            }
+            for (oo, a) in acc.iter().enumerate() {
+                // SAFETY: (o0 + oo) * pqr + q0 + 16 <= opad * pqr.
+                unsafe {
+                    let dst = yptr.add((o0 + oo) * pqr + q0);
+                    _mm256_storeu_ps(dst, a[0]);
+                    _mm256_storeu_ps(dst.add(8), a[1]);
+                }
+            }
+            o0 += O2;
+        }
+        q0 += 16;
+    }
+}
+
+/// AVX2 weight gradient: blocks of 2 output channels × 6 (channel, tap) pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn wgrad_avx2(
+    d: &Direct,
+    imgs: usize,
+    xp: &[f32],
+    dyp: &[f32],
+    pqr: usize,
+    opad: usize,
+    taps: usize,
+    offs: &[usize],
+    part: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    const O2: usize = 2;
+    let (s, k) = (d.s_in(), d.c * taps);
+    let (xs, ds) = (d.c * s, opad * pqr);
+    let pair = pair_offsets(d, taps, offs);
+    let xptr = xp.as_ptr();
+    let dptr = dyp.as_ptr();
+    let mut o0 = 0;
+    while o0 < opad {
+        let mut k0 = 0;
+        while k0 < pair.len() {
+            let mut acc = [[_mm256_setzero_ps(); WK]; O2];
+            for img in 0..imgs {
+                // SAFETY: image `img` starts at img * xs (img * ds); q + 8 <= pqr and pair offsets
+                // + pqr <= s (asserted by the caller).
+                let xi: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(img * xs + pair[k0 + j]) });
+                let di: [*const f32; O2] = std::array::from_fn(|i| unsafe { dptr.add(img * ds + (o0 + i) * pqr) });
+                let mut q = 0;
+                while q < pqr {
+                    let dv: [__m256; O2] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(di[i].add(q)) });
+                    for j in 0..WK {
+                        let xv = unsafe { _mm256_loadu_ps(xi[j].add(q)) };
+                        for i in 0..O2 {
+                            acc[i][j] = _mm256_fmadd_ps(dv[i], xv, acc[i][j]);
+                        }
+                    }
+                    q += 8;
+                }
+            }
+            for i in 0..O2 {
+                for j in 0..WK {
+                    if k0 + j < k {
+                        part[(o0 + i) * k + k0 + j] += hsum256(acc[i][j]);
+                    }
+                }
+            }
+            k0 += WK;
+        }
+        o0 += O2;
+    }
+}
+
+/// Horizontal sum of 8 lanes (fixed order).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps::<1>(v);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
 }

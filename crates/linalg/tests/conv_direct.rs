@@ -7,7 +7,8 @@
 
 use latent_linalg::Tensor4;
 use latent_linalg::conv::{
-    Conv2dSpec, conv_transpose2d, conv2d, conv2d_backward_input, conv2d_backward_weight, set_direct_kernels,
+    Conv2dSpec, conv_transpose2d, conv2d, conv2d_backward_input, conv2d_backward_weight, force_avx2_direct_kernels,
+    set_direct_kernels,
 };
 use proptest::prelude::*;
 
@@ -94,7 +95,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn stride_one_f32_matches_naive((xs, ws, p, seed) in case()) {
+    fn stride_one_f32_matches_naive((xs, ws, p, seed) in case(), avx2 in any::<bool>()) {
+        // half the cases on the AVX2 kernels (where the CPU has AVX-512 too); other tests in this
+        // binary may run meanwhile on either set, which computes the same values
+        let previous = force_avx2_direct_kernels(avx2);
         let x = rnd(xs, seed);
         let w = rnd(ws, seed ^ 7);
         let spec = Conv2dSpec { stride: (1, 1), pad: p };
@@ -110,6 +114,7 @@ proptest! {
         let (dw, db) = conv2d_backward_weight(&x, &dy, (kh, kw), &spec).unwrap();
         check("dw", dw.as_slice(), &want_dw, xs[0] * y.h() * y.w())?;
         check("db", &db, &want_db, xs[0] * y.h() * y.w())?;
+        force_avx2_direct_kernels(previous);
     }
 
     #[test]
@@ -131,8 +136,8 @@ proptest! {
     }
 }
 
-/// The direct kernels and the im2col + GEMM path agree on the benchmark's shape (on a CPU without
-/// AVX-512 both runs take the GEMM path and agree exactly).
+/// The direct kernels (AVX-512 and AVX2) and the im2col + GEMM path agree on the benchmark's shape
+/// (on a CPU without AVX-512 the first two runs both take the AVX2 kernels).
 #[test]
 fn direct_and_gemm_paths_agree_on_the_benchmark_shape() {
     let x = rnd([6, 16, 28, 28], 1);
@@ -150,6 +155,9 @@ fn direct_and_gemm_paths_agree_on_the_benchmark_shape() {
     let slow = run();
     set_direct_kernels(true);
     let fast = run();
+    let was = force_avx2_direct_kernels(true);
+    let avx2 = run();
+    force_avx2_direct_kernels(was);
     set_direct_kernels(previous);
     // sums of `terms` products of numbers in [−1, 1]: f32 rounding grows at most linearly in `terms`
     let close = |a: &[f32], b: &[f32], terms: usize| {
@@ -159,6 +167,9 @@ fn direct_and_gemm_paths_agree_on_the_benchmark_shape() {
     assert!(close(fast.1.as_slice(), slow.1.as_slice(), 32 * 9));
     assert!(close(fast.2.as_slice(), slow.2.as_slice(), 6 * 28 * 28));
     assert!(close(&fast.3, &slow.3, 6 * 28 * 28));
+    assert!(close(avx2.0.as_slice(), slow.0.as_slice(), 16 * 9));
+    assert!(close(avx2.1.as_slice(), slow.1.as_slice(), 32 * 9));
+    assert!(close(avx2.2.as_slice(), slow.2.as_slice(), 6 * 28 * 28));
     // and both are far from trivially equal: the outputs are not all zero
     assert!(fast.2.as_slice().iter().any(|v| v.abs() > 1.0));
 }
