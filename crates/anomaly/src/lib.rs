@@ -27,6 +27,6 @@ pub use maps::{ImageScore, MapConfig, MapKind, MapParams};
 pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quantile};
 pub use normalize::{MapNormalizer, NormalizerConfig, NormalizerParams, Scope, Side};
 pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryLearner, PatchDictionaryParams};
-pub use restore::{RestorationCheck, restoration_check};
+pub use restore::{RestorationCheck, corrupted_pixel_auroc, restoration_check};
 pub use ssim::{Ssim, SsimParams};
 pub use ssim_ae::SsimAutoencoder;

@@ -122,3 +122,66 @@ pub fn restoration_check<T: Real, R: Reconstructor<T>>(
         changed_auroc,
     })
 }
+
+/// The AUROC with which a whole detector's anomaly map (tiling, smoothing, normalisation
+/// included) finds the pixels that `noise` (seeded by `seed`) changed in held-out **normal**
+/// images: a validation score that needs no anomalous data, for choosing a detector's settings
+/// (map smoothing, model size, training length) without looking at test defects. A pixel counts
+/// as changed when any of its channels changed.
+///
+/// | parameter | meaning |
+/// |---|---|
+/// | `detector` | the detector to validate |
+/// | `clean` | held-out normal images `(N, C, H, W)`, non-empty, finite |
+/// | `noise` | the corruption |
+/// | `seed` | seed of the corruption |
+///
+/// # Errors
+/// As [`restoration_check`]; [`AnomalyError::SingleClass`] when the corruption changed no pixel
+/// or every pixel.
+///
+/// # Example
+/// ```
+/// use latent_anomaly::{Detector, DetectorParams, corrupted_pixel_auroc};
+/// use latent_autoencoder::{AutoencoderError, BlobNoise, NoiseModel, Reconstructor};
+/// use latent_linalg::Tensor4;
+/// let clean = Tensor4::<f32>::from_fn([4, 1, 16, 16], |[n, _, i, j]| ((n + 2 * i + 3 * j) % 5) as f32 / 5.0)?;
+/// /// A perfect restorer: it knows the clean images.
+/// struct Perfect(Tensor4<f32>);
+/// impl Reconstructor<f32> for Perfect {
+///     fn reconstruct(&self, _x: &Tensor4<f32>) -> Result<Tensor4<f32>, AutoencoderError> { Ok(self.0.clone()) }
+/// }
+/// let noise = NoiseModel::Blobs(BlobNoise { probability: 1.0, ..BlobNoise::default() });
+/// let det = Detector::new(Perfect(clean.clone()), DetectorParams::new().check()?);
+/// // its squared-error map is positive exactly on the changed pixels
+/// assert_eq!(corrupted_pixel_auroc(&det, &clean, &noise, 2)?, 1.0);
+/// # Ok::<(), latent_anomaly::AnomalyError>(())
+/// ```
+pub fn corrupted_pixel_auroc<T: Real, R: Reconstructor<T>>(
+    detector: &crate::Detector<T, R>,
+    clean: &Tensor4<T>,
+    noise: &NoiseModel,
+    seed: u64,
+) -> Result<f64> {
+    if clean.is_empty() {
+        return Err(AnomalyError::Empty { what: "held-out normal images" });
+    }
+    check_finite("held-out normal images", clean.as_slice())?;
+    noise.check().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
+    let [n, c, h, w] = clean.shape();
+    let mut corrupted = clean.clone();
+    noise.corrupt_images(corrupted.as_mut_slice(), clean.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed));
+    let maps = detector.anomaly_maps(&corrupted)?;
+    if maps.shape() != [n, 1, h, w] {
+        return Err(crate::error::shape_err("corrupted_pixel_auroc", [n, 1, h, w], maps.shape()));
+    }
+    let plane = h * w;
+    let (a, b) = (clean.as_slice(), corrupted.as_slice());
+    let changed: Vec<bool> = (0..n * plane)
+        .map(|p| {
+            let (s, i) = (p / plane, p % plane);
+            (0..c).any(|ch| a[(s * c + ch) * plane + i] != b[(s * c + ch) * plane + i])
+        })
+        .collect();
+    auroc(maps.as_slice(), &changed)
+}

@@ -1,6 +1,6 @@
 //! Restoring (blob-denoising) autoencoders and `restoration_check`.
 
-use latent_anomaly::{AnomalyError, restoration_check};
+use latent_anomaly::{AnomalyError, Detector, DetectorParams, MapParams, corrupted_pixel_auroc, restoration_check};
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::{Activation, AutoencoderError, BlobNoise, NoiseModel, Reconstructor};
 use latent_linalg::Tensor4;
@@ -50,8 +50,12 @@ fn restoring_autoencoder_removes_blob_corruption_of_normal_texture() {
     assert!(r.restored_mse < 0.5 * r.corrupted_mse, "{r:?}");
     // and better than the plain autoencoder on the corrupted pixels, which it partly copies
     assert!(r.restored_mse_changed < p.restored_mse_changed, "restoring {r:?}\nplain {p:?}");
-    // its error map finds the corrupted pixels
+    // its error map finds the corrupted pixels, also as a tiled, smoothed detector on larger images
     assert!(r.changed_auroc > 0.8, "{r:?}");
+    let params = || DetectorParams::new().map(MapParams::new().smoothing(1.0)).tiles(16, 16, 8).check().unwrap();
+    let big = stripes(8, 32, 500);
+    let a_restoring = corrupted_pixel_auroc(&Detector::new(&restoring, params()), &big, &noise, 8).unwrap();
+    assert!(a_restoring > 0.8, "restoring {a_restoring}");
 }
 
 /// Returns its input unchanged.
@@ -103,4 +107,26 @@ fn typed_errors() {
         Err(AnomalyError::InvalidParameter { name: "noise", .. })
     ));
     assert!(matches!(restoration_check(&Cropper, &x, &blobs(), 0), Err(AnomalyError::ShapeMismatch { .. })));
+    let det = |r| Detector::new(r, DetectorParams::new().check().unwrap());
+    assert!(matches!(corrupted_pixel_auroc(&det(&Identity), &empty, &blobs(), 0), Err(AnomalyError::Empty { .. })));
+    assert!(matches!(
+        corrupted_pixel_auroc(&det(&Identity), &bad, &blobs(), 0),
+        Err(AnomalyError::NonFinite { index: 5, .. })
+    ));
+    assert!(matches!(
+        corrupted_pixel_auroc(&det(&Identity), &x, &wrong, 0),
+        Err(AnomalyError::InvalidParameter { name: "noise", .. })
+    ));
+    let none = NoiseModel::Blobs(BlobNoise { probability: 0.0, ..BlobNoise::default() });
+    assert!(matches!(
+        corrupted_pixel_auroc(&det(&Identity), &x, &none, 0),
+        Err(AnomalyError::SingleClass { anomalous: false, .. })
+    ));
+}
+
+#[test]
+fn detector_check_of_the_identity_is_chance() {
+    let x = stripes(8, 16, 9);
+    let det = Detector::new(Identity, DetectorParams::new().check().unwrap());
+    assert_eq!(corrupted_pixel_auroc(&det, &x, &blobs(), 1).unwrap(), 0.5);
 }
