@@ -1,7 +1,7 @@
 //! Choosing the restoring (blob-denoising) autoencoder of F11 with normal data only.
 //!
 //! ```text
-//! cargo run --release -p latent-anomaly --example restoring_selection
+//! cargo run --release -p latent-anomaly --example restoring_selection [CANDIDATE INDEX ...]
 //! ```
 //!
 //! For each synthetic texture (brick, grass, gravel) the defect-free training crops are split
@@ -23,22 +23,25 @@ use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, lo
 use latent_linalg::Tensor4;
 use std::time::Instant;
 
-const TILE: usize = 32;
 const CROP: usize = 64;
 
-/// A candidate: name, encoder stages (channels, kernel, stride, padding), epochs, training crops.
-type Candidate = (&'static str, &'static [(usize, usize, usize, usize)], usize, usize);
+/// A candidate: name, encoder stages (channels, kernel, stride, padding), epochs, training crops,
+/// tile side (training crops and detector tiles).
+type Candidate = (&'static str, &'static [(usize, usize, usize, usize)], usize, usize, usize);
 
 const F11_AE: &[(usize, usize, usize, usize)] = &[(16, 4, 2, 1), (32, 4, 2, 1), (32, 4, 2, 1), (16, 3, 1, 1)];
 const CODE_32_8: &[(usize, usize, usize, usize)] = &[(16, 4, 2, 1), (32, 4, 2, 1), (32, 3, 1, 1)];
 const CODE_64_8: &[(usize, usize, usize, usize)] = &[(32, 4, 2, 1), (64, 4, 2, 1), (64, 3, 1, 1)];
 
-const CANDIDATES: [Candidate; 5] = [
-    ("F11 AE (code 16@4²), 10 ep, 4000 crops", F11_AE, 10, 4000),
-    ("code 32@8², 25 ep, 4000 crops", CODE_32_8, 25, 4000),
-    ("code 32@8², 25 ep, 8000 crops", CODE_32_8, 25, 8000),
-    ("code 64@8² (wider), 25 ep, 4000 crops", CODE_64_8, 25, 4000),
-    ("code 32@8², 50 ep, 4000 crops", CODE_32_8, 50, 4000),
+/// Candidates 0–4 were the first selection round (tile 32); candidate 5 was added afterwards to
+/// test more context (48×48 tiles) against the round's winner (4), by the same criterion.
+const CANDIDATES: [Candidate; 6] = [
+    ("F11 AE (code 16@4²), 10 ep, 4000 crops", F11_AE, 10, 4000, 32),
+    ("code 32@8², 25 ep, 4000 crops", CODE_32_8, 25, 4000, 32),
+    ("code 32@8², 25 ep, 8000 crops", CODE_32_8, 25, 8000, 32),
+    ("code 64@8² (wider), 25 ep, 4000 crops", CODE_64_8, 25, 4000, 32),
+    ("code 32@8², 50 ep, 4000 crops", CODE_32_8, 50, 4000, 32),
+    ("48×48 tiles, code 32@12², 50 ep, 4000 crops", CODE_32_8, 50, 4000, 48),
 ];
 
 /// Map smoothing σ of the detector (`None`: raw map).
@@ -46,6 +49,9 @@ const SIGMAS: [Option<f64>; 4] = [None, Some(1.0), Some(2.0), Some(4.0)];
 
 fn main() -> Result<()> {
     let noise = NoiseModel::Blobs(BlobNoise::default());
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let run: Vec<usize> = if args.is_empty() { (0..CANDIDATES.len()).collect() } else { args };
+    assert!(run.iter().all(|&k| k < CANDIDATES.len()), "candidate indices are 0..{}", CANDIDATES.len());
     let mut means = vec![0.0; CANDIDATES.len()];
     let mut det_means = vec![[0.0; SIGMAS.len()]; CANDIDATES.len()];
     for (ci, &name) in TEXTURES.iter().enumerate() {
@@ -60,11 +66,12 @@ fn main() -> Result<()> {
         let d = CROP * CROP;
         let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], data[..n_fit * d].to_vec())?;
         let held = Tensor4::from_vec([n - n_fit, 1, CROP, CROP], data[n_fit * d..].to_vec())?;
-        let held_crops = random_crops(&held, TILE, TILE, 400, seed + 2)?;
-        for (k, &(label, stages, epochs, crops)) in CANDIDATES.iter().enumerate() {
+        for &k in &run {
+            let (label, stages, epochs, crops, tile) = CANDIDATES[k];
+            let held_crops = random_crops(&held, tile, tile, 400, seed + 2)?;
             let t = Instant::now();
-            let train = random_crops(&fit, TILE, TILE, crops, seed + 1)?;
-            let mut p = ConvAeParams::new([1, TILE, TILE]);
+            let train = random_crops(&fit, tile, tile, crops, seed + 1)?;
+            let mut p = ConvAeParams::new([1, tile, tile]);
             for &(c, k, s, pad) in stages {
                 p = p.encoder_stage(ConvStage::new(c, k, s, pad));
             }
@@ -84,7 +91,7 @@ fn main() -> Result<()> {
             let mut det_line = String::new();
             for (j, sigma) in SIGMAS.iter().enumerate() {
                 let map = sigma.map_or(MapParams::new(), |s| MapParams::new().smoothing(s));
-                let det = Detector::new(&model, DetectorParams::new().map(map).tiles(TILE, TILE, 8).check()?);
+                let det = Detector::new(&model, DetectorParams::new().map(map).tiles(tile, tile, 8).check()?);
                 let a = corrupted_pixel_auroc(&det, &held, &noise, seed + 4)?;
                 det_means[k][j] += a / TEXTURES.len() as f64;
                 det_line.push_str(&format!(" σ {sigma:?}: {a:.3}"));
@@ -100,7 +107,8 @@ fn main() -> Result<()> {
             );
         }
     }
-    for (k, c) in CANDIDATES.iter().enumerate() {
+    for &k in &run {
+        let c = &CANDIDATES[k];
         println!(
             "mean over the textures: crops {:.3}; detector {}  {}",
             means[k],
