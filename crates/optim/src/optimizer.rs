@@ -397,6 +397,11 @@ fn adam_init<T: Real>(n: usize) -> AdamState<T> {
 
 /// Shared Adam update: `coupled` is added to the gradient as `coupled·x`, `decoupled` shrinks
 /// `x` by `lr·decoupled·x` first.
+/// Parameter count from which an Adam update is split across rayon threads.
+const PAR_MIN: usize = 1 << 15;
+/// Elements per parallel work item.
+const PAR_CHUNK: usize = 1 << 13;
+
 fn adam_step<T: Real>(
     op: &'static str,
     beta1: f64,
@@ -424,14 +429,26 @@ fn adam_step<T: Real>(
     let (b1, b2, e) = (T::lit(beta1), T::lit(beta2), T::lit(eps));
     let (c1, c2) = (T::one() - b1, T::one() - b2);
     let (wc, shrink) = (T::lit(coupled), T::one() - lr * T::lit(decoupled));
-    for i in 0..n {
-        let x = params[i];
-        let g = grad[i] + wc * x;
-        let m = b1 * state.m[i] + c1 * g;
-        let v = b2 * state.v[i] + c2 * g * g;
-        state.m[i] = m;
-        state.v[i] = v;
-        params[i] = shrink * x - step * m / (v.sqrt() * inv_sqrt_bc2 + e);
+    // zipped iterators (no bounds checks), so the loop vectorises; element-wise, so splitting it
+    // across threads gives the same bits (the update is memory-bound: large tensors go parallel)
+    let kernel = |params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]| {
+        for (((x, &g0), m), v) in params.iter_mut().zip(grad).zip(ms.iter_mut()).zip(vs.iter_mut()) {
+            let g = g0 + wc * *x;
+            *m = b1 * *m + c1 * g;
+            *v = b2 * *v + c2 * g * g;
+            *x = shrink * *x - step * *m / (v.sqrt() * inv_sqrt_bc2 + e);
+        }
+    };
+    if n >= PAR_MIN && rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
+        use rayon::prelude::*;
+        params
+            .par_chunks_mut(PAR_CHUNK)
+            .zip(grad.par_chunks(PAR_CHUNK))
+            .zip(state.m.par_chunks_mut(PAR_CHUNK))
+            .zip(state.v.par_chunks_mut(PAR_CHUNK))
+            .for_each(|(((x, g), m), v)| kernel(x, g, m, v));
+    } else {
+        kernel(params, grad, &mut state.m, &mut state.v);
     }
     state.t = t;
     Ok(())
