@@ -4,17 +4,11 @@
 //! loads must take one more online step.
 #![no_main]
 use latent_conv_coding::{CscParams, FittedCdl, OnlineCdlParams, OnlineCdlState, Tensor4};
-use latent_linalg::persist::fnv1a64;
+use latent_linalg::persist::wrap_payload;
 use libfuzzer_sys::fuzz_target;
 
 fn wrap(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(28 + payload.len());
-    f.extend_from_slice(magic);
-    f.extend_from_slice(&1u32.to_le_bytes());
-    f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    f.extend_from_slice(&fnv1a64(payload).to_le_bytes());
-    f.extend_from_slice(payload);
-    f
+    wrap_payload(*magic, 1, payload)
 }
 
 /// A small image of `c` channels at least as large as the filters, when that stays small.

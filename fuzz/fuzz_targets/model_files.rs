@@ -1,9 +1,9 @@
 //! Every model/code file format on arbitrary bytes: the container, dictionaries, online states,
 //! sparse codes, autoencoder models.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 use latent_linalg::persist::from_bytes;
 use latent_sparse_coding::{FittedDictionary, OnlineState, SparseCode};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let p = std::path::Path::new("fuzz.bin");
@@ -19,11 +19,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = bincode::serde::decode_from_slice::<SparseCode<f64>, _>(data, cfg);
     let _ = bincode::serde::decode_from_slice::<FittedDictionary<f32>, _>(data, cfg);
     // a file built around arbitrary payload bytes with a valid header and checksum
-    let mut file = Vec::new();
-    file.extend_from_slice(b"LTNTDICT");
-    file.extend_from_slice(&1u32.to_le_bytes());
-    file.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    file.extend_from_slice(&latent_linalg::persist::fnv1a64(data).to_le_bytes());
-    file.extend_from_slice(data);
+    let file = latent_linalg::persist::wrap_payload(*b"LTNTDICT", 1, data);
     let _ = from_bytes::<FittedDictionary<f64>>(&file, *b"LTNTDICT", 1, p);
 });

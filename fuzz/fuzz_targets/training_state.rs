@@ -7,17 +7,11 @@ use latent_autoencoder::TrainingState;
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::train::{TrainParams, Trainer};
 use latent_linalg::Tensor4;
-use latent_linalg::persist::fnv1a64;
+use latent_linalg::persist::wrap_payload;
 use libfuzzer_sys::fuzz_target;
 
 fn wrap(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(28 + payload.len());
-    f.extend_from_slice(magic);
-    f.extend_from_slice(&1u32.to_le_bytes());
-    f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    f.extend_from_slice(&fnv1a64(payload).to_le_bytes());
-    f.extend_from_slice(payload);
-    f
+    wrap_payload(*magic, 1, payload)
 }
 
 /// The run of the seed corpus: 24 samples of 6 values, an MLP 6 → 3, batches of 8.

@@ -68,13 +68,19 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 pub fn to_bytes<T: Serialize>(magic: [u8; 8], version: u32, value: &T) -> Result<Vec<u8>, PersistError> {
     let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| PersistError::Format { path: "<memory>".into(), what: format!("cannot serialize: {e}") })?;
+    Ok(wrap_payload(magic, version, &payload))
+}
+
+/// The container around an already encoded payload: header (magic, version, length, checksum)
+/// followed by the payload. Fuzz targets use it to feed arbitrary payloads past the header checks.
+pub fn wrap_payload(magic: [u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&magic);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&fnv1a64(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(&fnv1a64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Parse the container format, checking magic, version (≤ `newest`), length and checksum before
