@@ -110,17 +110,16 @@ impl Geom {
     /// The direct-kernel view of a stride-1, non-pointwise convolution of `T`, when the CPU runs
     /// the direct kernels (see [`crate::conv_direct`]).
     fn direct<T: Real>(&self) -> Option<Direct> {
-        (self.sh == 1 && self.sw == 1 && !self.is_pointwise() && direct_enabled() && conv_direct::available::<T>())
-            .then_some(Direct {
-                c: self.c,
-                o: self.o,
-                h: self.h,
-                w: self.w,
-                kh: self.kh,
-                kw: self.kw,
-                ph: self.ph,
-                pw: self.pw,
-            })
+        (self.sh == 1 && self.sw == 1 && !self.is_pointwise() && direct_kernels_active::<T>()).then_some(Direct {
+            c: self.c,
+            o: self.o,
+            h: self.h,
+            w: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            ph: self.ph,
+            pw: self.pw,
+        })
     }
 }
 
