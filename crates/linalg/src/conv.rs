@@ -9,6 +9,7 @@
 //! Parallelism is across images in fixed-size groups, and weight gradients are summed group by
 //! group in a fixed order, so results are bit-identical for any number of rayon threads.
 
+use crate::buffers::Scratch;
 use crate::conv_direct::{self, Direct};
 use crate::error::{LinalgError, Result, mismatch};
 use crate::product::{MatMut, MatRef, gemm_view};
@@ -155,77 +156,163 @@ pub fn set_direct_kernels(enabled: bool) -> bool {
 /// Images per parallel work item (fixed, so the summation order never depends on threads).
 pub(crate) const GROUP: usize = 4;
 
-/// Unfold one image `(c, h, w)` into `cols` (`K × P`, row-major).
-fn im2col<T: Real>(g: &Geom, x: &[T], cols: &mut [T]) {
-    let p = g.p();
-    for c in 0..g.c {
-        let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for u in 0..g.kh {
-            for v in 0..g.kw {
-                let row = ((c * g.kh + u) * g.kw + v) * p;
-                let dst = &mut cols[row..row + p];
-                // valid output columns: 0 <= j*sw + v - pw < w
-                let j0 = if g.pw > v { (g.pw - v).div_ceil(g.sw) } else { 0 };
-                let j1 = if g.w + g.pw > v { ((g.w + g.pw - v - 1) / g.sw + 1).min(g.wo) } else { 0 };
-                for i in 0..g.ho {
-                    let d = &mut dst[i * g.wo..(i + 1) * g.wo];
-                    let iy = (i * g.sh + u) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize || j0 >= j1 {
-                        d.iter_mut().for_each(|e| *e = T::zero());
-                        continue;
-                    }
-                    let src = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    d[..j0].iter_mut().for_each(|e| *e = T::zero());
-                    d[j1..].iter_mut().for_each(|e| *e = T::zero());
-                    let x0 = j0 * g.sw + v - g.pw;
-                    if g.sw == 1 {
-                        d[j0..j1].copy_from_slice(&src[x0..x0 + (j1 - j0)]);
-                    } else {
-                        for (k, e) in d[j0..j1].iter_mut().enumerate() {
-                            *e = src[x0 + k * g.sw];
-                        }
-                    }
-                }
+/// Valid output columns `j0..j1` of kernel column `v`: `0 <= j·sw + v − pw < w`.
+fn valid_cols(g: &Geom, v: usize) -> (usize, usize) {
+    let j0 = if g.pw > v { (g.pw - v).div_ceil(g.sw) } else { 0 };
+    let j1 = if g.w + g.pw > v { ((g.w + g.pw - v - 1) / g.sw + 1).min(g.wo) } else { 0 };
+    (j0, j1)
+}
+
+/// Row `(c, u, v)` of one image's column matrix (`P` values): `dst[i·wo + j] =
+/// x_c[i·sh + u − ph, j·sw + v − pw]`, zero outside the image. `xc` is channel `c` (`h × w`).
+fn im2col_row<T: Real>(g: &Geom, xc: &[T], u: usize, v: usize, dst: &mut [T]) {
+    let (j0, j1) = valid_cols(g, v);
+    for (i, d) in dst.chunks_exact_mut(g.wo).enumerate() {
+        let iy = (i * g.sh + u) as isize - g.ph as isize;
+        if iy < 0 || iy >= g.h as isize || j0 >= j1 {
+            d.iter_mut().for_each(|e| *e = T::zero());
+            continue;
+        }
+        let src = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
+        d[..j0].iter_mut().for_each(|e| *e = T::zero());
+        d[j1..].iter_mut().for_each(|e| *e = T::zero());
+        let x0 = j0 * g.sw + v - g.pw;
+        if g.sw == 1 {
+            d[j0..j1].copy_from_slice(&src[x0..x0 + (j1 - j0)]);
+        } else {
+            for (e, &a) in d[j0..j1].iter_mut().zip(src[x0..].iter().step_by(g.sw)) {
+                *e = a;
             }
         }
     }
 }
 
-/// Fold `cols` (`K × P`) back into one image, accumulating (`x += col2im(cols)`).
-fn col2im<T: Real>(g: &Geom, cols: &[T], x: &mut [T]) {
-    let p = g.p();
-    for c in 0..g.c {
-        let xc = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
+/// The adjoint of [`im2col_row`], accumulating: `x_c[i·sh + u − ph, j·sw + v − pw] += src[i·wo + j]`.
+fn col2im_row<T: Real>(g: &Geom, src: &[T], u: usize, v: usize, xc: &mut [T]) {
+    let (j0, j1) = valid_cols(g, v);
+    if j0 >= j1 {
+        return;
+    }
+    for (i, s) in src.chunks_exact(g.wo).enumerate() {
+        let iy = (i * g.sh + u) as isize - g.ph as isize;
+        if iy < 0 || iy >= g.h as isize {
+            continue;
+        }
+        let dst = &mut xc[iy as usize * g.w..(iy as usize + 1) * g.w];
+        let x0 = j0 * g.sw + v - g.pw;
+        if g.sw == 1 {
+            for (e, &a) in dst[x0..x0 + (j1 - j0)].iter_mut().zip(&s[j0..j1]) {
+                *e += a;
+            }
+        } else {
+            for (e, &a) in dst[x0..].iter_mut().step_by(g.sw).zip(&s[j0..j1]) {
+                *e += a;
+            }
+        }
+    }
+}
+
+/// How a call unfolds images into column matrices: row by row from the image (stride 1 and
+/// outputs at least [`TABLE_MAX_WO`] wide: long contiguous copies), or through a gather table on
+/// a zero-padded copy of the image (strided or narrow outputs: one branch-free loop per row
+/// instead of many short, bounds-checked pieces).
+enum Unfold {
+    Rows,
+    /// `tab[(u·kw + v)·P + i·wo + j] = (i·sh + u)·wp + j·sw + v` into the padded `hp × wp` plane.
+    Table {
+        tab: Vec<u32>,
+        hp: usize,
+        wp: usize,
+    },
+}
+
+/// Narrowest output for which stride-1 unfolding copies rows instead of using a table.
+const TABLE_MAX_WO: usize = 16;
+
+impl Unfold {
+    fn new(g: &Geom) -> Self {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let table_len = g.kh * g.kw * g.p();
+        if (g.sw == 1 && g.wo >= TABLE_MAX_WO) || hp.saturating_mul(wp) > u32::MAX as usize || table_len > 1 << 22 {
+            return Unfold::Rows;
+        }
+        let mut tab = Vec::with_capacity(table_len);
         for u in 0..g.kh {
             for v in 0..g.kw {
-                let row = ((c * g.kh + u) * g.kw + v) * p;
-                let src = &cols[row..row + p];
-                let j0 = if g.pw > v { (g.pw - v).div_ceil(g.sw) } else { 0 };
-                let j1 = if g.w + g.pw > v { ((g.w + g.pw - v - 1) / g.sw + 1).min(g.wo) } else { 0 };
-                if j0 >= j1 {
-                    continue;
-                }
                 for i in 0..g.ho {
-                    let iy = (i * g.sh + u) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let dst = &mut xc[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let s = &src[i * g.wo..(i + 1) * g.wo];
-                    let x0 = j0 * g.sw + v - g.pw;
-                    if g.sw == 1 {
-                        for (e, &a) in dst[x0..x0 + (j1 - j0)].iter_mut().zip(&s[j0..j1]) {
-                            *e += a;
-                        }
-                    } else {
-                        for (k, &a) in s[j0..j1].iter().enumerate() {
-                            dst[x0 + k * g.sw] += a;
-                        }
+                    for j in 0..g.wo {
+                        tab.push(((i * g.sh + u) * wp + j * g.sw + v) as u32);
                     }
                 }
             }
         }
+        Unfold::Table { tab, hp, wp }
     }
+
+    /// Unfold one image `(c, h, w)` into `cols` (`K × P`, row-major).
+    fn im2col<T: Real>(&self, g: &Geom, x: &[T], cols: &mut [T], pad: &mut Scratch<T>) {
+        let (hw, kk, p) = (g.h * g.w, g.kh * g.kw, g.p());
+        let Unfold::Table { tab, hp, wp } = self else {
+            for (r, dst) in cols.chunks_exact_mut(p).enumerate() {
+                let c = r / kk;
+                im2col_row(g, &x[c * hw..(c + 1) * hw], (r % kk) / g.kw, r % g.kw, dst);
+            }
+            return;
+        };
+        let plane = hp * wp;
+        let xp = pad.resized(g.c * plane);
+        for (xc, pc) in x.chunks_exact(hw).zip(xp.chunks_exact_mut(plane)) {
+            for (r, prow) in pc.chunks_exact_mut(*wp).enumerate() {
+                if r < g.ph || r >= g.ph + g.h {
+                    prow.iter_mut().for_each(|e| *e = T::zero());
+                } else {
+                    prow[..g.pw].iter_mut().for_each(|e| *e = T::zero());
+                    prow[g.pw + g.w..].iter_mut().for_each(|e| *e = T::zero());
+                    prow[g.pw..g.pw + g.w].copy_from_slice(&xc[(r - g.ph) * g.w..(r - g.ph + 1) * g.w]);
+                }
+            }
+        }
+        for (pc, cc) in xp.chunks_exact(plane).zip(cols.chunks_exact_mut(kk * p)) {
+            for (t, dst) in tab.chunks_exact(p).zip(cc.chunks_exact_mut(p)) {
+                for (d, &ix) in dst.iter_mut().zip(t) {
+                    *d = pc[ix as usize];
+                }
+            }
+        }
+    }
+
+    /// Fold `cols` (`K × P`) back into one image, overwriting `x`.
+    fn col2im<T: Real>(&self, g: &Geom, cols: &[T], x: &mut [T], pad: &mut Scratch<T>) {
+        let (hw, kk, p) = (g.h * g.w, g.kh * g.kw, g.p());
+        let Unfold::Table { tab, hp, wp } = self else {
+            x.iter_mut().for_each(|e| *e = T::zero());
+            for (r, src) in cols.chunks_exact(p).enumerate() {
+                let c = r / kk;
+                col2im_row(g, src, (r % kk) / g.kw, r % g.kw, &mut x[c * hw..(c + 1) * hw]);
+            }
+            return;
+        };
+        let plane = hp * wp;
+        let xp = pad.zeroed(plane);
+        for (xc, cc) in x.chunks_exact_mut(hw).zip(cols.chunks_exact(kk * p)) {
+            xp.iter_mut().for_each(|e| *e = T::zero());
+            for (t, src) in tab.chunks_exact(p).zip(cc.chunks_exact(p)) {
+                for (&ix, &a) in t.iter().zip(src) {
+                    xp[ix as usize] += a;
+                }
+            }
+            for (r, row) in xc.chunks_exact_mut(g.w).enumerate() {
+                row.copy_from_slice(&xp[(r + g.ph) * wp + g.pw..(r + g.ph) * wp + g.pw + g.w]);
+            }
+        }
+    }
+}
+
+/// Per-thread scratch of the unfolding kernels: the column matrix and the padded image.
+#[derive(Default)]
+struct Bufs<T: Real> {
+    cols: Scratch<T>,
+    pad: Scratch<T>,
 }
 
 /// `y_n (O × P) = W (O × K) · cols_n (K × P)` (+ bias) for every image.
@@ -240,12 +327,13 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
         }
     }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
-    let one_image = |xi: &[T], yi: &mut [T], cols: &mut Vec<T>| -> Result<()> {
+    let unfold = Unfold::new(g);
+    let one_image = |xi: &[T], yi: &mut [T], b: &mut Bufs<T>| -> Result<()> {
         let colsref = if g.is_pointwise() {
             xi
         } else {
-            cols.resize(k * p, T::zero());
-            im2col(g, xi, cols);
+            let cols = b.cols.resized(k * p);
+            unfold.im2col(g, xi, cols, &mut b.pad);
             &cols[..]
         };
         match bias {
@@ -266,11 +354,11 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
         )
     };
     if n >= 2 {
-        y.par_chunks_mut(ol).zip(x.par_chunks(il)).try_for_each_init(Vec::new, |cols, (yi, xi)| one_image(xi, yi, cols))
+        y.par_chunks_mut(ol).zip(x.par_chunks(il)).try_for_each_init(Bufs::default, |b, (yi, xi)| one_image(xi, yi, b))
     } else {
-        let mut cols = Vec::new();
+        let mut b = Bufs::default();
         for (yi, xi) in y.chunks_mut(ol).zip(x.chunks(il)) {
-            one_image(xi, yi, &mut cols)?;
+            one_image(xi, yi, &mut b)?;
         }
         Ok(())
     }
@@ -286,26 +374,26 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
         return Ok(());
     }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
-    let one_image = |dyi: &[T], dxi: &mut [T], cols: &mut Vec<T>| -> Result<()> {
+    let unfold = Unfold::new(g);
+    let one_image = |dyi: &[T], dxi: &mut [T], b: &mut Bufs<T>| -> Result<()> {
         let wt = MatRef::row_major(wmat, g.o, k)?.t();
         let dym = MatRef::row_major(dyi, g.o, p)?;
         if g.is_pointwise() {
             return gemm_view(T::one(), wt, dym, T::zero(), MatMut::row_major(dxi, k, p)?);
         }
-        cols.resize(k * p, T::zero());
+        let cols = b.cols.resized(k * p);
         gemm_view(T::one(), wt, dym, T::zero(), MatMut::row_major(cols, k, p)?)?;
-        dxi.iter_mut().for_each(|e| *e = T::zero());
-        col2im(g, cols, dxi);
+        unfold.col2im(g, cols, dxi, &mut b.pad);
         Ok(())
     };
     if n >= 2 {
         dx.par_chunks_mut(il)
             .zip(dy.par_chunks(ol))
-            .try_for_each_init(Vec::new, |cols, (dxi, dyi)| one_image(dyi, dxi, cols))
+            .try_for_each_init(Bufs::default, |b, (dxi, dyi)| one_image(dyi, dxi, b))
     } else {
-        let mut cols = Vec::new();
+        let mut b = Bufs::default();
         for (dxi, dyi) in dx.chunks_mut(il).zip(dy.chunks(ol)) {
-            one_image(dyi, dxi, &mut cols)?;
+            one_image(dyi, dxi, &mut b)?;
         }
         Ok(())
     }
@@ -327,7 +415,8 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         return Ok(());
     }
     let groups = n.div_ceil(GROUP);
-    let group_work = |gi: usize, cols: &mut Vec<T>| -> Result<Vec<T>> {
+    let unfold = Unfold::new(g);
+    let group_work = |gi: usize, b: &mut Bufs<T>| -> Result<Vec<T>> {
         let mut part = vec![T::zero(); g.o * k];
         for i in gi * GROUP..((gi + 1) * GROUP).min(n) {
             let xi = &x[i * il..(i + 1) * il];
@@ -335,8 +424,8 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
             let colsref = if g.is_pointwise() {
                 xi
             } else {
-                cols.resize(k * p, T::zero());
-                im2col(g, xi, cols);
+                let cols = b.cols.resized(k * p);
+                unfold.im2col(g, xi, cols, &mut b.pad);
                 &cols[..]
             };
             gemm_view(
@@ -350,10 +439,10 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         Ok(part)
     };
     let parts: Vec<Vec<T>> = if groups >= 2 {
-        (0..groups).into_par_iter().map_init(Vec::new, |cols, gi| group_work(gi, cols)).collect::<Result<_>>()?
+        (0..groups).into_par_iter().map_init(Bufs::default, |b, gi| group_work(gi, b)).collect::<Result<_>>()?
     } else {
-        let mut cols = Vec::new();
-        (0..groups).map(|gi| group_work(gi, &mut cols)).collect::<Result<_>>()?
+        let mut b = Bufs::default();
+        (0..groups).map(|gi| group_work(gi, &mut b)).collect::<Result<_>>()?
     };
     dw.iter_mut().for_each(|e| *e = T::zero());
     for part in &parts {
@@ -630,4 +719,102 @@ pub fn conv_transpose2d_backward_weight<T: Real>(
         db[i % g.c] += sum_lanes(plane);
     }
     Ok((dw, db))
+}
+
+/// Both gradients of [`conv_transpose2d`] in one pass: the input gradient (when `need_dx`) and
+/// the weight gradient `(C_in, C_out, kh, kw)`. The two share the unfolding of `dy`, which is
+/// done once per image instead of twice; results are bit-identical to
+/// [`conv_transpose2d_backward_input`] and the weight part of
+/// [`conv_transpose2d_backward_weight`]. (The bias gradient is the per-channel sum of `dy`.)
+///
+/// # Errors
+/// [`LinalgError::ShapeMismatch`] when `x`, `w` and `dy` do not fit together.
+///
+/// # Example
+/// ```
+/// use latent_linalg::{Tensor4, conv::{Conv2dSpec, conv_transpose2d_backward, conv_transpose2d_backward_input}};
+/// let x = Tensor4::<f32>::from_fn([2, 3, 4, 4], |i| (i[1] + i[2] * i[3]) as f32).unwrap();
+/// let w = Tensor4::<f32>::full([3, 2, 4, 4], 0.5).unwrap();
+/// let spec = Conv2dSpec::new(2, 1);
+/// let dy = Tensor4::<f32>::full([2, 2, 8, 8], 1.0).unwrap();
+/// let (dx, dw) = conv_transpose2d_backward(&x, &w, &dy, &spec, (0, 0), true).unwrap();
+/// assert_eq!(dx.unwrap(), conv_transpose2d_backward_input(&dy, &w, (4, 4), &spec, (0, 0)).unwrap());
+/// assert_eq!(dw.shape(), [3, 2, 4, 4]);
+/// ```
+pub fn conv_transpose2d_backward<T: Real>(
+    x: &Tensor4<T>,
+    w: &Tensor4<T>,
+    dy: &Tensor4<T>,
+    spec: &Conv2dSpec,
+    output_padding: (usize, usize),
+    need_dx: bool,
+) -> Result<(Option<Tensor4<T>>, Tensor4<T>)> {
+    let op = "conv_transpose2d_backward";
+    let wshape = w.shape();
+    let g = convt_geom(op, x.shape(), wshape, spec, output_padding)?;
+    let n = x.n();
+    dy.expect_shape(op, [n, g.c, g.h, g.w])?;
+    let mut dw = Tensor4::zeros(wshape)?;
+    if g.direct::<T>().is_some() || g.is_pointwise() || n == 0 {
+        let dx = if need_dx {
+            let mut dx = Tensor4::zeros([n, g.o, g.ho, g.wo])?;
+            fwd_core(&g, n, dy.as_slice(), w.as_slice(), None, dx.as_mut_slice())?;
+            Some(dx)
+        } else {
+            None
+        };
+        bwd_weight_core(&g, n, dy.as_slice(), x.as_slice(), dw.as_mut_slice(), None)?;
+        return Ok((dx, dw));
+    }
+    // conv view: the "image" is dy (il per sample), the "output" is x (ol per sample)
+    let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
+    let (xs, dys, wmat) = (x.as_slice(), dy.as_slice(), w.as_slice());
+    let unfold = Unfold::new(&g);
+    let work = |gi: usize, mut dxg: Option<&mut [T]>, b: &mut Bufs<T>| -> Result<Vec<T>> {
+        let mut part = crate::buffers::zeros(g.o * k);
+        for (j, i) in (gi * GROUP..((gi + 1) * GROUP).min(n)).enumerate() {
+            let cols = b.cols.resized(k * p);
+            unfold.im2col(&g, &dys[i * il..(i + 1) * il], cols, &mut b.pad);
+            gemm_view(
+                T::one(),
+                MatRef::row_major(&xs[i * ol..(i + 1) * ol], g.o, p)?,
+                MatRef::row_major(cols, k, p)?.t(),
+                T::one(),
+                MatMut::row_major(&mut part, g.o, k)?,
+            )?;
+            if let Some(dxg) = dxg.as_deref_mut() {
+                let dxi = &mut dxg[j * ol..(j + 1) * ol];
+                dxi.iter_mut().for_each(|e| *e = T::zero());
+                gemm_view(
+                    T::one(),
+                    MatRef::row_major(wmat, g.o, k)?,
+                    MatRef::row_major(cols, k, p)?,
+                    T::one(),
+                    MatMut::row_major(dxi, g.o, p)?,
+                )?;
+            }
+        }
+        Ok(part)
+    };
+    let mut dx = if need_dx { Some(Tensor4::zeros([n, g.o, g.ho, g.wo])?) } else { None };
+    let parts: Vec<Vec<T>> = match dx.as_mut() {
+        Some(dx) => dx
+            .as_mut_slice()
+            .par_chunks_mut(GROUP * ol)
+            .enumerate()
+            .map_init(Bufs::default, |b, (gi, dxg)| work(gi, Some(dxg), b))
+            .collect::<Result<_>>()?,
+        None => (0..n.div_ceil(GROUP))
+            .into_par_iter()
+            .map_init(Bufs::default, |b, gi| work(gi, None, b))
+            .collect::<Result<_>>()?,
+    };
+    let dws = dw.as_mut_slice();
+    for part in parts {
+        for (a, &b) in dws.iter_mut().zip(&part) {
+            *a += b;
+        }
+        crate::buffers::give(part);
+    }
+    Ok((dx, dw))
 }

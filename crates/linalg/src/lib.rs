@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod buffers;
 pub mod conv;
 mod conv_direct;
 pub mod error;

@@ -5,10 +5,27 @@ use crate::real::Real;
 use serde::{Deserialize, Serialize};
 
 /// A dense 4-D tensor in (N, C, H, W) order (row-major: W varies fastest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Storage comes from and returns to the per-thread buffer cache of [`crate::buffers`], so that
+/// loops allocating the same sizes every step reuse warm memory.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tensor4<T> {
     shape: [usize; 4],
     data: Vec<T>,
+}
+
+impl<T: Clone> Clone for Tensor4<T> {
+    fn clone(&self) -> Self {
+        let mut data = crate::buffers::take_any(self.data.len());
+        data.extend_from_slice(&self.data);
+        Self { shape: self.shape, data }
+    }
+}
+
+impl<T> Drop for Tensor4<T> {
+    fn drop(&mut self) {
+        crate::buffers::give_any(std::mem::take(&mut self.data));
+    }
 }
 
 fn numel(op: &'static str, shape: [usize; 4]) -> Result<usize> {
@@ -25,7 +42,7 @@ impl<T: Real> Tensor4<T> {
     /// [`LinalgError::ShapeMismatch`] when the element count overflows.
     pub fn zeros(shape: [usize; 4]) -> Result<Self> {
         let n = numel("Tensor4::zeros", shape)?;
-        Ok(Self { shape, data: vec![T::zero(); n] })
+        Ok(Self { shape, data: crate::buffers::zeros(n) })
     }
 
     /// A tensor filled with `v`.
@@ -34,7 +51,7 @@ impl<T: Real> Tensor4<T> {
     /// [`LinalgError::ShapeMismatch`] when the element count overflows.
     pub fn full(shape: [usize; 4], v: T) -> Result<Self> {
         let n = numel("Tensor4::full", shape)?;
-        Ok(Self { shape, data: vec![v; n] })
+        Ok(Self { shape, data: crate::buffers::filled(n, v) })
     }
 
     /// Wrap a vector in (N, C, H, W) order.
@@ -58,7 +75,7 @@ impl<T: Real> Tensor4<T> {
     /// [`LinalgError::ShapeMismatch`] when the element count overflows.
     pub fn from_fn(shape: [usize; 4], mut f: impl FnMut([usize; 4]) -> T) -> Result<Self> {
         let n = numel("Tensor4::from_fn", shape)?;
-        let mut data = Vec::with_capacity(n);
+        let mut data = crate::buffers::take(n);
         for a in 0..shape[0] {
             for b in 0..shape[1] {
                 for c in 0..shape[2] {
@@ -108,8 +125,8 @@ impl<T: Real> Tensor4<T> {
         &mut self.data
     }
     /// Give up the storage.
-    pub fn into_vec(self) -> Vec<T> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
     }
     /// Elements of one sample (C·H·W).
     pub fn sample_len(&self) -> usize {
@@ -143,8 +160,8 @@ impl<T: Real> Tensor4<T> {
     ///
     /// # Errors
     /// [`LinalgError::ShapeMismatch`] when the counts differ.
-    pub fn reshape(self, shape: [usize; 4]) -> Result<Self> {
-        Self::from_vec(shape, self.data)
+    pub fn reshape(mut self, shape: [usize; 4]) -> Result<Self> {
+        Self::from_vec(shape, std::mem::take(&mut self.data))
     }
     /// Reject NaN/Inf.
     ///

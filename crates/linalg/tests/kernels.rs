@@ -1,8 +1,8 @@
 //! Conv/pool/upsample/crop kernels: naive references and exact adjoints (<y, Kx> = <Kᵀy, x>).
 
 use latent_linalg::conv::{
-    Conv2dSpec, conv_transpose2d, conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv2d,
-    conv2d_backward_input, conv2d_backward_weight,
+    Conv2dSpec, conv_transpose2d, conv_transpose2d_backward, conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weight, conv2d, conv2d_backward_input, conv2d_backward_weight,
 };
 use latent_linalg::fft::{ConvMode, Fft2, Plane, convolve2d_direct, convolve2d_fft, correlate2d};
 use latent_linalg::pool::*;
@@ -118,6 +118,13 @@ proptest! {
         prop_assert!(close(dot(&g, &t), dot(&dz, &z)));
         let (dw, db) = conv_transpose2d_backward_weight(&z, &g, (ws[2], ws[3]), &spec, op).unwrap();
         prop_assert!(close(dot(&g, &t), dot(&dw, &w)));
+        // the fused backward gives the same bits
+        let (fdx, fdw) = conv_transpose2d_backward(&z, &w, &g, &spec, op, true).unwrap();
+        prop_assert_eq!(fdx.as_ref(), Some(&dz));
+        prop_assert_eq!(&fdw, &dw);
+        let (none, fdw2) = conv_transpose2d_backward(&z, &w, &g, &spec, op, false).unwrap();
+        prop_assert!(none.is_none());
+        prop_assert_eq!(&fdw2, &dw);
         let bias: Vec<f64> = (0..ws[1]).map(|i| 0.3 * i as f64 + 0.1).collect();
         let tb = conv_transpose2d(&z, &w, Some(&bias), &spec, op).unwrap();
         let diff: f64 = tb.as_slice().iter().zip(t.as_slice()).zip(g.as_slice()).map(|((a, b), gg)| (a - b) * gg).sum();
@@ -257,6 +264,29 @@ fn conv_is_bit_identical_on_one_and_two_threads() {
             let dx = conv2d_backward_input(&y, &w, (13, 11), &spec).unwrap();
             let (dw, db) = conv2d_backward_weight(&x, &y, (3, 3), &spec).unwrap();
             (y, dx, dw, db)
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn strided_and_transposed_convs_are_bit_identical_on_one_and_two_threads() {
+    let f32s =
+        |t: Tensor4<f64>| Tensor4::from_vec(t.shape(), t.as_slice().iter().map(|&v| v as f32).collect()).unwrap();
+    let x = f32s(rnd([9, 5, 14, 14], 31));
+    let w = f32s(rnd([6, 5, 3, 3], 32));
+    let wt = f32s(rnd([6, 5, 4, 4], 33));
+    let spec = Conv2dSpec::new(2, 1);
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let y = conv2d(&x, &w, None, &spec).unwrap();
+            let dx = conv2d_backward_input(&y, &w, (14, 14), &spec).unwrap();
+            let (dw, db) = conv2d_backward_weight(&x, &y, (3, 3), &spec).unwrap();
+            // transposed: (9, 6, 7, 7) → (9, 5, 14, 14)
+            let t = conv_transpose2d(&y, &wt, None, &spec, (0, 0)).unwrap();
+            let (tdx, tdw) = conv_transpose2d_backward(&y, &wt, &t, &spec, (0, 0), true).unwrap();
+            (y, dx, dw, db, t, tdx, tdw)
         })
     };
     assert_eq!(run(1), run(2));

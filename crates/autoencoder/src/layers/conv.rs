@@ -5,7 +5,7 @@ use crate::error::{Result, format_err, invalid, shape_err};
 use crate::layer::{Activation, Layer, Mode, Param, ParamKind};
 use crate::layers::{check_tensor, ensure_len, init_uniform};
 use latent_linalg::conv::{
-    Conv2dSpec, conv_transpose2d, conv_transpose2d_backward_input, conv_transpose2d_output_size, conv2d,
+    Conv2dSpec, conv_transpose2d, conv_transpose2d_backward, conv_transpose2d_output_size, conv2d,
     conv2d_backward_input, conv2d_backward_weight,
 };
 use latent_linalg::{Real, Tensor4};
@@ -340,20 +340,15 @@ impl<T: Real> ConvTranspose2d<T> {
         let dz_owned = dz_of(self.activation, y, dy);
         let dz = dz_owned.as_ref().unwrap_or(dy);
         let spec = self.geom.spec();
-        // The weight gradient of a transposed convolution is that of the convolution it is the
-        // adjoint of, with input and output gradient swapped (the same kernel as
-        // `conv_transpose2d_backward_weight`, whose bias reduction is slower than ours).
-        let (dw, _) = conv2d_backward_weight(dz, x, self.geom.kernel, &spec)?;
+        // Both gradients share the unfolding of dz (one pass over the batch).
+        let (dx, dw) = conv_transpose2d_backward(x, &self.weight, dz, &spec, self.geom.output_padding, need_dx)?;
         ensure_len(&mut self.grad_w, self.weight.len());
         add_into(&mut self.grad_w, dw.as_slice());
         if self.bias.is_some() {
             ensure_len(&mut self.grad_b, self.geom.out_channels);
             crate::par::add_channel_sums(dz.as_slice(), self.geom.out_channels, dz.h() * dz.w(), &mut self.grad_b);
         }
-        if !need_dx {
-            return Ok(None);
-        }
-        Ok(Some(conv_transpose2d_backward_input(dz, &self.weight, (x.h(), x.w()), &spec, self.geom.output_padding)?))
+        Ok(dx)
     }
 }
 
