@@ -402,6 +402,55 @@ const PAR_MIN: usize = 1 << 15;
 /// Elements per parallel work item.
 const PAR_CHUNK: usize = 1 << 13;
 
+/// The element-wise Adam/AdamW update with its constants.
+#[derive(Clone, Copy)]
+struct AdamKernel<T> {
+    b1: T,
+    b2: T,
+    c1: T,
+    c2: T,
+    wc: T,
+    shrink: T,
+    step: T,
+    inv_sqrt_bc2: T,
+    e: T,
+}
+
+impl<T: Real> AdamKernel<T> {
+    /// Zipped iterators (no bounds checks), so the loop vectorises. IEEE operations only (no
+    /// fused multiply-add), so every instruction set gives the same bits.
+    #[inline(always)]
+    fn body(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        let AdamKernel { b1, b2, c1, c2, wc, shrink, step, inv_sqrt_bc2, e } = *self;
+        for (((x, &g0), m), v) in params.iter_mut().zip(grad).zip(ms.iter_mut()).zip(vs.iter_mut()) {
+            let g = g0 + wc * *x;
+            *m = b1 * *m + c1 * g;
+            *v = b2 * *v + c2 * g * g;
+            *x = shrink * *x - step * *m / (v.sqrt() * inv_sqrt_bc2 + e);
+        }
+    }
+
+    /// The same loop compiled for AVX-512 (16 lanes of f32 instead of 4).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn body_avx512(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        self.body(params, grad, ms, vs);
+    }
+
+    fn run(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected at run time.
+            unsafe { self.body_avx512(params, grad, ms, vs) };
+            return;
+        }
+        self.body(params, grad, ms, vs);
+    }
+}
+
 fn adam_step<T: Real>(
     op: &'static str,
     beta1: f64,
@@ -431,14 +480,8 @@ fn adam_step<T: Real>(
     let (wc, shrink) = (T::lit(coupled), T::one() - lr * T::lit(decoupled));
     // zipped iterators (no bounds checks), so the loop vectorises; element-wise, so splitting it
     // across threads gives the same bits (the update is memory-bound: large tensors go parallel)
-    let kernel = |params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]| {
-        for (((x, &g0), m), v) in params.iter_mut().zip(grad).zip(ms.iter_mut()).zip(vs.iter_mut()) {
-            let g = g0 + wc * *x;
-            *m = b1 * *m + c1 * g;
-            *v = b2 * *v + c2 * g * g;
-            *x = shrink * *x - step * *m / (v.sqrt() * inv_sqrt_bc2 + e);
-        }
-    };
+    let k = AdamKernel { b1, b2, c1, c2, wc, shrink, step, inv_sqrt_bc2, e };
+    let kernel = |params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]| k.run(params, grad, ms, vs);
     if n >= PAR_MIN && rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
         use rayon::prelude::*;
         params
@@ -582,5 +625,36 @@ mod tests {
         let mut st = Optimizer::<f64>::init_state(&adam, 1);
         adam.step(&mut y, &[0.0], &mut st, 0.1).unwrap();
         assert!((y[0] - 1.9).abs() < 1e-6, "{}", y[0]);
+    }
+
+    #[test]
+    fn adam_kernel_gives_the_same_bits_on_every_instruction_set() {
+        let k = AdamKernel::<f32> {
+            b1: 0.9,
+            b2: 0.999,
+            c1: 0.1,
+            c2: 0.001,
+            wc: 0.01,
+            shrink: 0.9999,
+            step: 1e-3,
+            inv_sqrt_bc2: 3.1,
+            e: 1e-8,
+        };
+        let n = 1037;
+        let f = |i: usize, a: f32| ((i * 37 % 101) as f32 - 50.0) * a;
+        let (g, m0, v0, x0): (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) = (
+            (0..n).map(|i| f(i, 0.013)).collect(),
+            (0..n).map(|i| f(i, 0.002)).collect(),
+            (0..n).map(|i| f(i, 0.0007).abs()).collect(),
+            (0..n).map(|i| f(i, 0.05)).collect(),
+        );
+        let (mut xa, mut ma, mut va) = (x0.clone(), m0.clone(), v0.clone());
+        k.body(&mut xa, &g, &mut ma, &mut va);
+        let (mut xb, mut mb, mut vb) = (x0, m0, v0);
+        k.run(&mut xb, &g, &mut mb, &mut vb);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&xa), bits(&xb));
+        assert_eq!(bits(&ma), bits(&mb));
+        assert_eq!(bits(&va), bits(&vb));
     }
 }
