@@ -291,7 +291,7 @@ pub fn concat_channels<T: Real>(a: &Tensor4<T>, b: &Tensor4<T>) -> Result<Tensor
             format!("{:?} and {:?} differ outside the channel axis", a.shape(), b.shape()),
         ));
     }
-    let mut y = Vec::with_capacity(a.len() + b.len());
+    let mut y = crate::buffers::take(a.len() + b.len());
     for i in 0..n {
         y.extend_from_slice(a.sample(i).unwrap_or(&[]));
         y.extend_from_slice(b.sample(i).unwrap_or(&[]));
@@ -309,8 +309,8 @@ pub fn split_channels<T: Real>(y: &Tensor4<T>, ca: usize) -> Result<(Tensor4<T>,
         return Err(mismatch("split_channels", format!("cannot take {ca} channels from {:?}", y.shape())));
     }
     let (la, lb) = (ca * h * w, (c - ca) * h * w);
-    let mut a = Vec::with_capacity(n * la);
-    let mut b = Vec::with_capacity(n * lb);
+    let mut a = crate::buffers::take(n * la);
+    let mut b = crate::buffers::take(n * lb);
     for s in y.as_slice().chunks((la + lb).max(1)).take(n) {
         a.extend_from_slice(&s[..la]);
         b.extend_from_slice(&s[la..]);
@@ -336,7 +336,7 @@ fn crop_offsets(op: &'static str, h: usize, w: usize, ho: usize, wo: usize) -> R
 pub fn center_crop<T: Real>(x: &Tensor4<T>, out: (usize, usize)) -> Result<Tensor4<T>> {
     let [n, c, h, w] = x.shape();
     let (oy, ox) = crop_offsets("center_crop", h, w, out.0, out.1)?;
-    let mut y = Vec::with_capacity(n * c * out.0 * out.1);
+    let mut y = crate::buffers::take(n * c * out.0 * out.1);
     for p in x.as_slice().chunks((h * w).max(1)).take(n * c) {
         for i in 0..out.0 {
             y.extend_from_slice(&p[(oy + i) * w + ox..(oy + i) * w + ox + out.1]);
