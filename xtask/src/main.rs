@@ -30,6 +30,11 @@ tasks:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The main thread is one of the pool's threads: training loops take part in their own
+    // parallel loops instead of waiting beside the workers (see `init_threads`).
+    if let Err(e) = latent_linalg::product::init_threads(None) {
+        eprintln!("xtask: {e}");
+    }
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("reproduce-figures") => figures::run(&args[1..]),

@@ -12,7 +12,7 @@
 use crate::buffers::Scratch;
 use crate::conv_direct::{self, Direct};
 use crate::error::{LinalgError, Result, mismatch};
-use crate::product::{MatMut, MatRef, gemm_view};
+use crate::product::{MatMut, MatRef, gemm_view, serial};
 use crate::real::Real;
 use crate::tensor::Tensor4;
 use rayon::prelude::*;
@@ -354,7 +354,9 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
         )
     };
     if n >= 2 {
-        y.par_chunks_mut(ol).zip(x.par_chunks(il)).try_for_each_init(Bufs::default, |b, (yi, xi)| one_image(xi, yi, b))
+        y.par_chunks_mut(ol)
+            .zip(x.par_chunks(il))
+            .try_for_each_init(Bufs::default, |b, (yi, xi)| serial(|| one_image(xi, yi, b)))
     } else {
         let mut b = Bufs::default();
         for (yi, xi) in y.chunks_mut(ol).zip(x.chunks(il)) {
@@ -389,7 +391,7 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
     if n >= 2 {
         dx.par_chunks_mut(il)
             .zip(dy.par_chunks(ol))
-            .try_for_each_init(Bufs::default, |b, (dxi, dyi)| one_image(dyi, dxi, b))
+            .try_for_each_init(Bufs::default, |b, (dxi, dyi)| serial(|| one_image(dyi, dxi, b)))
     } else {
         let mut b = Bufs::default();
         for (dxi, dyi) in dx.chunks_mut(il).zip(dy.chunks(ol)) {
@@ -439,7 +441,10 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         Ok(part)
     };
     let parts: Vec<Vec<T>> = if groups >= 2 {
-        (0..groups).into_par_iter().map_init(Bufs::default, |b, gi| group_work(gi, b)).collect::<Result<_>>()?
+        (0..groups)
+            .into_par_iter()
+            .map_init(Bufs::default, |b, gi| serial(|| group_work(gi, b)))
+            .collect::<Result<_>>()?
     } else {
         let mut b = Bufs::default();
         (0..groups).map(|gi| group_work(gi, &mut b)).collect::<Result<_>>()?
@@ -802,11 +807,11 @@ pub fn conv_transpose2d_backward<T: Real>(
             .as_mut_slice()
             .par_chunks_mut(GROUP * ol)
             .enumerate()
-            .map_init(Bufs::default, |b, (gi, dxg)| work(gi, Some(dxg), b))
+            .map_init(Bufs::default, |b, (gi, dxg)| serial(|| work(gi, Some(dxg), b)))
             .collect::<Result<_>>()?,
         None => (0..n.div_ceil(GROUP))
             .into_par_iter()
-            .map_init(Bufs::default, |b, gi| work(gi, None, b))
+            .map_init(Bufs::default, |b, gi| serial(|| work(gi, None, b)))
             .collect::<Result<_>>()?,
     };
     let dws = dw.as_mut_slice();

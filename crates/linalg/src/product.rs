@@ -3,8 +3,8 @@
 //!
 //! Every product computes `C ← α·op(A)·op(B) + β·C`. Behind it sits the `gemm` crate (runtime CPU
 //! feature detection, AVX2/FMA/AVX-512 micro-kernels) sharing the global rayon pool; small
-//! products and products issued from inside a rayon task stay sequential so that nested
-//! parallel code does not oversubscribe the cores. With `β = 0`, `C` is overwritten and any NaN
+//! products and products issued inside a [`serial`] section (the per-item work of a parallel
+//! loop) stay sequential so that nested parallel code does not oversubscribe the cores. With `β = 0`, `C` is overwritten and any NaN
 //! it held is ignored (BLAS semantics). Empty operands are valid (a product with inner
 //! dimension 0 is `β·C`), as in NumPy.
 
@@ -24,6 +24,59 @@ pub enum Trans {
 
 /// Products with fewer multiply–adds than this run on one thread.
 pub const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
+
+thread_local! {
+    static SERIAL_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Run `f` as the per-item work of a parallel loop: products (and other kernels that ask
+/// [`in_serial_section`]) inside it stay on the calling thread. Results do not depend on it;
+/// only how the work is split does.
+///
+/// # Example
+/// ```
+/// use latent_linalg::product::{in_serial_section, serial};
+/// assert!(!in_serial_section());
+/// assert!(serial(in_serial_section));
+/// ```
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            SERIAL_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    SERIAL_DEPTH.with(|d| d.set(d.get() + 1));
+    let _guard = Guard;
+    f()
+}
+
+/// Whether the calling thread is inside a [`serial`] section (then it should not split its work
+/// across threads).
+pub fn in_serial_section() -> bool {
+    SERIAL_DEPTH.with(std::cell::Cell::get) > 0
+}
+
+/// Make the calling thread one of the `threads` threads of the global rayon pool (default: the
+/// `RAYON_NUM_THREADS` environment variable, else every core), so that a training loop running on
+/// it takes part in its own parallel loops instead of waiting for them: with 2 cores, 2 threads
+/// in all rather than 2 workers plus a waiting caller. Call it once, early in `main`, before
+/// anything else uses rayon.
+///
+/// # Errors
+/// [`LinalgError::InvalidParameter`] when the global pool already exists.
+pub fn init_threads(threads: Option<usize>) -> Result<()> {
+    let mut b = rayon::ThreadPoolBuilder::new().use_current_thread();
+    if let Some(t) = threads {
+        b = b.num_threads(t);
+    }
+    b.build_global().map_err(|e| LinalgError::InvalidParameter {
+        op: "init_threads",
+        name: "global pool",
+        value: e.to_string(),
+        reason: "must be called before rayon is first used",
+    })
+}
 
 /// A read-only strided matrix view over a slice: element `(i, j)` is at `i·rs + j·cs`.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +205,7 @@ impl<'a, T: Copy> MatMut<'a, T> {
 fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();
-    if work < PARALLEL_THRESHOLD || threads < 2 || rayon::current_thread_index().is_some() {
+    if work < PARALLEL_THRESHOLD || threads < 2 || in_serial_section() {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(threads)
@@ -319,7 +372,7 @@ pub fn gemm_batched<T: Real>(
     }
     c.par_iter_mut()
         .zip(a.par_iter().zip(b.par_iter()))
-        .try_for_each(|(ci, (ai, bi))| gemm(alpha, ai, ta, bi, tb, beta, ci))
+        .try_for_each(|(ci, (ai, bi))| serial(|| gemm(alpha, ai, ta, bi, tb, beta, ci)))
 }
 
 /// Reject NaN and infinities in a slice, naming the operation and operand.

@@ -482,7 +482,7 @@ fn adam_step<T: Real>(
     // across threads gives the same bits (the update is memory-bound: large tensors go parallel)
     let k = AdamKernel { b1, b2, c1, c2, wc, shrink, step, inv_sqrt_bc2, e };
     let kernel = |params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]| k.run(params, grad, ms, vs);
-    if n >= PAR_MIN && rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
+    if n >= PAR_MIN && rayon::current_num_threads() > 1 && !latent_linalg::product::in_serial_section() {
         use rayon::prelude::*;
         params
             .par_chunks_mut(PAR_CHUNK)

@@ -182,16 +182,18 @@ pub fn conv3x3<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, pad:
     };
     y.as_mut_slice().par_chunks_mut(GROUP * ol).zip(x.as_slice().par_chunks(GROUP * il)).try_for_each(
         |(yg, xg)| -> Result<()> {
-            let (mut xp, mut yp) = (take_buf::<T>(), take_buf::<T>());
-            let mut result = Ok(());
-            for (yi, xi) in yg.chunks_mut(ol).zip(xg.chunks(il)) {
-                result = one_image(xi, yi, &mut xp, &mut yp);
-                if result.is_err() {
-                    break;
+            latent_linalg::product::serial(|| {
+                let (mut xp, mut yp) = (take_buf::<T>(), take_buf::<T>());
+                let mut result = Ok(());
+                for (yi, xi) in yg.chunks_mut(ol).zip(xg.chunks(il)) {
+                    result = one_image(xi, yi, &mut xp, &mut yp);
+                    if result.is_err() {
+                        break;
+                    }
                 }
-            }
-            give_bufs([xp, yp]);
-            result
+                give_bufs([xp, yp]);
+                result
+            })
         },
     )?;
     Ok(y)
@@ -302,13 +304,13 @@ pub fn conv3x3_backward<T: Real>(
             .par_chunks_mut(GROUP * il)
             .zip(x.as_slice().par_chunks(GROUP * il))
             .zip(dz.as_slice().par_chunks(GROUP * ol))
-            .map(|((dxg, xg), dzg)| group(xg, dzg, Some(dxg)))
+            .map(|((dxg, xg), dzg)| latent_linalg::product::serial(|| group(xg, dzg, Some(dxg))))
             .collect::<Result<_>>()?,
         None => x
             .as_slice()
             .par_chunks(GROUP * il)
             .zip(dz.as_slice().par_chunks(GROUP * ol))
-            .map(|(xg, dzg)| group(xg, dzg, None))
+            .map(|(xg, dzg)| latent_linalg::product::serial(|| group(xg, dzg, None)))
             .collect::<Result<_>>()?,
     };
     let (mut gw, mut gb) = (vec![T::zero(); wl], vec![T::zero(); d.o]);
