@@ -7,6 +7,8 @@
 mod bench_ae;
 
 fn main() -> Result<(), String> {
+    // the main thread takes part in the parallel loops (see latent_linalg::product::init_threads)
+    latent_linalg::product::init_threads(None).map_err(|e| e.to_string())?;
     let dir = std::env::args()
         .nth(1)
         .map(std::path::PathBuf::from)

@@ -8,6 +8,7 @@ use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::{LrSchedule, TrainParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    latent_linalg::product::init_threads(None)?; // the main thread trains on one of the pool's threads
     let m = latent_datasets::Mnist::from_dir(latent_datasets::data_dir().join("mnist-10k-10k"))?;
     let all = |n: usize| (0..n).collect::<Vec<usize>>();
     let x = m.train.to_tensor4::<f32>(&all(m.train.len()))?;

@@ -10,6 +10,8 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 fn main() -> Result<(), latent_unet::UnetError> {
+    // the main thread takes part in the parallel loops (see latent_linalg::product::init_threads)
+    latent_linalg::product::init_threads(None)?;
     let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let mut net = UNet::<f32>::new(&UnetParams::new().depth(3).base_channels(16).classes(2).check()?)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
