@@ -39,7 +39,7 @@ impl<T: Real> Tensor4<T> {
     /// A tensor of zeros.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when the element count overflows.
     pub fn zeros(shape: [usize; 4]) -> Result<Self> {
         let n = numel("Tensor4::zeros", shape)?;
         Ok(Self { shape, data: crate::buffers::zeros(n) })
@@ -48,7 +48,7 @@ impl<T: Real> Tensor4<T> {
     /// A tensor filled with `v`.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when the element count overflows.
     pub fn full(shape: [usize; 4], v: T) -> Result<Self> {
         let n = numel("Tensor4::full", shape)?;
         Ok(Self { shape, data: crate::buffers::filled(n, v) })
@@ -57,7 +57,7 @@ impl<T: Real> Tensor4<T> {
     /// Wrap a vector in (N, C, H, W) order.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when `data.len()` is not the product of `shape`.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when `data.len()` is not the product of `shape`.
     pub fn from_vec(shape: [usize; 4], data: Vec<T>) -> Result<Self> {
         let n = numel("Tensor4::from_vec", shape)?;
         if n != data.len() {
@@ -72,7 +72,7 @@ impl<T: Real> Tensor4<T> {
     /// Build from a function of the index.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when the element count overflows.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when the element count overflows.
     pub fn from_fn(shape: [usize; 4], mut f: impl FnMut([usize; 4]) -> T) -> Result<Self> {
         let n = numel("Tensor4::from_fn", shape)?;
         let mut data = crate::buffers::take(n);
@@ -159,14 +159,14 @@ impl<T: Real> Tensor4<T> {
     /// Same data, new shape with the same element count.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] when the counts differ.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when the counts differ.
     pub fn reshape(mut self, shape: [usize; 4]) -> Result<Self> {
         Self::from_vec(shape, std::mem::take(&mut self.data))
     }
     /// Reject NaN/Inf.
     ///
     /// # Errors
-    /// [`LinalgError::NonFinite`] naming the operation and the first bad index.
+    /// [`LinalgError::NonFinite`](crate::LinalgError::NonFinite) naming the operation and the first bad index.
     pub fn check_finite(&self, op: &'static str, what: &'static str) -> Result<()> {
         crate::product::check_finite(op, what, &self.data)
     }
@@ -177,7 +177,7 @@ impl<T: Real> Tensor4<T> {
     /// Error unless `self` has exactly `shape`.
     ///
     /// # Errors
-    /// [`LinalgError::ShapeMismatch`] naming `op` and both shapes.
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) naming `op` and both shapes.
     pub fn expect_shape(&self, op: &'static str, shape: [usize; 4]) -> Result<()> {
         if self.shape != shape {
             return Err(mismatch(op, format!("expected shape {shape:?}, got {:?}", self.shape)));
