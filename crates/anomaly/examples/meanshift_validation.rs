@@ -25,15 +25,14 @@
 //! others blur, rescale contrast or flatten), and adding it to the error map does not help on
 //! average (grass gains up to 0.007, brick and gravel lose more), so F11 does not use it.
 
+mod common;
+
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::{Detector, DetectorParams, MapParams, Result, auroc};
 use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel};
-use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
+use latent_datasets::anomaly::TEXTURES;
 use latent_linalg::Tensor4;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-const CROP: usize = 64;
 const TILE: usize = 32;
 const DRAWS: u64 = 3;
 
@@ -58,26 +57,8 @@ fn main() -> Result<()> {
         None => rows.push((label, vec![a])),
     };
     for (ci, &name) in TEXTURES.iter().enumerate() {
-        let seed = 100 * ci as u64;
-        let cfg =
-            AnomalyConfig { crop: CROP, n_train: 100, n_test_good: 1, n_test_per_defect: 1, ..Default::default() };
-        let set = generate_anomaly_set(&load_texture(name)?, name, &cfg, seed)?;
-        let n = set.train.len();
-        let n_fit = n - n / 5;
-        let data: Vec<f32> = set.train.iter().flat_map(|g| g.data.iter().copied()).collect();
-        let d = CROP * CROP;
-        let held = Tensor4::from_vec([n - n_fit, 1, CROP, CROP], data[n_fit * d..].to_vec())?;
-        let nh = held.n();
-        let mut cor = Vec::new();
-        let mut changed: Vec<bool> = Vec::new();
-        for k in 0..DRAWS {
-            let mut c = held.clone();
-            let mut rng = ChaCha8Rng::seed_from_u64(seed + 4 + 1000 * k);
-            noise.corrupt_images(c.as_mut_slice(), held.shape(), None, &mut rng);
-            changed.extend(held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b));
-            cor.extend_from_slice(c.as_slice());
-        }
-        let cor = Tensor4::from_vec([nh * DRAWS as usize, 1, CROP, CROP], cor)?;
+        let (seed, _, held) = common::texture_split(ci)?;
+        let (cor, changed) = common::corrupted_draws(&held, &noise, seed, DRAWS)?;
         let model = Autoencoder::<f32>::load(std::path::Path::new(&cache).join(format!("{name}_round1.bin")))?;
         let det = Detector::new(&model, DetectorParams::new().map(MapParams::new()).tiles(TILE, TILE, 8).check()?);
         let err_map = |x: &Tensor4<f32>| -> Result<Tensor4<f64>> {

@@ -18,16 +18,15 @@
 //! training, more context and width, scored on three corruption draws instead of one — is
 //! `restoring_variants.rs`, which holds the architecture F11 now uses.
 
+mod common;
+
 use latent_anomaly::{
     Detector, DetectorParams, MapParams, Result, corrupted_pixel_auroc, random_crops, restoration_check,
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::{Activation, BlobNoise, NoiseModel};
-use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
-use latent_linalg::Tensor4;
+use latent_datasets::anomaly::TEXTURES;
 use std::time::Instant;
-
-const CROP: usize = 64;
 
 /// A candidate: name, encoder stages (channels, kernel, stride, padding), epochs, training crops,
 /// tile side (training crops and detector tiles).
@@ -60,16 +59,7 @@ fn main() -> Result<()> {
     let mut det_means = vec![[0.0; SIGMAS.len()]; CANDIDATES.len()];
     for (ci, &name) in TEXTURES.iter().enumerate() {
         // the F11 data: seed 100·category (F11's default base seed is 0), 100 training crops, the last 20 % held out
-        let seed = 100 * ci as u64;
-        let cfg =
-            AnomalyConfig { crop: CROP, n_train: 100, n_test_good: 1, n_test_per_defect: 1, ..Default::default() };
-        let set = generate_anomaly_set(&load_texture(name)?, name, &cfg, seed)?;
-        let n = set.train.len();
-        let n_fit = n - n / 5;
-        let data: Vec<f32> = set.train.iter().flat_map(|g| g.data.iter().copied()).collect();
-        let d = CROP * CROP;
-        let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], data[..n_fit * d].to_vec())?;
-        let held = Tensor4::from_vec([n - n_fit, 1, CROP, CROP], data[n_fit * d..].to_vec())?;
+        let (seed, fit, held) = common::texture_split(ci)?;
         for &k in &run {
             let (label, stages, epochs, crops, tile) = CANDIDATES[k];
             let held_crops = random_crops(&held, tile, tile, 400, seed + 2)?;

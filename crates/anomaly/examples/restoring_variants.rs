@@ -54,18 +54,18 @@
 //! 32@8² with 5×5 kernels, mirrored decoder, 50 epochs) with the map smoothing kept at σ = 1 — the
 //! same for every texture. Training it took 250–320 s per texture on one busy core.
 
+mod common;
+
+use common::CROP;
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::{Detector, DetectorParams, MapParams, NormalizerParams, Result, Side, auroc, random_crops};
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::{Activation, Autoencoder, BlobNoise, NoiseModel, Reconstructor, Result as AeResult};
-use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
+use latent_datasets::anomaly::TEXTURES;
 use latent_linalg::Tensor4;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 use std::time::Instant;
 
-const CROP: usize = 64;
 const TILE: usize = 32;
 const DRAWS: u64 = 3;
 
@@ -206,28 +206,11 @@ fn main() -> Result<()> {
     let want = |v: &str| args.is_empty() || args.iter().any(|a| a == v);
     let mut table = Table::default();
     for (ci, &name) in TEXTURES.iter().enumerate() {
-        let seed = 100 * ci as u64;
-        let cfg =
-            AnomalyConfig { crop: CROP, n_train: 100, n_test_good: 1, n_test_per_defect: 1, ..Default::default() };
-        let set = generate_anomaly_set(&load_texture(name)?, name, &cfg, seed)?;
-        let n = set.train.len();
-        let n_fit = n - n / 5;
-        let data: Vec<f32> = set.train.iter().flat_map(|g| g.data.iter().copied()).collect();
-        let d = CROP * CROP;
-        let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], data[..n_fit * d].to_vec())?;
-        let held = Tensor4::from_vec([n - n_fit, 1, CROP, CROP], data[n_fit * d..].to_vec())?;
+        let (seed, fit, held) = common::texture_split(ci)?;
         let nh = held.n();
+        let d = CROP * CROP;
         // three corrupted draws of the held-out normal images, and which pixels changed
-        let mut cor = Vec::new();
-        let mut changed: Vec<bool> = Vec::new();
-        for k in 0..DRAWS {
-            let mut c = held.clone();
-            let mut rng = ChaCha8Rng::seed_from_u64(seed + 4 + 1000 * k);
-            noise.corrupt_images(c.as_mut_slice(), held.shape(), None, &mut rng);
-            changed.extend(held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b));
-            cor.extend_from_slice(c.as_slice());
-        }
-        let cor = Tensor4::from_vec([nh * DRAWS as usize, 1, CROP, CROP], cor)?;
+        let (cor, changed) = common::corrupted_draws(&held, &noise, seed, DRAWS)?;
         let tiles = |stride| DetectorParams::new().map(MapParams::new()).tiles(TILE, TILE, stride).check();
         // score a reconstruction of the corrupted images under the maps (all maps or G₁∗e² only)
         let score = |table: &mut Table, label: &str, rec: &Tensor4<f32>, all_maps: bool| -> Result<()> {
