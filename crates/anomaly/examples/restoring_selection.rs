@@ -20,11 +20,12 @@
 
 mod common;
 
+use latent_anomaly::restore::restoring_ae_params;
+
 use latent_anomaly::{
     Detector, DetectorParams, MapParams, Result, corrupted_pixel_auroc, random_crops, restoration_check,
 };
-use latent_autoencoder::models::{ConvAeParams, ConvStage};
-use latent_autoencoder::{Activation, BlobNoise, NoiseModel};
+use latent_autoencoder::{BlobNoise, NoiseModel};
 use latent_datasets::anomaly::TEXTURES;
 use std::time::Instant;
 
@@ -65,20 +66,7 @@ fn main() -> Result<()> {
             let held_crops = random_crops(&held, tile, tile, 400, seed + 2)?;
             let t = Instant::now();
             let train = random_crops(&fit, tile, tile, crops, seed + 1)?;
-            let mut p = ConvAeParams::new([1, tile, tile]);
-            for &(c, k, s, pad) in stages {
-                p = p.encoder_stage(ConvStage::new(c, k, s, pad));
-            }
-            let p = p
-                .hidden_activation(Activation::LeakyRelu(0.2))
-                .code_activation(Activation::Identity)
-                .epochs(epochs)
-                .batch_size(32)
-                .lr(2e-3)
-                .seed(seed)
-                .progress(false)
-                .denoising(noise)
-                .check()?;
+            let p = restoring_ae_params(tile, stages, epochs, seed, noise).check()?;
             let model = p.fit(&train)?.model;
             let c = restoration_check(&model, &held_crops, &noise, seed + 3)?;
             means[k] += c.changed_auroc / TEXTURES.len() as f64;

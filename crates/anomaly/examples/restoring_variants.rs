@@ -58,9 +58,9 @@ mod common;
 
 use common::CROP;
 use latent_anomaly::filter::gaussian_blur;
+use latent_anomaly::restore::restoring_ae_params;
 use latent_anomaly::{Detector, DetectorParams, MapParams, NormalizerParams, Result, Side, auroc, random_crops};
-use latent_autoencoder::models::{ConvAeParams, ConvStage};
-use latent_autoencoder::{Activation, Autoencoder, BlobNoise, NoiseModel, Reconstructor, Result as AeResult};
+use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel, Reconstructor, Result as AeResult};
 use latent_datasets::anomaly::TEXTURES;
 use latent_linalg::Tensor4;
 use std::path::PathBuf;
@@ -144,19 +144,7 @@ fn train(
     }
     let t = Instant::now();
     let crops = random_crops(fit, TILE, TILE, 4000, crop_seed)?;
-    let mut p = ConvAeParams::new([1, TILE, TILE]);
-    for &(c, k, s, pad) in stages {
-        p = p.encoder_stage(ConvStage::new(c, k, s, pad));
-    }
-    let m = p
-        .hidden_activation(Activation::LeakyRelu(0.2))
-        .code_activation(Activation::Identity)
-        .epochs(epochs)
-        .batch_size(32)
-        .lr(2e-3)
-        .seed(seed)
-        .progress(false)
-        .denoising(NoiseModel::Blobs(BlobNoise::default()))
+    let m = restoring_ae_params(TILE, stages, epochs, seed, NoiseModel::Blobs(BlobNoise::default()))
         .check()?
         .fit(&crops)?
         .model;

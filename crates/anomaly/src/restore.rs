@@ -16,10 +16,53 @@
 
 use crate::error::{AnomalyError, Result, check_finite, invalid};
 use crate::metrics::auroc;
-use latent_autoencoder::{NoiseModel, Reconstructor};
+use latent_autoencoder::models::{ConvAeParams, ConvStage};
+use latent_autoencoder::{Activation, NoiseModel, Reconstructor};
 use latent_linalg::{Real, Tensor4};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+/// The restoring-autoencoder recipe of F11 and its selection examples, as an unchecked builder:
+/// a convolutional autoencoder on `1 × tile × tile` crops with the given encoder stages
+/// `(channels, kernel, stride, padding)` and a mirrored decoder, leaky ReLU (0.2) hidden units, a
+/// linear code, sigmoid output, MSE, Adam lr 2e-3, batch 32, `epochs` epochs, seeded, no progress
+/// bar, trained to return the clean crop of a crop corrupted by `noise`.
+///
+/// | parameter | meaning | range |
+/// |---|---|---|
+/// | `tile` | crop side | ≥ 1 (checked by `check`) |
+/// | `stages` | encoder stages | ≥ 1 stage |
+/// | `epochs` | training epochs | ≥ 1 |
+/// | `seed` | initialisation and shuffling seed | any |
+/// | `noise` | the corruption (F11: `NoiseModel::Blobs(BlobNoise::default())`) | any |
+///
+/// # Example
+/// ```
+/// use latent_anomaly::restore::restoring_ae_params;
+/// use latent_autoencoder::{BlobNoise, NoiseModel};
+/// let p = restoring_ae_params(16, &[(4, 4, 2, 1)], 1, 0, NoiseModel::Blobs(BlobNoise::default()));
+/// assert!(p.check().is_ok());
+/// ```
+pub fn restoring_ae_params(
+    tile: usize,
+    stages: &[(usize, usize, usize, usize)],
+    epochs: usize,
+    seed: u64,
+    noise: NoiseModel,
+) -> ConvAeParams {
+    let mut p = ConvAeParams::new([1, tile, tile]);
+    for &(c, k, s, pad) in stages {
+        p = p.encoder_stage(ConvStage::new(c, k, s, pad));
+    }
+    p.hidden_activation(Activation::LeakyRelu(0.2))
+        .code_activation(Activation::Identity)
+        .epochs(epochs)
+        .batch_size(32)
+        .lr(2e-3)
+        .seed(seed)
+        .progress(false)
+        .denoising(noise)
+}
 
 /// How a reconstructor does on corrupted held-out normal images (all means over every element).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -164,18 +164,7 @@ const RESTORING_STAGES: [(usize, usize, usize, usize); 4] =
 /// at 8² 0.753, two 0.748, two 5×5 stages 0.760, wider and deeper with 3×3 stages 0.764, and
 /// this one (wider, deeper, 5×5 stages) 0.773 at σ = 1 (σ = 2: 0.749; raw map 0.771), the best.
 fn restoring_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::train::Checked<ConvAeParams>, String> {
-    let mut p = ConvAeParams::new([1, TILE, TILE]);
-    for (c, k, s, pad) in RESTORING_STAGES {
-        p = p.encoder_stage(ConvStage::new(c, k, s, pad));
-    }
-    p.hidden_activation(Activation::LeakyRelu(0.2))
-        .code_activation(Activation::Identity)
-        .epochs(epochs)
-        .batch_size(32)
-        .lr(2e-3)
-        .seed(seed)
-        .progress(false)
-        .denoising(restoring_noise())
+    latent_anomaly::restore::restoring_ae_params(TILE, &RESTORING_STAGES, epochs, seed, restoring_noise())
         .check()
         .map_err(err)
 }
