@@ -122,14 +122,7 @@ pub fn restoration_check<T: Real, R: Reconstructor<T>>(
     noise: &NoiseModel,
     seed: u64,
 ) -> Result<RestorationCheck> {
-    if clean.is_empty() {
-        return Err(AnomalyError::Empty { what: "held-out normal images" });
-    }
-    check_finite("held-out normal images", clean.as_slice())?;
-    noise.check().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
-    let mut corrupted = clean.clone();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    noise.corrupt_images(corrupted.as_mut_slice(), clean.shape(), None, &mut rng);
+    let corrupted = corrupt_checked(clean, noise, seed)?;
     let restored = model.reconstruct(&corrupted)?;
     if restored.shape() != clean.shape() {
         return Err(crate::error::shape_err("restoration_check", clean.shape(), restored.shape()));
@@ -206,14 +199,8 @@ pub fn corrupted_pixel_auroc<T: Real, R: Reconstructor<T>>(
     noise: &NoiseModel,
     seed: u64,
 ) -> Result<f64> {
-    if clean.is_empty() {
-        return Err(AnomalyError::Empty { what: "held-out normal images" });
-    }
-    check_finite("held-out normal images", clean.as_slice())?;
-    noise.check().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
     let [n, c, h, w] = clean.shape();
-    let mut corrupted = clean.clone();
-    noise.corrupt_images(corrupted.as_mut_slice(), clean.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed));
+    let corrupted = corrupt_checked(clean, noise, seed)?;
     let maps = detector.anomaly_maps(&corrupted)?;
     if maps.shape() != [n, 1, h, w] {
         return Err(crate::error::shape_err("corrupted_pixel_auroc", [n, 1, h, w], maps.shape()));
@@ -227,4 +214,17 @@ pub fn corrupted_pixel_auroc<T: Real, R: Reconstructor<T>>(
         })
         .collect();
     auroc(maps.as_slice(), &changed)
+}
+
+/// Validate held-out normal images and a noise model, and corrupt a copy of the images with
+/// `noise` seeded by `seed` (shared by [`restoration_check`] and [`corrupted_pixel_auroc`]).
+fn corrupt_checked<T: Real>(clean: &Tensor4<T>, noise: &NoiseModel, seed: u64) -> Result<Tensor4<T>> {
+    if clean.is_empty() {
+        return Err(AnomalyError::Empty { what: "held-out normal images" });
+    }
+    check_finite("held-out normal images", clean.as_slice())?;
+    noise.check().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
+    let mut corrupted = clean.clone();
+    noise.corrupt_images(corrupted.as_mut_slice(), clean.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed));
+    Ok(corrupted)
 }

@@ -214,17 +214,17 @@ impl<T: Real> Scratch<T> {
         &mut self.0
     }
     /// The vector resized to `n` elements, for a caller that overwrites all of them: elements
-    /// kept from earlier use hold stale values, new ones are zero.
+    /// kept from earlier use may hold stale values, new ones are zero.
     pub fn resized(&mut self, n: usize) -> &mut Vec<T> {
         self.reserve(n);
         self.0.resize(n, T::zero());
         &mut self.0
     }
+    /// Swap in a cached buffer of capacity `n` when the current one is too small (contents are
+    /// not carried over: both callers set every element they use).
     fn reserve(&mut self, n: usize) {
         if self.0.capacity() < n {
-            let mut fresh = take(n);
-            fresh.extend_from_slice(&self.0[..self.0.len().min(n)]);
-            give(std::mem::replace(&mut self.0, fresh));
+            give(std::mem::replace(&mut self.0, take(n)));
         }
     }
 }

@@ -293,7 +293,7 @@ impl Unfold {
             return;
         };
         let plane = hp * wp;
-        let xp = pad.zeroed(plane);
+        let xp = pad.resized(plane);
         for (xc, cc) in x.chunks_exact_mut(hw).zip(cols.chunks_exact(kk * p)) {
             xp.iter_mut().for_each(|e| *e = T::zero());
             for (t, src) in tab.chunks_exact(p).zip(cc.chunks_exact(p)) {

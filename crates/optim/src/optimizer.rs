@@ -395,8 +395,6 @@ fn adam_init<T: Real>(n: usize) -> AdamState<T> {
     AdamState { m: vec![T::zero(); n], v: vec![T::zero(); n], t: 0 }
 }
 
-/// Shared Adam update: `coupled` is added to the gradient as `coupled·x`, `decoupled` shrinks
-/// `x` by `lr·decoupled·x` first.
 /// Parameter count from which an Adam update is split across rayon threads.
 const PAR_MIN: usize = 1 << 15;
 /// Elements per parallel work item.
@@ -451,6 +449,8 @@ impl<T: Real> AdamKernel<T> {
     }
 }
 
+/// Shared Adam update: `coupled` is added to the gradient as `coupled·x`, `decoupled` shrinks
+/// `x` by `lr·decoupled·x` first.
 fn adam_step<T: Real>(
     op: &'static str,
     beta1: f64,

@@ -15,39 +15,19 @@ use crate::error::{Result, shape_err};
 use latent_linalg::conv::Conv2dSpec;
 use latent_linalg::{MatMut, MatRef, Real, Tensor4, gemm_view};
 use rayon::prelude::*;
-use std::any::Any;
-use std::cell::RefCell;
 
 /// Images per parallel work item (fixed: the summation order never depends on threads).
 const GROUP: usize = 4;
 
-thread_local! {
-    /// Scratch buffers kept per thread between calls, so the padded copies do not allocate (and
-    /// fault in fresh pages) on every call.
-    static SCRATCH: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+/// A scratch vector with room for `n` elements, from `latent-linalg`'s per-thread buffer cache
+/// (so the padded copies do not allocate and fault in fresh pages on every call).
+fn take_buf<T: Real>(n: usize) -> Vec<T> {
+    latent_linalg::buffers::take(n)
 }
 
-/// A scratch vector of this thread (empty or holding old values).
-fn take_buf<T: Real>() -> Vec<T> {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        match s.iter().position(|b| b.is::<Vec<T>>()) {
-            Some(i) => s.swap_remove(i).downcast::<Vec<T>>().map(|b| *b).unwrap_or_default(),
-            None => Vec::new(),
-        }
-    })
-}
-
-/// Give scratch vectors back to this thread's pool (at most 16 are kept).
+/// Give scratch vectors back to the cache.
 fn give_bufs<T: Real>(bufs: impl IntoIterator<Item = Vec<T>>) {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        for b in bufs {
-            if s.len() < 16 {
-                s.push(Box::new(b));
-            }
-        }
-    });
+    bufs.into_iter().for_each(latent_linalg::buffers::give);
 }
 
 /// Sizes of one convolution.
@@ -183,7 +163,7 @@ pub fn conv3x3<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, pad:
     y.as_mut_slice().par_chunks_mut(GROUP * ol).zip(x.as_slice().par_chunks(GROUP * il)).try_for_each(
         |(yg, xg)| -> Result<()> {
             latent_linalg::product::serial(|| {
-                let (mut xp, mut yp) = (take_buf::<T>(), take_buf::<T>());
+                let (mut xp, mut yp) = (take_buf::<T>(d.c * d.s_in()), take_buf::<T>(d.o * d.p_out()));
                 let mut result = Ok(());
                 for (yi, xi) in yg.chunks_mut(ol).zip(xg.chunks(il)) {
                     result = one_image(xi, yi, &mut xp, &mut yp);
@@ -293,7 +273,12 @@ pub fn conv3x3_backward<T: Real>(
     // one group: its weight and bias gradients; its input gradients written into `dxg`
     let group = |xg: &[T], dzg: &[T], dxg: Option<&mut [T]>| -> Result<(Vec<T>, Vec<T>)> {
         let (mut gw, mut gb) = (vec![T::zero(); wl], vec![T::zero(); d.o]);
-        let mut bufs = [take_buf::<T>(), take_buf::<T>(), take_buf::<T>(), take_buf::<T>()];
+        let mut bufs = [
+            take_buf::<T>(d.c * d.s_in()),
+            take_buf::<T>(d.o * d.p_out()),
+            take_buf::<T>(d.o * d.s_q()),
+            take_buf::<T>(d.c * d.p_in()),
+        ];
         let r = backward_group(&d, wt, xg, dzg, dxg, &mut gw, &mut gb, &mut bufs);
         give_bufs(bufs);
         r.map(|()| (gw, gb))
