@@ -104,6 +104,8 @@ fn check_names_every_bad_parameter() {
         (BlobNoise { max_gain: -1.0, ..d }, "noise_max_gain"),
         (BlobNoise { max_shift: f64::INFINITY, ..d }, "noise_max_shift"),
         (BlobNoise { min_opacity: 2.0, ..d }, "noise_min_opacity"),
+        (BlobNoise { max_feather: -1.0, ..d }, "noise_max_feather"),
+        (BlobNoise { max_feather: f64::NAN, ..d }, "noise_max_feather"),
     ];
     for (b, name) in cases {
         match NoiseModel::Blobs(b).check() {
@@ -142,10 +144,57 @@ fn serde_round_trip() {
     assert_eq!(serde_json::from_str::<NoiseModel>(&s).unwrap(), m);
 }
 
+#[test]
+fn files_without_max_feather_read_as_hard_edged() {
+    let m = NoiseModel::Blobs(BlobNoise::default());
+    let mut v: serde_json::Value = serde_json::to_value(m).unwrap();
+    let fields = v.get_mut("Blobs").and_then(|b| b.as_object_mut()).expect("externally tagged");
+    assert!(fields.remove("max_feather").is_some());
+    assert_eq!(serde_json::from_value::<NoiseModel>(v).unwrap(), m);
+}
+
+/// Feathering keeps the hard mask as the support, leaves the blob interior as it was, and only
+/// weakens the change towards a blob's edge: for one image the hard and the feathered draw share
+/// mask, opacity and fill, so every change of the feathered draw is at most the hard one's, with
+/// strictly smaller changes on the blob's edge.
+#[test]
+fn feathering_softens_edges_inside_the_mask() {
+    let (h, w) = (32, 32);
+    let shape = [1, 1, h, w];
+    let clean = texture(shape);
+    let mut softened_edges = 0;
+    for seed in 0..20u64 {
+        let hard = BlobNoise { probability: 1.0, max_coverage: 0.5, ..BlobNoise::default() };
+        let soft = BlobNoise { max_feather: 3.0, ..hard };
+        let mask = hard.draw_mask(h, w, &mut ChaCha8Rng::seed_from_u64(seed)).expect("probability 1 corrupts");
+        let (xh, kh) = corrupted(&NoiseModel::Blobs(hard), &clean, shape, seed);
+        let (xs, ks) = corrupted(&NoiseModel::Blobs(soft), &clean, shape, seed);
+        for i in 0..h * w {
+            let (dh, ds) = ((xh[i] - clean[i]).abs(), (xs[i] - clean[i]).abs());
+            if !mask[i] {
+                assert_eq!(xs[i], clean[i], "seed {seed}: pixel {i} outside the blobs changed");
+                assert_eq!(ks[i], 1.0);
+            }
+            assert!(ds <= dh + 1e-12, "seed {seed}: pixel {i} changed more when feathered ({ds} > {dh})");
+            assert!((0.0..=1.0).contains(&ks[i]) && ks[i] >= kh[i] - 1e-12);
+            let (y, x) = (i / w, i % w);
+            let edge = mask[i]
+                && [(0, 1), (2, 1), (1, 0), (1, 2)].iter().any(|&(dy, dx)| {
+                    let (yy, xx) = (y + dy, x + dx);
+                    yy >= 1 && xx >= 1 && yy <= h && xx <= w && !mask[(yy - 1) * w + xx - 1]
+                });
+            if edge && dh > 1e-9 && ds < dh - 1e-9 {
+                softened_edges += 1;
+            }
+        }
+    }
+    assert!(softened_edges > 100, "only {softened_edges} edge pixels were softened");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Coverage never exceeds `max_coverage` per sample, corrupted values stay in the clean
+    /// Hard-edged or feathered: coverage never exceeds `max_coverage` per sample, corrupted values stay in the clean
     /// channel's range, and every changed sample changed a connected-ish region (not single
     /// scattered pixels only): with noise cells of at least 2 px, at least one changed pixel has
     /// a changed 4-neighbour when at least 8 pixels changed.
@@ -158,11 +207,13 @@ proptest! {
         min_opacity in 0.0f64..1.0,
         h in 8usize..24,
         w in 8usize..24,
+        feathered in proptest::bool::ANY,
     ) {
         let shape = [3, 2, h, w];
         let clean = texture(shape);
         let b = BlobNoise {
             probability: 1.0, max_coverage: cov, min_scale, max_scale: min_scale + extra, min_opacity,
+            max_feather: if feathered { 3.0 } else { 0.0 },
             ..BlobNoise::default()
         };
         let (x, keep) = corrupted(&NoiseModel::Blobs(b), &clean, shape, seed);
@@ -174,7 +225,10 @@ proptest! {
                 let (lo, hi) = clean[o..o + plane].iter().fold((f64::MAX, f64::MIN), |(l, u), &v| (l.min(v), u.max(v)));
                 for i in 0..plane {
                     prop_assert!(x[o + i] >= lo && x[o + i] <= hi);
-                    prop_assert!(keep[o + i] <= 1.0 - min_opacity + 1e-12 || keep[o + i] == 1.0);
+                    prop_assert!((0.0..=1.0).contains(&keep[o + i]));
+                    if !feathered {
+                        prop_assert!(keep[o + i] <= 1.0 - min_opacity + 1e-12 || keep[o + i] == 1.0);
+                    }
                     if keep[o + i] < 1.0 || x[o + i] != clean[o + i] {
                         in_blob[i] = true;
                     }
@@ -182,7 +236,7 @@ proptest! {
             }
             let n_in = in_blob.iter().filter(|&&m| m).count();
             prop_assert!(n_in as f64 <= (cov * plane as f64).round());
-            if n_in >= 8 && min_scale >= 2.0 {
+            if n_in >= 8 && min_scale >= 2.0 && !feathered {
                 let adjacent = (0..plane).any(|i| in_blob[i] && ((i % w + 1 < w && in_blob[i + 1]) || (i + w < plane && in_blob[i + w])));
                 prop_assert!(adjacent);
             }

@@ -173,9 +173,11 @@ impl NoiseModel {
 ///      blurs the texture, `g = 0` is the blurred image, `g > 1` exaggerates it);
 ///
 ///    shift `b ~ U(−max_shift, max_shift)`;
-/// 3. **blend**: inside the blob `x̃ = (1 − α)·x + α·fill`, opacity `α ~ U(min_opacity, 1)`, then
-///    clamped to the range of the clean channel's values in that sample. Pixels outside the blobs
-///    are never changed.
+/// 3. **blend**: inside the blob `x̃ = (1 − a)·x + a·fill`, `a = α·f`, opacity `α ~ U(min_opacity, 1)`,
+///    then clamped to the range of the clean channel's values in that sample. Pixels outside the
+///    blobs are never changed. `f = 1` (hard edges) unless `max_feather > 0`: then the edges are
+///    softened inward, `f = clamp(2·(G_σf ∗ m) − 1, 0, 1)` for the blob indicator `m` and
+///    `σf ~ U(0, max_feather)` px, so a blob fades in from its edge as real stains and wear do.
 ///
 /// The model is generic (regions, blur, contrast, brightness), not a model of any particular
 /// defect. For back-propagation the fill is held fixed (slope `1 − α` inside blobs, `0` where
@@ -191,6 +193,7 @@ impl NoiseModel {
 /// | `max_gain` | `2` | largest texture gain `g` | finite, `>= 0` |
 /// | `max_shift` | `0.4` | largest brightness shift `|b|` | finite, `>= 0` |
 /// | `min_opacity` | `0.3` | smallest opacity `α` | `[0, 1]` |
+/// | `max_feather` | `0` | largest edge softening σ (px); `0` = hard edges | finite, `>= 0` |
 ///
 /// # Example
 /// ```
@@ -223,6 +226,10 @@ pub struct BlobNoise {
     pub max_shift: f64,
     /// Smallest blending opacity.
     pub min_opacity: f64,
+    /// Largest edge softening σ in pixels (`0`: hard-edged blobs, the original model). Files
+    /// written before this field existed read as `0`.
+    #[serde(default)]
+    pub max_feather: f64,
 }
 
 impl Default for BlobNoise {
@@ -236,6 +243,7 @@ impl Default for BlobNoise {
             max_gain: 2.0,
             max_shift: 0.4,
             min_opacity: 0.3,
+            max_feather: 0.0,
         }
     }
 }
@@ -246,7 +254,7 @@ impl BlobNoise {
     /// # Errors
     /// [`AutoencoderError::InvalidParameter`] naming the bad value (`noise_probability`,
     /// `noise_max_coverage`, `noise_min_scale`, `noise_max_scale`, `noise_blur_sigma`,
-    /// `noise_max_gain`, `noise_max_shift`, `noise_min_opacity`).
+    /// `noise_max_gain`, `noise_max_shift`, `noise_min_opacity`, `noise_max_feather`).
     pub fn check(&self) -> Result<()> {
         check_unit("noise_probability", self.probability)?;
         check_unit("noise_max_coverage", self.max_coverage)?;
@@ -259,7 +267,8 @@ impl BlobNoise {
         check_pos("noise_blur_sigma", self.blur_sigma)?;
         check_nonneg("noise_max_gain", self.max_gain)?;
         check_nonneg("noise_max_shift", self.max_shift)?;
-        check_unit("noise_min_opacity", self.min_opacity)
+        check_unit("noise_min_opacity", self.min_opacity)?;
+        check_nonneg("noise_max_feather", self.max_feather)
     }
 
     /// The blob mask of one `h × w` sample (row-major), `true` in the blobs, or `None` when the
@@ -298,6 +307,14 @@ impl BlobNoise {
             if n_in == 0 {
                 continue;
             }
+            // opacity weight per pixel: 1 in the blobs, or a ramp from 0 at a blob's edge to 1
+            // inside when feathered (never outside the blobs)
+            let weight: Vec<f64> = if self.max_feather > 0.0 {
+                let sigma = uniform(rng, 0.0, self.max_feather);
+                feather(&mask, h, w, sigma)
+            } else {
+                mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect()
+            };
             for ch in 0..c {
                 let off = (s * c + ch) * plane;
                 let img: Vec<f64> = x[off..off + plane].iter().map(|v| v.as_f64()).collect();
@@ -309,17 +326,60 @@ impl BlobNoise {
                     let blurred = gaussian_blur(&img, h, w, self.blur_sigma);
                     img.iter().zip(&blurred).map(|(&v, &b)| b + gain * (v - b) + shift).collect()
                 };
-                for i in (0..plane).filter(|&i| mask[i]) {
-                    let raw = (1.0 - alpha) * img[i] + alpha * fill[i];
+                for i in (0..plane).filter(|&i| mask[i] && weight[i] > 0.0) {
+                    let a = alpha * weight[i];
+                    let raw = (1.0 - a) * img[i] + a * fill[i];
                     let clamped = raw.clamp(lo, hi);
                     x[off + i] = T::lit(clamped);
                     if let Some(k) = keep.as_deref_mut() {
-                        k[off + i] = if clamped == raw { T::lit(1.0 - alpha) } else { T::zero() };
+                        k[off + i] = if clamped == raw { T::lit(1.0 - a) } else { T::zero() };
                     }
                 }
             }
         }
     }
+}
+
+/// Inward feathering of a blob mask: `clamp(2·(G_σ ∗ m) − 1, 0, 1)` inside the blobs (about 0
+/// at a blob's edge, 1 deep inside, the ramp about `1.2·σ` px wide), `0` outside; the hard mask for
+/// `σ < 0.05`.
+fn feather(mask: &[bool], h: usize, w: usize, sigma: f64) -> Vec<f64> {
+    let hard: Vec<f64> = mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+    if sigma < 0.05 {
+        return hard;
+    }
+    let blurred = gaussian_blur_zero(&hard, h, w, sigma);
+    mask.iter().zip(&blurred).map(|(&m, &b)| if m { (2.0 * b - 1.0).clamp(0.0, 1.0) } else { 0.0 }).collect()
+}
+
+/// Separable Gaussian blur with zero borders (outside the image counts as outside the blobs).
+fn gaussian_blur_zero(img: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
+    let r = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f64> = (-r..=r).map(|d| (-((d * d) as f64) / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f64 = kernel.iter().sum();
+    let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
+    let at = |v: isize, n: usize| (v >= 0 && v < n as isize).then_some(v as usize);
+    let mut tmp = vec![0.0; h * w];
+    for y in 0..h {
+        for x in 0..w {
+            tmp[y * w + x] = kernel
+                .iter()
+                .enumerate()
+                .filter_map(|(j, k)| at(x as isize + j as isize - r, w).map(|xx| k * img[y * w + xx]))
+                .sum();
+        }
+    }
+    let mut out = vec![0.0; h * w];
+    for y in 0..h {
+        for x in 0..w {
+            out[y * w + x] = kernel
+                .iter()
+                .enumerate()
+                .filter_map(|(j, k)| at(y as isize + j as isize - r, h).map(|yy| k * tmp[yy * w + x]))
+                .sum();
+        }
+    }
+    out
 }
 
 /// `U(lo, hi)`, or `lo` when the interval is empty.
