@@ -104,7 +104,13 @@ fn blobs(max_feather: f64) -> NoiseModel {
     NoiseModel::Blobs(BlobNoise { max_feather, ..BlobNoise::default() })
 }
 
-fn train(cache: Option<&PathBuf>, name: &str, c: &Candidate, fit: &Tensor4<f32>, seed: u64) -> Result<Autoencoder<f32>> {
+fn train(
+    cache: Option<&PathBuf>,
+    name: &str,
+    c: &Candidate,
+    fit: &Tensor4<f32>,
+    seed: u64,
+) -> Result<Autoencoder<f32>> {
     let key = format!("{name}_{}", c.key);
     let path = cache.map(|d| d.join(format!("{key}.bin")));
     if let Some(m) = path.as_ref().and_then(|p| Autoencoder::load(p).ok()) {
@@ -112,7 +118,8 @@ fn train(cache: Option<&PathBuf>, name: &str, c: &Candidate, fit: &Tensor4<f32>,
     }
     let t = Instant::now();
     let crops = random_crops(fit, c.tile, c.tile, c.crops, seed + 1)?;
-    let m = restoring_ae_params(c.tile, c.stages, c.epochs, seed + c.seed, blobs(c.feather)).check()?.fit(&crops)?.model;
+    let m =
+        restoring_ae_params(c.tile, c.stages, c.epochs, seed + c.seed, blobs(c.feather)).check()?.fit(&crops)?.model;
     if let Some(p) = &path {
         m.save(p)?;
     }
@@ -142,7 +149,8 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(c).ok();
     }
     let only = value("--only");
-    let candidates: Vec<&Candidate> = CANDIDATES.iter().filter(|c| only.as_deref().is_none_or(|o| o == c.key)).collect();
+    let candidates: Vec<&Candidate> =
+        CANDIDATES.iter().filter(|c| only.as_deref().is_none_or(|o| o == c.key)).collect();
     let maps: [(&str, f64); 3] = [("e^2", 0.0), ("G1*e^2", 1.0), ("G2*e^2", 2.0)];
     // rows: (model, family, map) → one score per texture
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
@@ -152,10 +160,10 @@ fn main() -> Result<()> {
             continue;
         }
         let (seed, fit, held) = common::texture_split(ci)?;
-        let families = [("hard", common::corrupted_draws(&held, &blobs(0.0), seed, DRAWS)?), (
-            "soft",
-            common::corrupted_draws(&held, &blobs(SOFT), seed, DRAWS)?,
-        )];
+        let families = [
+            ("hard", common::corrupted_draws(&held, &blobs(0.0), seed, DRAWS)?),
+            ("soft", common::corrupted_draws(&held, &blobs(SOFT), seed, DRAWS)?),
+        ];
         for c in &candidates {
             let m = train(cache.as_ref(), name, c, &fit, seed)?;
             let det = Detector::new(&m, DetectorParams::new().map(MapParams::new()).tiles(c.tile, c.tile, 8).check()?);
@@ -183,12 +191,17 @@ fn main() -> Result<()> {
                     let g1 = gaussian_blur(&e2, 1.0)?;
                     let clean_e2 = Tensor4::from_vec(
                         held.shape(),
-                        held.as_slice().iter().zip(clean_rec.as_slice()).map(|(a, b)| f64::from(a - b).powi(2)).collect(),
+                        held.as_slice()
+                            .iter()
+                            .zip(clean_rec.as_slice())
+                            .map(|(a, b)| f64::from(a - b).powi(2))
+                            .collect(),
                     )?;
                     let clean_g1 = gaussian_blur(&clean_e2, 1.0)?;
                     for (window, sigma) in [(11, 1.5), (7, 1.0)] {
                         let ssim = SsimParams::new().window(window).gaussian(sigma).check()?;
-                        let dis: Vec<f64> = ssim.map(cor, &rec)?.as_slice().iter().map(|&v| 1.0 - f64::from(v)).collect();
+                        let dis: Vec<f64> =
+                            ssim.map(cor, &rec)?.as_slice().iter().map(|&v| 1.0 - f64::from(v)).collect();
                         let clean_dis: Vec<f64> =
                             ssim.map(&held, &clean_rec)?.as_slice().iter().map(|&v| 1.0 - f64::from(v)).collect();
                         push(&mut rows, name, format!("wide5 | hard | 1-SSIM w{window}"), auroc(&dis, changed)?);
@@ -196,13 +209,21 @@ fn main() -> Result<()> {
                         let (m2, s2) = mean_sd(&clean_dis);
                         let z: Vec<f64> =
                             g1.as_slice().iter().zip(&dis).map(|(a, b)| (a - m1) / s1 + (b - m2) / s2).collect();
-                        push(&mut rows, name, format!("wide5 | hard | z(G1*e^2)+z(1-SSIM w{window})"), auroc(&z, changed)?);
+                        push(
+                            &mut rows,
+                            name,
+                            format!("wide5 | hard | z(G1*e^2)+z(1-SSIM w{window})"),
+                            auroc(&z, changed)?,
+                        );
                     }
                 }
             }
         }
     }
-    println!("{:44} {:>7} {:>7} {:>7} {:>7}", "model | validation | map", TEXTURES[0], TEXTURES[1], TEXTURES[2], "mean");
+    println!(
+        "{:44} {:>7} {:>7} {:>7} {:>7}",
+        "model | validation | map", TEXTURES[0], TEXTURES[1], TEXTURES[2], "mean"
+    );
     for (label, v) in &rows {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         let cells: Vec<String> = v.iter().map(|a| format!("{a:7.4}")).collect();
