@@ -53,14 +53,15 @@
 
 mod common;
 
+use common::Table;
+
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::restore::restoring_ae_params;
-use latent_anomaly::{Detector, DetectorParams, MapParams, Result, SsimParams, auroc, random_crops};
+use latent_anomaly::{Detector, DetectorParams, MapParams, Result, SsimParams, auroc};
 use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel};
 use latent_datasets::anomaly::TEXTURES;
 use latent_linalg::Tensor4;
 use std::path::PathBuf;
-use std::time::Instant;
 
 const DRAWS: u64 = 3;
 type Stages = &'static [(usize, usize, usize, usize)];
@@ -111,34 +112,22 @@ fn train(
     fit: &Tensor4<f32>,
     seed: u64,
 ) -> Result<Autoencoder<f32>> {
-    let key = format!("{name}_{}", c.key);
-    let path = cache.map(|d| d.join(format!("{key}.bin")));
-    if let Some(m) = path.as_ref().and_then(|p| Autoencoder::load(p).ok()) {
-        return Ok(m);
-    }
-    let t = Instant::now();
-    let crops = random_crops(fit, c.tile, c.tile, c.crops, seed + 1)?;
-    let m =
-        restoring_ae_params(c.tile, c.stages, c.epochs, seed + c.seed, blobs(c.feather)).check()?.fit(&crops)?.model;
-    if let Some(p) = &path {
-        m.save(p)?;
-    }
-    println!("  trained {key} in {:.1} s", t.elapsed().as_secs_f64());
-    Ok(m)
+    let params = restoring_ae_params(c.tile, c.stages, c.epochs, seed + c.seed, blobs(c.feather));
+    common::train_cached(
+        cache.map(PathBuf::as_path),
+        &format!("{name}_{}", c.key),
+        fit,
+        c.tile,
+        c.crops,
+        seed + 1,
+        params,
+    )
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     (m, (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n).sqrt().max(1e-12))
-}
-
-fn push(rows: &mut Vec<(String, Vec<f64>)>, texture: &str, row: String, a: f64) {
-    println!("    {texture:7} {row}: {a:.4}");
-    match rows.iter_mut().find(|r| r.0 == row) {
-        Some(r) => r.1.push(a),
-        None => rows.push((row, vec![a])),
-    }
 }
 
 fn main() -> Result<()> {
@@ -153,7 +142,7 @@ fn main() -> Result<()> {
         CANDIDATES.iter().filter(|c| only.as_deref().is_none_or(|o| o == c.key)).collect();
     let maps: [(&str, f64); 3] = [("e^2", 0.0), ("G1*e^2", 1.0), ("G2*e^2", 2.0)];
     // rows: (model, family, map) → one score per texture
-    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut rows = Table::default();
     let texture = value("--texture");
     for (ci, &name) in TEXTURES.iter().enumerate() {
         if texture.as_deref().is_some_and(|t| t != name) {
@@ -182,7 +171,7 @@ fn main() -> Result<()> {
                     } else {
                         &e2
                     };
-                    push(&mut rows, name, format!("{f} | {family} | {label}"), auroc(map.as_slice(), changed)?);
+                    rows.push(&format!("{f} | {family} | {label}"), name, auroc(map.as_slice(), changed)?);
                 }
                 if f == "wide5" && *family == "hard" {
                     // structural maps: 1 − SSIM(x̃, x̂), and the sum of the z-scored G₁∗e² and
@@ -204,30 +193,18 @@ fn main() -> Result<()> {
                             ssim.map(cor, &rec)?.as_slice().iter().map(|&v| 1.0 - f64::from(v)).collect();
                         let clean_dis: Vec<f64> =
                             ssim.map(&held, &clean_rec)?.as_slice().iter().map(|&v| 1.0 - f64::from(v)).collect();
-                        push(&mut rows, name, format!("wide5 | hard | 1-SSIM w{window}"), auroc(&dis, changed)?);
+                        rows.push(&format!("wide5 | hard | 1-SSIM w{window}"), name, auroc(&dis, changed)?);
                         let (m1, s1) = mean_sd(clean_g1.as_slice());
                         let (m2, s2) = mean_sd(&clean_dis);
                         let z: Vec<f64> =
                             g1.as_slice().iter().zip(&dis).map(|(a, b)| (a - m1) / s1 + (b - m2) / s2).collect();
-                        push(
-                            &mut rows,
-                            name,
-                            format!("wide5 | hard | z(G1*e^2)+z(1-SSIM w{window})"),
-                            auroc(&z, changed)?,
-                        );
+                        let label = format!("wide5 | hard | z(G1*e^2)+z(1-SSIM w{window})");
+                        rows.push(&label, name, auroc(&z, changed)?);
                     }
                 }
             }
         }
     }
-    println!(
-        "{:44} {:>7} {:>7} {:>7} {:>7}",
-        "model | validation | map", TEXTURES[0], TEXTURES[1], TEXTURES[2], "mean"
-    );
-    for (label, v) in &rows {
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let cells: Vec<String> = v.iter().map(|a| format!("{a:7.4}")).collect();
-        println!("{label:44} {} {mean:7.4}", cells.join(" "));
-    }
+    rows.print("model | validation | map", 44);
     Ok(())
 }

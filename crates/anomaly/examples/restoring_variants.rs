@@ -56,15 +56,14 @@
 
 mod common;
 
-use common::CROP;
+use common::{CROP, Table};
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::restore::restoring_ae_params;
-use latent_anomaly::{Detector, DetectorParams, MapParams, NormalizerParams, Result, Side, auroc, random_crops};
+use latent_anomaly::{Detector, DetectorParams, MapParams, NormalizerParams, Result, Side, auroc};
 use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel, Reconstructor, Result as AeResult};
 use latent_datasets::anomaly::TEXTURES;
 use latent_linalg::Tensor4;
 use std::path::PathBuf;
-use std::time::Instant;
 
 const TILE: usize = 32;
 const DRAWS: u64 = 3;
@@ -138,21 +137,8 @@ fn train(
     seed: u64,
     crop_seed: u64,
 ) -> Result<Autoencoder<f32>> {
-    let path = cache.map(|c| c.join(format!("{key}.bin")));
-    if let Some(m) = path.as_ref().and_then(|p| Autoencoder::load(p).ok()) {
-        return Ok(m);
-    }
-    let t = Instant::now();
-    let crops = random_crops(fit, TILE, TILE, 4000, crop_seed)?;
-    let m = restoring_ae_params(TILE, stages, epochs, seed, NoiseModel::Blobs(BlobNoise::default()))
-        .check()?
-        .fit(&crops)?
-        .model;
-    if let Some(p) = &path {
-        m.save(p)?;
-    }
-    println!("  trained {key} in {:.1} s", t.elapsed().as_secs_f64());
-    Ok(m)
+    let params = restoring_ae_params(TILE, stages, epochs, seed, NoiseModel::Blobs(BlobNoise::default()));
+    common::train_cached(cache.map(PathBuf::as_path), key, fit, TILE, 4000, crop_seed, params)
 }
 
 fn blur(x: &Tensor4<f64>, sigma: f64) -> Result<Tensor4<f64>> {
@@ -163,20 +149,6 @@ fn square(x: &Tensor4<f64>) -> Tensor4<f64> {
     let mut y = x.clone();
     y.map_inplace(|v| v * v);
     y
-}
-
-/// Rows of the result table: label and one score per texture.
-#[derive(Default)]
-struct Table(Vec<(String, Vec<f64>)>);
-
-impl Table {
-    fn push(&mut self, label: &str, texture: &str, a: f64) {
-        println!("    {texture:7} {label}: {a:.4}");
-        match self.0.iter_mut().find(|r| r.0 == label) {
-            Some(row) => row.1.push(a),
-            None => self.0.push((label.to_string(), vec![a])),
-        }
-    }
 }
 
 fn main() -> Result<()> {
@@ -266,11 +238,6 @@ fn main() -> Result<()> {
             }
         }
     }
-    println!("{:56} {:>7} {:>7} {:>7} {:>7}", "variant | map", TEXTURES[0], TEXTURES[1], TEXTURES[2], "mean");
-    for (label, v) in &table.0 {
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let cells: Vec<String> = v.iter().map(|a| format!("{a:7.4}")).collect();
-        println!("{label:56} {} {mean:7.4}", cells.join(" "));
-    }
+    table.print("variant | map", 56);
     Ok(())
 }

@@ -390,7 +390,9 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         let held =
             Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
         let crops = random_crops(&fit, TILE, TILE, sz.crops, seed + 1).map_err(err)?;
-        let tiles = |map: MapParams| DetectorParams::new().map(map).tiles(TILE, TILE, 8).batch_size(256).check();
+        let tiles_of =
+            |tile: usize, map: MapParams| DetectorParams::new().map(map).tiles(tile, tile, 8).batch_size(256).check();
+        let tiles = |map: MapParams| tiles_of(TILE, map);
         let mut runs: Vec<Run> = Vec::new();
 
         bar.set_message(format!("{name}: ℓ2 autoencoder"));
@@ -468,13 +470,15 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         let choice = restoring_choice(name);
         let (r_crops, r_epochs) =
             if ctx.quick { (sz.crops, sz.restoring_epochs) } else { (choice.crops, choice.epochs) };
+        // the ℓ2 AE's crops when they are the same draw, else crops of the restoring tile size
+        let own_crops;
         let r_train = if choice.tile == TILE && r_crops == sz.crops {
-            crops.clone()
+            &crops
         } else {
-            random_crops(&fit, choice.tile, choice.tile, r_crops, seed + 1).map_err(err)?
+            own_crops = random_crops(&fit, choice.tile, choice.tile, r_crops, seed + 1).map_err(err)?;
+            &own_crops
         };
-        let restoring = restoring_ae(choice, r_epochs, seed + choice.seed_offset)?.fit(&r_train).map_err(err)?;
-        drop(r_train);
+        let restoring = restoring_ae(choice, r_epochs, seed + choice.seed_offset)?.fit(r_train).map_err(err)?;
         let restoring_seconds = t.elapsed().as_secs_f64();
         ctx.config(
             &format!("restoring_ae_{name}"),
@@ -483,10 +487,10 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
                 choice.tile, choice.tile, choice.seed_offset
             ),
         );
-        let r_tiles =
-            |map: MapParams| DetectorParams::new().map(map).tiles(choice.tile, choice.tile, 8).batch_size(256).check();
-        let det =
-            Detector::new(&restoring.model, r_tiles(MapParams::new().smoothing(RESTORING_SMOOTHING)).map_err(err)?);
+        let det = Detector::new(
+            &restoring.model,
+            tiles_of(choice.tile, MapParams::new().smoothing(RESTORING_SMOOTHING)).map_err(err)?,
+        );
         runs.push(run_detector(&det, &cat, &held, restoring_seconds)?);
         bar.inc(1);
         // normal-data-only check: blob-corrupted crops of the held-out normal images
@@ -497,15 +501,7 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         ] {
             let held_crops = random_crops(&held, tile, tile, 400, seed + 2).map_err(err)?;
             let c = restoration_check(model, &held_crops, &restoring_noise(), seed + 3).map_err(err)?;
-            let det = Detector::new(
-                model,
-                DetectorParams::new()
-                    .map(MapParams::new().smoothing(sigma))
-                    .tiles(tile, tile, 8)
-                    .batch_size(256)
-                    .check()
-                    .map_err(err)?,
-            );
+            let det = Detector::new(model, tiles_of(tile, MapParams::new().smoothing(sigma)).map_err(err)?);
             let det_auroc = corrupted_pixel_auroc(&det, &held, &restoring_noise(), seed + 4).map_err(err)?;
             ctx.metric(&format!("{name}_{label}_heldout_blob_detector_pixel_auroc"), det_auroc);
             ctx.metric(&format!("{name}_{label}_heldout_blob_restored_mse"), c.restored_mse);

@@ -1,14 +1,18 @@
 //! The data the restoring-autoencoder selection examples share with F11: the normal training
 //! images of a texture split into fit (80 %) and held-out (20 %) images, and blob-corrupted copies
-//! of the held-out images. (Each example uses only part of it.)
+//! of the held-out images, cached training and the result table. (Each example uses only part of
+//! it.)
 #![allow(dead_code)]
 
-use latent_anomaly::Result;
-use latent_autoencoder::NoiseModel;
+use latent_anomaly::{Result, random_crops};
+use latent_autoencoder::models::ConvAeParams;
+use latent_autoencoder::{Autoencoder, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_linalg::Tensor4;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+use std::time::Instant;
 
 /// Image size of F11's synthetic textures.
 pub const CROP: usize = 64;
@@ -48,4 +52,54 @@ pub fn corrupted_draws(
     }
     let [n, c, h, w] = held.shape();
     Ok((Tensor4::from_vec([n * draws as usize, c, h, w], cor)?, changed))
+}
+
+/// Load the model `DIR/<key>.bin` from the cache, or train `params` on `crops` random `tile × tile`
+/// crops of `fit` (crop seed `crop_seed`) and save it there (no cache: just train).
+pub fn train_cached(
+    cache: Option<&Path>,
+    key: &str,
+    fit: &Tensor4<f32>,
+    tile: usize,
+    crops: usize,
+    crop_seed: u64,
+    params: ConvAeParams,
+) -> Result<Autoencoder<f32>> {
+    let path = cache.map(|c| c.join(format!("{key}.bin")));
+    if let Some(m) = path.as_ref().and_then(|p| Autoencoder::load(p).ok()) {
+        return Ok(m);
+    }
+    let t = Instant::now();
+    let crops = random_crops(fit, tile, tile, crops, crop_seed)?;
+    let m = params.check()?.fit(&crops)?.model;
+    if let Some(p) = &path {
+        m.save(p)?;
+    }
+    println!("  trained {key} in {:.1} s", t.elapsed().as_secs_f64());
+    Ok(m)
+}
+
+/// Rows of a result table: label and one score per texture.
+#[derive(Default)]
+pub struct Table(pub Vec<(String, Vec<f64>)>);
+
+impl Table {
+    /// Print and record one texture's score for `label`.
+    pub fn push(&mut self, label: &str, texture: &str, a: f64) {
+        println!("    {texture:7} {label}: {a:.4}");
+        match self.0.iter_mut().find(|r| r.0 == label) {
+            Some(row) => row.1.push(a),
+            None => self.0.push((label.to_string(), vec![a])),
+        }
+    }
+
+    /// Print the table (labels padded to `width`) with one column per texture and their mean.
+    pub fn print(&self, header: &str, width: usize) {
+        println!("{header:width$} {:>7} {:>7} {:>7} {:>7}", TEXTURES[0], TEXTURES[1], TEXTURES[2], "mean");
+        for (label, v) in &self.0 {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let cells: Vec<String> = v.iter().map(|a| format!("{a:7.4}")).collect();
+            println!("{label:width$} {} {mean:7.4}", cells.join(" "));
+        }
+    }
 }

@@ -323,7 +323,7 @@ impl BlobNoise {
                     let mean = img.iter().zip(&mask).filter(|(_, m)| **m).map(|(v, _)| v).sum::<f64>() / n_in as f64;
                     vec![mean + shift; plane]
                 } else {
-                    let blurred = gaussian_blur(&img, h, w, self.blur_sigma);
+                    let blurred = gaussian_blur(&img, h, w, self.blur_sigma, Border::Replicate);
                     img.iter().zip(&blurred).map(|(&v, &b)| b + gain * (v - b) + shift).collect()
                 };
                 for i in (0..plane).filter(|&i| mask[i] && weight[i] > 0.0) {
@@ -348,38 +348,8 @@ fn feather(mask: &[bool], h: usize, w: usize, sigma: f64) -> Vec<f64> {
     if sigma < 0.05 {
         return hard;
     }
-    let blurred = gaussian_blur_zero(&hard, h, w, sigma);
+    let blurred = gaussian_blur(&hard, h, w, sigma, Border::Zero);
     mask.iter().zip(&blurred).map(|(&m, &b)| if m { (2.0 * b - 1.0).clamp(0.0, 1.0) } else { 0.0 }).collect()
-}
-
-/// Separable Gaussian blur with zero borders (outside the image counts as outside the blobs).
-fn gaussian_blur_zero(img: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
-    let r = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f64> = (-r..=r).map(|d| (-((d * d) as f64) / (2.0 * sigma * sigma)).exp()).collect();
-    let total: f64 = kernel.iter().sum();
-    let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
-    let at = |v: isize, n: usize| (v >= 0 && v < n as isize).then_some(v as usize);
-    let mut tmp = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            tmp[y * w + x] = kernel
-                .iter()
-                .enumerate()
-                .filter_map(|(j, k)| at(x as isize + j as isize - r, w).map(|xx| k * img[y * w + xx]))
-                .sum();
-        }
-    }
-    let mut out = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = kernel
-                .iter()
-                .enumerate()
-                .filter_map(|(j, k)| at(y as isize + j as isize - r, h).map(|yy| k * tmp[yy * w + x]))
-                .sum();
-        }
-    }
-    out
 }
 
 /// `U(lo, hi)`, or `lo` when the interval is empty.
@@ -409,25 +379,44 @@ fn add_value_noise(field: &mut [f64], h: usize, w: usize, cell: f64, weight: f64
     }
 }
 
-/// Separable Gaussian blur of an `h × w` image with replicated borders (radius ⌈3σ⌉).
-fn gaussian_blur(img: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
+/// What a blur sees beyond the image's edge.
+#[derive(Clone, Copy)]
+enum Border {
+    /// The nearest edge pixel.
+    Replicate,
+    /// Zeros.
+    Zero,
+}
+
+/// Separable Gaussian blur of an `h × w` image (radius ⌈3σ⌉).
+fn gaussian_blur(img: &[f64], h: usize, w: usize, sigma: f64, border: Border) -> Vec<f64> {
     let r = (3.0 * sigma).ceil() as isize;
     let kernel: Vec<f64> = (-r..=r).map(|d| (-((d * d) as f64) / (2.0 * sigma * sigma)).exp()).collect();
     let total: f64 = kernel.iter().sum();
     let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
-    let clampi = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+    // index of tap `v` along an axis of length `n`, or `None` for a zero outside the image
+    let at = |v: isize, n: usize| match border {
+        Border::Replicate => Some(v.clamp(0, n as isize - 1) as usize),
+        Border::Zero => (v >= 0 && v < n as isize).then_some(v as usize),
+    };
     let mut tmp = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            tmp[y * w + x] =
-                kernel.iter().enumerate().map(|(j, k)| k * img[y * w + clampi(x as isize + j as isize - r, w)]).sum();
+            tmp[y * w + x] = kernel
+                .iter()
+                .enumerate()
+                .filter_map(|(j, k)| at(x as isize + j as isize - r, w).map(|xx| k * img[y * w + xx]))
+                .sum();
         }
     }
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] =
-                kernel.iter().enumerate().map(|(j, k)| k * tmp[clampi(y as isize + j as isize - r, h) * w + x]).sum();
+            out[y * w + x] = kernel
+                .iter()
+                .enumerate()
+                .filter_map(|(j, k)| at(y as isize + j as isize - r, h).map(|yy| k * tmp[yy * w + x]))
+                .sum();
         }
     }
     out
