@@ -4,7 +4,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use latent_benches::random_matrix;
 use latent_linalg::DMatrix;
-use latent_sparse_coding::{CoordinateDescent, Encoder, Lars, Omp, OmpRule, OnlineParams};
+use latent_sparse_coding::{CoordinateDescent, Encoder, Lars, Omp, OmpRule, OnlineParams, ParamGuard};
 use std::hint::black_box;
 
 fn dictionary(d: usize, h: usize) -> DMatrix<f64> {
@@ -39,7 +39,7 @@ fn online(c: &mut Criterion) {
     let mut g = c.benchmark_group("dl_online");
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("mairal", "d64_h256_n5120_batch256_lambda0.3"), |b| {
-        b.iter(|| OnlineParams::new(256, 0.3).check().unwrap().fit(black_box(&x), None).unwrap())
+        b.iter(|| OnlineParams::new(256, 0.3).check().unwrap().fit(black_box(&x)).unwrap())
     });
     g.finish();
 }

@@ -34,17 +34,13 @@ fuzz_target!(|inp: Input| {
         5 => drop(Iht::new(L0Rule::Sparsity(k)).encode(&w, &xs, None)),
         6 => drop(Threshold(ThresholdRule::TopK(k)).encode(&w, &xs, None)),
         7 => {
-            let mut p = BatchParams::new(h, lam);
-            p.max_iter = 2;
-            if let Ok(l) = p.check() {
+            if let Ok(l) = BatchParams::new(h, lam).max_iter(2).check() {
                 let _ = l.fit(&x);
             }
         }
         _ => {
-            let mut p = OnlineParams::new(h, lam);
-            p.batch_size = 3;
-            if let Ok(mut l) = p.check() {
-                let _ = l.fit(&x, None);
+            if let Ok(l) = OnlineParams::new(h, lam).batch_size(3).check() {
+                let _ = l.fit(&x);
             }
         }
     }

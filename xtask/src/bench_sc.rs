@@ -2,7 +2,7 @@
 
 use latent_datasets::npy::{NpyArray, read_npy, write_npy};
 use latent_linalg::{DMatrix, Real, Trans, matmul};
-use latent_sparse_coding::{BatchParams, Encoder, Lars, Omp, OmpRule, OnlineParams};
+use latent_sparse_coding::{BatchParams, Encoder, Lars, Omp, OmpRule, OnlineParams, ParamGuard};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Instant;
@@ -100,9 +100,9 @@ pub fn dl_online(data: &Path, save_dir: Option<&Path>) -> Result<Vec<Value>, Str
     let p = dl_patches(data)?;
     let xeval = p.columns(0, 5000.min(p.ncols())).into_owned();
     let lambda = 1.0;
-    let mut learner = OnlineParams::new(256, lambda).check().map_err(|e| e.to_string())?;
+    let learner = OnlineParams::new(256, lambda).check().map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let fit = learner.fit(&p, None).map_err(|e| e.to_string())?;
+    let fit = learner.fit(&p).map_err(|e| e.to_string())?;
     let secs = t.elapsed().as_secs_f64();
     let (obj, nnz) = eval_objective(&fit.dictionary, &xeval, lambda)?;
     if let Some(dir) = save_dir {

@@ -10,7 +10,7 @@
 use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid, to_ae};
 use latent_autoencoder::Reconstructor;
 use latent_linalg::{DMatrix, Real, Tensor4, Trans, matmul};
-use latent_sparse_coding::{Encoder, FittedDictionary, Lars, Omp, OnlineParams};
+use latent_sparse_coding::{Encoder, FittedDictionary, Lars, Omp, OnlineParams, ParamGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -266,11 +266,8 @@ impl PatchDictionaryLearner {
         if p.remove_mean {
             center_columns(&mut x);
         }
-        let mut op = OnlineParams::new(p.atoms, p.lambda);
-        op.epochs = p.epochs;
-        op.batch_size = p.batch_size;
-        op.seed = p.seed;
-        let FittedDictionary { dictionary, history, .. } = op.check()?.fit(&x, None)?;
+        let op = OnlineParams::new(p.atoms, p.lambda).epochs(p.epochs).batch_size(p.batch_size).seed(p.seed);
+        let FittedDictionary { dictionary, history, .. } = op.check()?.fit(&x)?;
         Ok(PatchDictionary { dictionary: dictionary.map(T::lit), params: p, history })
     }
 }

@@ -28,7 +28,9 @@ fn env_var_overrides_the_data_folder() {
     assert!(matches!(&e, DatasetError::Missing { path, .. } if path.starts_with(dir.path())), "{e}");
     assert!(matches!(data_file("cells/dsb2018_img.png"), Err(DatasetError::Missing { .. })));
     // an empty value falls back to the repository folder
+    // SAFETY: as above, the only thread of this single-test binary touches the environment.
     unsafe { std::env::set_var("LATENT_DATA_DIR", "") };
     assert!(data_dir().join("mnist-2k-1k").is_dir());
+    // SAFETY: as above.
     unsafe { std::env::remove_var("LATENT_DATA_DIR") };
 }

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod fit;
 pub mod gradcheck;
 pub mod objective;
 pub mod optimizer;
@@ -10,6 +11,7 @@ pub mod schedule;
 pub mod solver;
 
 pub use error::{OptimError, Result};
+pub use fit::{Checked, Fit, ParamGuard};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradient, check_objective, check_vjp};
 pub use objective::{FnObjective, LeastSquares, Objective, Quadratic, SeparableQuadratic};
 pub use optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};

@@ -7,6 +7,8 @@ use crate::encoder::{Encoder, Prepared};
 use crate::error::{Result, SparseCodingError, dim, finite, invalid};
 use crate::{CoordinateDescent, Lars};
 use latent_linalg::{DMatrix, Real};
+use latent_optim::fit::{Checked, Fit, ParamGuard};
+use latent_optim::setters;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -142,11 +144,28 @@ impl<T: Real> BatchParams<T> {
     pub fn new(atoms: usize, lambda: T) -> Self {
         Self { atoms, lambda, max_iter: 20, tol: 0.0, solver: L1Solver::Lars, nonneg: false, seed: 0, progress: false }
     }
-    /// Validate.
-    ///
+    setters! {
+        /// Alternations (code all signals, update the dictionary).
+        max_iter: usize,
+        /// Relative-decrease tolerance.
+        tol: f64,
+        /// Lasso solver.
+        solver: L1Solver,
+        /// Non-negative codes.
+        nonneg: bool,
+        /// Seed.
+        seed: u64,
+        /// Show a progress bar (on a terminal only).
+        progress: bool,
+    }
+}
+
+impl<T: Real> ParamGuard for BatchParams<T> {
+    type Error = SparseCodingError;
+
     /// # Errors
     /// [`SparseCodingError::InvalidParameter`] naming the bad value.
-    pub fn check(self) -> Result<BatchLearner<T>> {
+    fn validate(&self) -> Result<()> {
         crate::encoder::check_lambda(self.lambda)?;
         if self.atoms == 0 {
             return Err(invalid("atoms", 0, "must be >= 1"));
@@ -157,11 +176,27 @@ impl<T: Real> BatchParams<T> {
         if !(self.tol >= 0.0) || !self.tol.is_finite() {
             return Err(invalid("tol", self.tol, "must be finite and >= 0"));
         }
-        Ok(BatchLearner { p: self })
+        Ok(())
     }
 }
 
-/// A validated batch learner.
+impl<T: Real> Fit<DMatrix<T>> for BatchParams<T> {
+    type Fitted = FittedDictionary<T>;
+
+    /// Learn a dictionary for the signals (columns of `x`, d × n); see [`BatchLearner::fit`].
+    fn fit_checked(params: &Checked<Self>, x: &DMatrix<T>) -> Result<FittedDictionary<T>> {
+        BatchLearner::from(params.clone()).fit(x)
+    }
+}
+
+impl<T: Real> From<Checked<BatchParams<T>>> for BatchLearner<T> {
+    fn from(p: Checked<BatchParams<T>>) -> Self {
+        BatchLearner { p: p.into_inner() }
+    }
+}
+
+/// A validated batch learner (from `BatchLearner::from(params.check()?)`), for initial
+/// dictionaries and callbacks ([`BatchLearner::fit_with`]); `params.check()?.fit(&x)` is the short form.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLearner<T> {
     p: BatchParams<T>,
@@ -332,11 +367,30 @@ impl<T: Real> OnlineParams<T> {
             progress: false,
         }
     }
-    /// Validate.
-    ///
+    setters! {
+        /// Signals per mini-batch.
+        batch_size: usize,
+        /// Passes over the data in [`OnlineLearner::fit`].
+        epochs: usize,
+        /// Shuffle the signals each epoch (seeded).
+        shuffle: bool,
+        /// Mairal's forgetting of old statistics.
+        forgetting: bool,
+        /// Non-negative codes.
+        nonneg: bool,
+        /// Seed.
+        seed: u64,
+        /// Show a progress bar (on a terminal only).
+        progress: bool,
+    }
+}
+
+impl<T: Real> ParamGuard for OnlineParams<T> {
+    type Error = SparseCodingError;
+
     /// # Errors
     /// [`SparseCodingError::InvalidParameter`] naming the bad value.
-    pub fn check(self) -> Result<OnlineLearner<T>> {
+    fn validate(&self) -> Result<()> {
         crate::encoder::check_lambda(self.lambda)?;
         if self.atoms == 0 {
             return Err(invalid("atoms", 0, "must be >= 1"));
@@ -347,7 +401,23 @@ impl<T: Real> OnlineParams<T> {
         if self.epochs == 0 {
             return Err(invalid("epochs", 0, "must be >= 1"));
         }
-        Ok(OnlineLearner { p: self, state: None })
+        Ok(())
+    }
+}
+
+impl<T: Real> Fit<DMatrix<T>> for OnlineParams<T> {
+    type Fitted = FittedDictionary<T>;
+
+    /// `epochs` passes over the signals (columns of `x`) from a fresh learner; see
+    /// [`OnlineLearner::fit`] for callbacks and warm restarts.
+    fn fit_checked(params: &Checked<Self>, x: &DMatrix<T>) -> Result<FittedDictionary<T>> {
+        OnlineLearner::from(params.clone()).fit(x, None)
+    }
+}
+
+impl<T: Real> From<Checked<OnlineParams<T>>> for OnlineLearner<T> {
+    fn from(p: Checked<OnlineParams<T>>) -> Self {
+        OnlineLearner { p: p.into_inner(), state: None }
     }
 }
 
@@ -369,7 +439,8 @@ pub struct OnlineState<T: Real> {
     pub rng: ChaCha8Rng,
 }
 
-/// A validated online learner; [`OnlineLearner::partial_fit`] takes one mini-batch at a time.
+/// A validated online learner (`OnlineLearner::from(params.check()?)`); [`OnlineLearner::partial_fit`]
+/// takes one mini-batch at a time, [`OnlineLearner::with_state`] continues a saved run.
 #[derive(Debug, Clone)]
 pub struct OnlineLearner<T: Real> {
     p: OnlineParams<T>,

@@ -22,6 +22,7 @@ pub use dictionary::{
 pub use encoder::{CodeInfo, Codes, Encoder, Prepared, StopReason};
 pub use error::{Result, SparseCodingError};
 pub use lars::{Lars, PathPoint};
+pub use latent_optim::fit::{Checked, Fit, ParamGuard};
 pub use learn::{
     BatchLearner, BatchParams, Callback, FittedDictionary, L1Solver, LearnStop, OnlineLearner, OnlineParams,
     OnlineState, Progress, init_from_data,

@@ -10,8 +10,10 @@ use crate::error::{Result, SparseCodingError, dim, finite, invalid};
 use crate::learn::init_from_data;
 use crate::prox_encoders::GramQuadratic;
 use latent_linalg::{DMatrix, Real};
+use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::objective::Objective;
 use latent_optim::prox::Zero;
+use latent_optim::setters;
 use latent_optim::solver::{Criterion, ProxGradParams, fista};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -205,11 +207,24 @@ impl TopographicParams {
     pub fn new(torus: Torus, lambda: f64) -> Self {
         Self { torus, lambda, eps: 1e-2, batch_size: 256, epochs: 2, seed: 0 }
     }
-    /// Validate.
-    ///
+    setters! {
+        /// Smoothing ε of the penalty.
+        eps: f64,
+        /// Mini-batch size.
+        batch_size: usize,
+        /// Passes over the data.
+        epochs: usize,
+        /// Seed.
+        seed: u64,
+    }
+}
+
+impl ParamGuard for TopographicParams {
+    type Error = SparseCodingError;
+
     /// # Errors
     /// [`SparseCodingError::InvalidParameter`] naming the bad value.
-    pub fn check(self) -> Result<TopographicLearner> {
+    fn validate(&self) -> Result<()> {
         if !(self.lambda >= 0.0) || !self.lambda.is_finite() {
             return Err(invalid("lambda", self.lambda, "must be finite and >= 0"));
         }
@@ -219,7 +234,22 @@ impl TopographicParams {
         if self.batch_size == 0 || self.epochs == 0 {
             return Err(invalid("batch_size/epochs", format!("{}/{}", self.batch_size, self.epochs), "must be >= 1"));
         }
-        Ok(TopographicLearner { p: self })
+        Ok(())
+    }
+}
+
+impl<T: Real> Fit<DMatrix<T>> for TopographicParams {
+    type Fitted = FittedTopographic<T>;
+
+    /// Learn from signals (columns of `x`); see [`TopographicLearner::fit`].
+    fn fit_checked(params: &Checked<Self>, x: &DMatrix<T>) -> Result<FittedTopographic<T>> {
+        TopographicLearner::from(params.clone()).fit(x)
+    }
+}
+
+impl From<Checked<TopographicParams>> for TopographicLearner {
+    fn from(p: Checked<TopographicParams>) -> Self {
+        TopographicLearner { p: p.into_inner() }
     }
 }
 

@@ -29,10 +29,7 @@ proptest! {
     #[test]
     fn batch_objective_never_increases(seed in any::<u64>(), solver in prop_oneof![Just(L1Solver::Lars), Just(L1Solver::CoordinateDescent)]) {
         let (_, x) = sparse_data(8, 12, 120, seed);
-        let mut p = BatchParams::new(12, 0.1);
-        p.max_iter = 8;
-        p.seed = seed;
-        p.solver = solver;
+        let p = BatchParams::new(12, 0.1).max_iter(8).seed(seed).solver(solver);
         let fit = p.check().unwrap().fit(&x).unwrap();
         prop_assert_eq!(fit.history.len(), 16);
         for w in fit.history.windows(2) {
@@ -117,9 +114,8 @@ fn online_learning_lowers_the_held_out_objective_and_restarts_exactly() {
     let (_, x) = sparse_data(8, 16, 1200, 11);
     let train = x.columns(0, 1000).into_owned();
     let held = x.columns(1000, 200).into_owned();
-    let mut p = OnlineParams::new(16, 0.1);
-    p.batch_size = 50;
-    let mut learner = p.check().unwrap();
+    let p = OnlineParams::new(16, 0.1).batch_size(50);
+    let mut learner = OnlineLearner::from(p.check().unwrap());
     let mut held_out = Vec::new();
     for (i, chunk) in (0..1000).collect::<Vec<_>>().chunks(50).enumerate() {
         let b = DMatrix::from_fn(8, chunk.len(), |r, c| train[(r, chunk[c])]);
@@ -132,8 +128,8 @@ fn online_learning_lowers_the_held_out_objective_and_restarts_exactly() {
         assert!(w[1] < w[0], "held-out objectives {held_out:?}");
     }
     // warm restart from a saved state continues exactly like an uninterrupted run
-    let mut a = p.check().unwrap();
-    let mut b = p.check().unwrap();
+    let mut a = OnlineLearner::from(p.check().unwrap());
+    let mut b = OnlineLearner::from(p.check().unwrap());
     let batches: Vec<DMatrix<f64>> = (0..6).map(|i| train.columns(i * 50, 50).into_owned()).collect();
     for bt in &batches[..3] {
         a.partial_fit(bt).unwrap();
@@ -143,7 +139,7 @@ fn online_learning_lowers_the_held_out_objective_and_restarts_exactly() {
     b.state().unwrap().save(&path).unwrap();
     let restored = OnlineState::<f64>::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let mut c = p.check().unwrap().with_state(restored).unwrap();
+    let mut c = OnlineLearner::from(p.check().unwrap()).with_state(restored).unwrap();
     for bt in &batches[3..] {
         a.partial_fit(bt).unwrap();
         c.partial_fit(bt).unwrap();
@@ -156,11 +152,9 @@ fn learners_are_deterministic_across_thread_counts() {
     let (_, x) = sparse_data(8, 12, 300, 3);
     let run = |t| {
         rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| {
-            let mut p = OnlineParams::new(12, 0.1);
-            p.batch_size = 64;
-            let a = p.check().unwrap().fit(&x, None).unwrap().dictionary;
-            let mut q = BatchParams::new(12, 0.1);
-            q.max_iter = 3;
+            let p = OnlineParams::new(12, 0.1).batch_size(64);
+            let a = p.check().unwrap().fit(&x).unwrap().dictionary;
+            let q = BatchParams::new(12, 0.1).max_iter(3);
             let b = q.check().unwrap().fit(&x).unwrap().dictionary;
             (a, b)
         })
@@ -172,8 +166,7 @@ fn learners_are_deterministic_across_thread_counts() {
 fn learning_recovers_a_planted_dictionary() {
     // sparse signals from a known dictionary: most learned atoms match a true atom closely
     let (w_true, x) = sparse_data(10, 12, 2000, 21);
-    let mut p = BatchParams::new(12, 0.05);
-    p.max_iter = 40;
+    let p = BatchParams::new(12, 0.05).max_iter(40);
     let fit = p.check().unwrap().fit(&x).unwrap();
     let corr = matmul(&w_true, Trans::T, &fit.dictionary, Trans::N).unwrap();
     let matched = (0..12).filter(|&i| (0..12).any(|j| corr[(i, j)].abs() > 0.95)).count();
@@ -184,9 +177,7 @@ fn learning_recovers_a_planted_dictionary() {
 fn callbacks_stop_learning_and_bad_params_are_errors() {
     let (_, x) = sparse_data(6, 8, 100, 1);
     let mut calls = 0;
-    let fit = BatchParams::new(8, 0.1)
-        .check()
-        .unwrap()
+    let fit = BatchLearner::from(BatchParams::new(8, 0.1).check().unwrap())
         .fit_with(
             &x,
             None,
@@ -204,8 +195,7 @@ fn callbacks_stop_learning_and_bad_params_are_errors() {
         BatchParams::new(4, -1.0).check(),
         Err(SparseCodingError::InvalidParameter { name: "lambda", .. })
     ));
-    let mut op = OnlineParams::new(4, 0.1);
-    op.batch_size = 0;
+    let op = OnlineParams::new(4, 0.1).batch_size(0);
     assert!(matches!(op.check(), Err(SparseCodingError::InvalidParameter { name: "batch_size", .. })));
     let learner = BatchParams::new(4, 0.1).check().unwrap();
     assert!(matches!(learner.fit(&DMatrix::<f64>::zeros(6, 0)), Err(SparseCodingError::Empty(_))));
@@ -242,9 +232,8 @@ fn f32_learning_is_as_fast_as_f64_and_certified() {
     let (_, x) = sparse_data(8, 16, 600, 4);
     let x32 = x.map(|v| v as f32);
     let t = std::time::Instant::now();
-    let mut p = OnlineParams::<f32>::new(16, 0.1);
-    p.batch_size = 50;
-    let fit = p.check().unwrap().fit(&x32, None).unwrap();
+    let p = OnlineParams::<f32>::new(16, 0.1).batch_size(50);
+    let fit = p.check().unwrap().fit(&x32).unwrap();
     let codes = Lars::new(0.1f32).encode_batch(&fit.dictionary, &x32, None).unwrap();
     assert_eq!(codes.not_converged(), 0);
     assert!(t.elapsed().as_secs_f64() < 5.0, "f32 online learning took {:?}", t.elapsed());

@@ -64,16 +64,13 @@ fn gratings(n: usize, seed: u64) -> DMatrix<f64> {
 fn topographic_learning_orders_filters_on_the_grid() {
     let x = gratings(1500, 4);
     let torus = Torus::new(6, 6, 3).unwrap();
-    let mut p = TopographicParams::new(torus.clone(), 0.3);
-    p.batch_size = 100;
-    p.epochs = 2;
+    let p = TopographicParams::new(torus.clone(), 0.3).batch_size(100).epochs(2);
     let fit = p.check().unwrap().fit(&x).unwrap();
     let (nb, rand_pairs) = grid_smoothness(&fit.dictionary, &torus).unwrap();
     assert!(nb > rand_pairs + 0.1, "neighbour similarity {nb} vs other pairs {rand_pairs}");
     // plain online learning (no topography) has no such order
-    let mut q = OnlineParams::new(36, 0.3);
-    q.batch_size = 100;
-    let plain = q.check().unwrap().fit(&x, None).unwrap();
+    let q = OnlineParams::new(36, 0.3).batch_size(100);
+    let plain = q.check().unwrap().fit(&x).unwrap();
     let (nb2, rp2) = grid_smoothness(&plain.dictionary, &torus).unwrap();
     assert!(nb - rand_pairs > 2.0 * (nb2 - rp2).abs(), "topographic {nb}/{rand_pairs} vs plain {nb2}/{rp2}");
 }
@@ -113,9 +110,7 @@ fn topographic_learning_is_thread_count_independent() {
     let torus = Torus::new(4, 4, 2).unwrap();
     let run = |t| {
         rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| {
-            let mut p = TopographicParams::new(torus.clone(), 0.3);
-            p.batch_size = 50;
-            p.epochs = 1;
+            let p = TopographicParams::new(torus.clone(), 0.3).batch_size(50).epochs(1);
             p.check().unwrap().fit(&x).unwrap().dictionary
         })
     };

@@ -4,7 +4,7 @@ use super::plot::{Chart, Kind, Series};
 use super::{Ctx, Figure};
 use latent_datasets::toy::sparse_directions;
 use latent_linalg::{DMatrix, Trans, matmul};
-use latent_sparse_coding::BatchParams;
+use latent_sparse_coding::{BatchParams, ParamGuard};
 use serde_json::json;
 
 pub const FIGURE: Figure = Figure {
@@ -32,9 +32,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let mut nnzs = Vec::new();
     for (k, &lam) in LAMBDAS.iter().enumerate() {
         bar.set_message(format!("λ = {lam}"));
-        let mut p = BatchParams::new(3, lam / 2.0);
-        p.max_iter = if ctx.quick { 15 } else { 40 };
-        p.seed = ctx.seed;
+        let p = BatchParams::new(3, lam / 2.0).max_iter(if ctx.quick { 15 } else { 40 }).seed(ctx.seed);
         let fit = p.check().map_err(|e| e.to_string())?.fit(&x).map_err(|e| e.to_string())?;
         let codes = latent_sparse_coding::Encoder::encode_batch(
             &latent_sparse_coding::Lars::new(lam / 2.0),

@@ -5,7 +5,7 @@ use super::plot::{Canvas, linear, tile_sheet};
 use super::{Ctx, Figure};
 use latent_datasets::patches::extract_random_patches;
 use latent_linalg::DMatrix;
-use latent_sparse_coding::{Omp, OnlineParams, inpaint_image};
+use latent_sparse_coding::{Omp, OnlineParams, ParamGuard, inpaint_image};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -63,10 +63,8 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     ps.remove_mean();
     let x: DMatrix<f64> = ps.to_dmatrix_cols();
     let spin = ctx.spinner("F12 dictionary");
-    let mut op = OnlineParams::new(256, 0.02);
-    op.epochs = if ctx.quick { 1 } else { 2 };
-    op.seed = ctx.seed;
-    let fit = op.check().map_err(err)?.fit(&x, None).map_err(err)?;
+    let op = OnlineParams::new(256, 0.02).epochs(if ctx.quick { 1 } else { 2 }).seed(ctx.seed);
+    let fit = op.check().map_err(err)?.fit(&x).map_err(err)?;
     spin.finish_and_clear();
     // the learned atoms model the patch structure; a constant atom carries each patch's mean
     let h = fit.dictionary.ncols();

@@ -4,7 +4,7 @@ use super::common::{columns_f32, energy_concentration, err, natural_images, whit
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_linalg::DMatrix;
-use latent_sparse_coding::{Encoder, Lars, OnlineParams};
+use latent_sparse_coding::{Encoder, Lars, OnlineLearner, OnlineParams, ParamGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -26,10 +26,8 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let spin = ctx.spinner("F2 patches");
     let x = whitened_patches(&imgs, p, count, ctx.seed)?;
     spin.finish_and_clear();
-    let mut params = OnlineParams::new(atoms, lambda);
-    params.epochs = epochs;
-    params.seed = ctx.seed;
-    let mut learner = params.check().map_err(err)?;
+    let params = OnlineParams::new(atoms, lambda).epochs(epochs).seed(ctx.seed);
+    let mut learner = OnlineLearner::from(params.check().map_err(err)?);
     let bar = ctx.progress((epochs * count.div_ceil(256)) as u64, "F2 online learning");
     let fit = learner
         .fit(

@@ -9,7 +9,7 @@ use latent_conv_coding::{Boundary, CdlParams, CdlProgress, CscParams, DictSolver
 use latent_datasets::GrayImage;
 use latent_datasets::patches::extract_random_patches;
 use latent_linalg::DMatrix;
-use latent_sparse_coding::OnlineParams;
+use latent_sparse_coding::{OnlineLearner, OnlineParams, ParamGuard};
 use serde_json::json;
 
 pub const FIGURE_F3: Figure = Figure {
@@ -198,13 +198,9 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
         let sd = (mm.iter().map(|v| v * v).sum::<f64>() / mm.len() as f64).sqrt().max(1e-12);
         mm / sd
     };
-    let mut op = OnlineParams::new(m, lam_patch);
-    op.epochs = epochs;
-    op.seed = ctx.seed;
+    let op = OnlineParams::new(m, lam_patch).epochs(epochs).seed(ctx.seed);
     let bar = ctx.progress((epochs * patches.div_ceil(256)) as u64, "F3 patch dictionary");
-    let pfit = op
-        .check()
-        .map_err(err)?
+    let pfit = OnlineLearner::from(op.check().map_err(err)?)
         .fit(
             &xp,
             Some(Box::new(|pr: &latent_sparse_coding::Progress<'_, f64>| {

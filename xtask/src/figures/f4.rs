@@ -3,7 +3,7 @@
 use super::common::{columns_f32, err, natural_images, whitened_patches};
 use super::plot::tile_sheet;
 use super::{Ctx, Figure};
-use latent_sparse_coding::{OnlineParams, TopographicParams, Torus, grid_smoothness};
+use latent_sparse_coding::{OnlineParams, ParamGuard, TopographicParams, Torus, grid_smoothness};
 
 pub const FIGURE: Figure = Figure {
     id: "F4",
@@ -21,19 +21,15 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let imgs: Vec<_> = natural_images()?.into_iter().map(|(_, i)| i).collect();
     let x = whitened_patches(&imgs, p, count, ctx.seed)?;
     let torus = Torus::new(side, side, 3).map_err(err)?;
-    let mut tp = TopographicParams::new(torus.clone(), lambda);
-    tp.epochs = epochs;
-    tp.seed = ctx.seed;
+    let tp = TopographicParams::new(torus.clone(), lambda).epochs(epochs).seed(ctx.seed);
     let spin = ctx.spinner("F4 topographic learning");
     let fit = tp.check().map_err(err)?.fit(&x).map_err(err)?;
     spin.finish_and_clear();
     let (nb, other) = grid_smoothness(&fit.dictionary, &torus).map_err(err)?;
     // the same number for an ordinary (non-topographic) dictionary of the same size
     let spin = ctx.spinner("F4 plain baseline");
-    let mut op = OnlineParams::new(side * side, lambda);
-    op.epochs = epochs;
-    op.seed = ctx.seed;
-    let plain = op.check().map_err(err)?.fit(&x, None).map_err(err)?;
+    let op = OnlineParams::new(side * side, lambda).epochs(epochs).seed(ctx.seed);
+    let plain = op.check().map_err(err)?.fit(&x).map_err(err)?;
     spin.finish_and_clear();
     let (nb0, other0) = grid_smoothness(&plain.dictionary, &torus).map_err(err)?;
     ctx.canvas(
