@@ -179,21 +179,22 @@ fn restoring_choice(texture: &str) -> RestoringChoice {
 /// by the detector's pixel AUROC for the corrupted pixels; no test defect was looked at (the
 /// selection programs were retired from `crates/anomaly/examples`; their findings are in the
 /// latent-anomaly README, "What we tried", and in `git log -- crates/anomaly/examples`). Round 1
-/// (one corruption draw, mean over the textures): five candidates × σ ∈ {none, 1, 2, 4}; 16@16² → 32@8² → code 32@8², 50 epochs,
-/// σ = 1 won with 0.736 (48×48 tiles: 0.730). Round 2 (three corruption draws): the round-1 winner
-/// 0.7445 at σ = 1; the same with a second map, inference trick or more training — (G₁∗e)² 0.727,
-/// a two-sided normalised map 0.731, restoring twice 0.739, 4-flip averaging 0.743, tile stride
-/// 4 0.745, a 3-seed ensemble 0.747, 100 epochs 0.744 — and more context: one extra 3×3 stage
-/// at 8² 0.753, two 0.748, two 5×5 stages 0.760, wider and deeper with 3×3 stages 0.764, and
-/// this one (wider, deeper, 5×5 stages) 0.773 at σ = 1 (σ = 2: 0.749; raw map 0.771), the best.
-/// Round 3 (same protocol, chosen **per texture**, map fixed at σ = 1): this architecture on 32×32 tiles (brick / grass / gravel 0.886 / 0.725 /
-/// 0.709), with feathered training blobs (σf ≤ 2 px: 0.884 / 0.704 / 0.676; ≤ 4 px: 0.882 /
-/// 0.669 / 0.677), one more 64@8² 5×5 stage (0.890 / 0.680 / 0.661), 48×48 tiles (0.887 / **0.747**
-/// / 0.505, the last a collapsed training run) and 8000 crops × 25 epochs (**0.893** / 0.713 /
-/// 0.711); a second seed of the 48×48 model on the two textures where it was best or collapsed
-/// (grass 0.731, gravel **0.719**). The best per texture is [`restoring_choice`]. Seed-to-seed
-/// spread on one texture is up to 0.017 (grass), so the per-texture differences below that are
-/// within noise.
+/// (one corruption draw, mean over the textures): five candidates × σ ∈ {none, 1, 2, 4};
+/// 16@16² → 32@8² → code 32@8², 50 epochs, σ = 1 won with 0.736 (48×48 tiles: 0.730). Round 2
+/// (three corruption draws): the round-1 winner 0.7445 at σ = 1; the same with a second map,
+/// inference trick or more training — (G₁∗e)² 0.727, a two-sided normalised map 0.731,
+/// restoring twice 0.739, 4-flip averaging 0.743, tile stride 4 0.745, a 3-seed ensemble 0.747,
+/// 100 epochs 0.744 — and more context: one extra 3×3 stage at 8² 0.753, two 0.748, two 5×5
+/// stages 0.760, wider and deeper with 3×3 stages 0.764, and this one (wider, deeper, 5×5
+/// stages) 0.773 at σ = 1 (σ = 2: 0.749; raw map 0.771), the best. Round 3 (same protocol,
+/// chosen **per texture**, map fixed at σ = 1): this architecture on 32×32 tiles (brick / grass /
+/// gravel 0.886 / 0.725 / 0.709), with feathered training blobs (σf ≤ 2 px: 0.884 / 0.704 /
+/// 0.676; ≤ 4 px: 0.882 / 0.669 / 0.677), one more 64@8² 5×5 stage (0.890 / 0.680 / 0.661),
+/// 48×48 tiles (0.887 / **0.747** / 0.505, the last a collapsed training run) and 8000 crops × 25
+/// epochs (**0.893** / 0.713 / 0.711); a second seed of the 48×48 model on the two textures where
+/// it was best or collapsed (grass 0.731, gravel **0.719**). The best per texture is
+/// [`restoring_choice`]. Seed-to-seed spread on one texture is up to 0.017 (grass), so the
+/// per-texture differences below that are within noise.
 fn restoring_ae(
     choice: RestoringChoice,
     epochs: usize,
