@@ -5,14 +5,14 @@
 //!
 //! | model | crate | failures come back as |
 //! |---|---|---|
-//! | [`latent_autoencoder::Autoencoder`], [`latent_autoencoder::Composed`] | `latent-autoencoder` | [`AnomalyError::Autoencoder`] |
-//! | [`crate::SsimAutoencoder`] | this crate | [`AnomalyError::ShapeMismatch`], [`AnomalyError::NonFinite`], [`AnomalyError::Autoencoder`] |
-//! | [`crate::PatchDictionary`] | this crate (sparse coding) | this crate's variants, [`AnomalyError::SparseCoding`] |
-//! | [`crate::CscReconstructor`] | this crate (convolutional sparse coding) | this crate's variants, [`AnomalyError::ConvCoding`] |
+//! | [`latent_autoencoder::Autoencoder`], [`latent_autoencoder::Composed`] | `latent-autoencoder` | [`AnomalyError::Autoencoder`](crate::AnomalyError::Autoencoder) |
+//! | [`crate::SsimAutoencoder`] | this crate | [`AnomalyError::ShapeMismatch`](crate::AnomalyError::ShapeMismatch), [`AnomalyError::NonFinite`](crate::AnomalyError::NonFinite), [`AnomalyError::Autoencoder`](crate::AnomalyError::Autoencoder) |
+//! | [`crate::PatchDictionary`] | this crate (sparse coding) | this crate's variants, [`AnomalyError::SparseCoding`](crate::AnomalyError::SparseCoding) |
+//! | [`crate::CscReconstructor`] | this crate (convolutional sparse coding) | this crate's variants, [`AnomalyError::ConvCoding`](crate::AnomalyError::ConvCoding) |
 //! | `&R`, `Box<R>` for any reconstructor `R` | — | as `R` |
 //!
 //! A model defined anywhere else implements the one required method and reports its own
-//! failures with [`AnomalyError::reconstructor`], which keeps the model's typed error as the
+//! failures with [`AnomalyError::reconstructor`](crate::AnomalyError::reconstructor), which keeps the model's typed error as the
 //! [`std::error::Error::source`] (downcastable), not as a string.
 //!
 //! # Why one error type and not an associated one
@@ -20,7 +20,7 @@
 //! fixed one keeps the trait object-safe with no extra parameter: detectors over
 //! `Box<dyn Reconstructor<f32>>` (a model chosen at run time, an ensemble of different models)
 //! work as they are. Nothing is lost for a model with its own error type: it is boxed as the
-//! source of [`AnomalyError::Reconstructor`] and comes back out with `downcast_ref`.
+//! source of [`AnomalyError::Reconstructor`](crate::AnomalyError::Reconstructor) and comes back out with `downcast_ref`.
 //!
 //! # Example: a model defined outside the crate
 //! ```
