@@ -2,8 +2,8 @@
 //! coded against a bank of filters learned on normal images (`latent-conv-coding`), and the
 //! reconstruction is `mean + Σ_m d_m * s_m`.
 
-use crate::error::{AnomalyError, Result, check_finite, shape_err, to_ae};
-use latent_autoencoder::Reconstructor;
+use crate::error::{AnomalyError, Result, check_finite, shape_err};
+use crate::reconstructor::Reconstructor;
 use latent_conv_coding::{Csc, CscParams, FftReal, Filters};
 use latent_linalg::Tensor4;
 
@@ -17,8 +17,7 @@ use latent_linalg::Tensor4;
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::CscReconstructor;
-/// use latent_autoencoder::Reconstructor;
+/// use latent_anomaly::{CscReconstructor, Reconstructor};
 /// use latent_conv_coding::{CscParams, Filters};
 /// use latent_linalg::Tensor4;
 /// // one 3×3 "plus" filter; normal images are sparse sums of shifted pluses
@@ -59,13 +58,15 @@ impl<T: FftReal> CscReconstructor<T> {
     pub fn filters(&self) -> &Filters<T> {
         &self.filters
     }
+}
 
+impl<T: FftReal> Reconstructor<T> for CscReconstructor<T> {
     /// Reconstruct a batch `(N, C, H, W)`.
     ///
     /// # Errors
     /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`], [`AnomalyError::ShapeMismatch`]
     /// when the channels differ from the filters', and coding errors.
-    pub fn reconstruct_images(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         if x.is_empty() {
             return Err(AnomalyError::Empty { what: "images" });
         }
@@ -96,11 +97,5 @@ impl<T: FftReal> CscReconstructor<T> {
             p.iter_mut().for_each(|v| *v += m);
         }
         Ok(rec)
-    }
-}
-
-impl<T: FftReal> Reconstructor<T> for CscReconstructor<T> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> latent_autoencoder::Result<Tensor4<T>> {
-        self.reconstruct_images(x).map_err(|e| to_ae("csc reconstruct", e))
     }
 }

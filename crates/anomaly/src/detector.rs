@@ -5,7 +5,7 @@ use crate::error::{AnomalyError, Result, check_finite, invalid, shape_err};
 use crate::maps::{MapConfig, MapParams};
 use crate::metrics::quantile;
 use crate::normalize::{MapNormalizer, NormalizerConfig};
-use latent_autoencoder::Reconstructor;
+use crate::reconstructor::Reconstructor;
 use latent_linalg::{Real, Tensor4};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -145,13 +145,12 @@ pub struct Calibration {
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams};
-/// use latent_autoencoder::{Reconstructor, Result as AeResult};
+/// use latent_anomaly::{Detector, DetectorParams, Reconstructor, Result};
 /// use latent_linalg::Tensor4;
 /// // A "model" that only knows constant images: it reconstructs every image by its mean.
 /// struct Mean;
 /// impl Reconstructor<f64> for Mean {
-///     fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+///     fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
 ///         let d = x.sample_len();
 ///         let mut y = x.clone();
 ///         for s in y.as_mut_slice().chunks_mut(d) {
@@ -217,13 +216,12 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     ///
     /// # Example
     /// ```
-    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams};
-    /// use latent_autoencoder::{Reconstructor, Result as AeResult};
+    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams, Reconstructor, Result};
     /// use latent_linalg::Tensor4;
     /// // A "model" that can only draw flat images: it reconstructs every image by its mean.
     /// struct Mean;
     /// impl Reconstructor<f64> for Mean {
-    ///     fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+    ///     fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
     ///         let d = x.sample_len();
     ///         let mut y = x.clone();
     ///         for s in y.as_mut_slice().chunks_mut(d) {
@@ -272,24 +270,35 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// # Errors
     /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`], [`AnomalyError::ShapeMismatch`] for
     /// images smaller than a tile or a model that returns another size, and the model's own
-    /// errors ([`AnomalyError::Autoencoder`]).
+    /// errors (see [`crate::reconstructor`]).
     pub fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         if x.is_empty() {
             return Err(AnomalyError::Empty { what: "images" });
         }
         check_finite("images", x.as_slice())?;
+        match self.config.params.tiling {
+            None => self.reconstruct_whole(x),
+            Some(t) => self.reconstruct_tiled(x, t),
+        }
+    }
+
+    /// Whole images, `batch_size` samples per model call.
+    fn reconstruct_whole(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         let bs = self.config.params.batch_size;
-        let Some(t) = self.config.params.tiling else {
-            let d = x.sample_len();
-            let [n, c, h, w] = x.shape();
-            let mut out = Vec::with_capacity(x.len());
-            for i0 in (0..n).step_by(bs) {
-                let i1 = (i0 + bs).min(n);
-                let b = Tensor4::from_vec([i1 - i0, c, h, w], x.as_slice()[i0 * d..i1 * d].to_vec())?;
-                out.extend_from_slice(self.run_model(&b)?.as_slice());
-            }
-            return Ok(Tensor4::from_vec(x.shape(), out)?);
-        };
+        let d = x.sample_len();
+        let [n, c, h, w] = x.shape();
+        let mut out = Vec::with_capacity(x.len());
+        for i0 in (0..n).step_by(bs) {
+            let i1 = (i0 + bs).min(n);
+            let b = Tensor4::from_vec([i1 - i0, c, h, w], x.as_slice()[i0 * d..i1 * d].to_vec())?;
+            out.extend_from_slice(self.run_model(&b)?.as_slice());
+        }
+        Ok(Tensor4::from_vec(x.shape(), out)?)
+    }
+
+    /// Tile by tile, `batch_size` tiles per model call, overlaps averaged (accumulated in `f64`).
+    fn reconstruct_tiled(&self, x: &Tensor4<T>, t: Tiling) -> Result<Tensor4<T>> {
+        let bs = self.config.params.batch_size;
         let [n, c, h, w] = x.shape();
         if h < t.height || w < t.width {
             return Err(shape_err(

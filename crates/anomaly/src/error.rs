@@ -62,6 +62,17 @@ pub enum AnomalyError {
         /// The one class present (`true`: all anomalous).
         anomalous: bool,
     },
+    /// A reconstructor defined outside this crate failed (see
+    /// [`crate::Reconstructor`]): `source` is the model's own typed error, kept as the
+    /// [`std::error::Error::source`] and recoverable with `downcast_ref`. Build it with
+    /// [`AnomalyError::reconstructor`].
+    #[error("reconstruction by {model} failed: {source}")]
+    Reconstructor {
+        /// Which model failed (a short name chosen by its implementation).
+        model: &'static str,
+        /// The model's own error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// An error from the autoencoder crate (models, training).
     #[error(transparent)]
     Autoencoder(#[from] AutoencoderError),
@@ -77,6 +88,24 @@ pub enum AnomalyError {
     /// An error from a `latent-linalg` kernel.
     #[error(transparent)]
     Linalg(#[from] LinalgError),
+}
+
+impl AnomalyError {
+    /// The failure of a reconstructor defined outside this crate: `source` (any error type, or a
+    /// message) is kept as the error's source.
+    ///
+    /// # Example
+    /// ```
+    /// use latent_anomaly::AnomalyError;
+    /// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "weights.bin");
+    /// let e = AnomalyError::reconstructor("my model", io);
+    /// let source = std::error::Error::source(&e).unwrap();
+    /// assert_eq!(source.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::NotFound);
+    /// assert_eq!(e.to_string(), "reconstruction by my model failed: weights.bin");
+    /// ```
+    pub fn reconstructor(model: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AnomalyError::Reconstructor { model, source: source.into() }
+    }
 }
 
 /// `Result` with [`AnomalyError`].
@@ -110,8 +139,9 @@ pub(crate) fn check_pos(name: &'static str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, v, "must be finite and > 0")) }
 }
 
-/// Convert an error of this crate into the autoencoder crate's error type (for trait methods
-/// whose signature is fixed by `latent-autoencoder`).
+/// Convert an error of this crate into the autoencoder crate's error type, for the
+/// [`latent_autoencoder::Trainable`] methods of [`crate::SsimAutoencoder`] (their signature is
+/// fixed by `latent-autoencoder`; the trainer only reports the error).
 pub(crate) fn to_ae(op: &'static str, e: AnomalyError) -> AutoencoderError {
     match e {
         AnomalyError::Autoencoder(e) => e,

@@ -10,7 +10,7 @@
 use crate::detector::Detector;
 use crate::error::{AnomalyError, Result, invalid, same_len};
 use crate::metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc};
-use latent_autoencoder::Reconstructor;
+use crate::reconstructor::Reconstructor;
 use latent_datasets::GrayImage;
 use latent_datasets::image::stack_images;
 use latent_datasets::mvtec::MvtecCategory;

@@ -7,8 +7,8 @@
 //! learned on normal patches reconstructs normal structure well and anomalous structure poorly,
 //! so the reconstruction error localises defects, with the same API as an autoencoder.
 
-use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid, to_ae};
-use latent_autoencoder::Reconstructor;
+use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid};
+use crate::reconstructor::Reconstructor;
 use latent_linalg::{DMatrix, Real, Tensor4, Trans, matmul};
 use latent_sparse_coding::{Encoder, FittedDictionary, Lars, Omp, OnlineParams, ParamGuard};
 use rand::{Rng, SeedableRng};
@@ -176,8 +176,7 @@ pub struct PatchDictionaryLearner {
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{PatchDictionaryParams, PatchCoder};
-/// use latent_autoencoder::Reconstructor;
+/// use latent_anomaly::{PatchCoder, PatchDictionaryParams, Reconstructor};
 /// use latent_linalg::Tensor4;
 /// // normal images: vertical stripes of random phase; the anomaly is a horizontal bar
 /// let stripes = |n: usize| Tensor4::<f64>::from_fn([n, 1, 16, 16], |[i, _, _, x]| ((x + i) % 4 < 2) as u8 as f64);
@@ -279,13 +278,15 @@ impl<T: Real> PatchDictionary<T> {
             PatchCoder::Lars { lambda } => Box::new(Lars::new(lambda)),
         }
     }
+}
 
+impl<T: Real> Reconstructor<T> for PatchDictionary<T> {
     /// Reconstruct a batch `(N, C, H, W)` of images (each channel plane independently).
     ///
     /// # Errors
     /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`], [`AnomalyError::ShapeMismatch`]
     /// for images smaller than a patch, and coding errors.
-    pub fn reconstruct_images(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         let p = self.params.patch;
         if x.is_empty() {
             return Err(AnomalyError::Empty { what: "images" });
@@ -331,12 +332,6 @@ impl<T: Real> PatchDictionary<T> {
             out.extend(acc.iter().zip(&cnt).map(|(&a, &c)| T::lit(a / f64::from(c))));
         }
         Ok(Tensor4::from_vec(x.shape(), out)?)
-    }
-}
-
-impl<T: Real> Reconstructor<T> for PatchDictionary<T> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> latent_autoencoder::Result<Tensor4<T>> {
-        self.reconstruct_images(x).map_err(|e| to_ae("patch dictionary reconstruct", e))
     }
 }
 

@@ -16,13 +16,14 @@
 
 use crate::error::{AnomalyError, Result, check_finite, invalid};
 use crate::metrics::auroc;
+use crate::reconstructor::Reconstructor;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
-use latent_autoencoder::{Activation, NoiseModel, Reconstructor};
+use latent_autoencoder::{Activation, NoiseModel};
 use latent_linalg::{Real, Tensor4};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// The restoring-autoencoder recipe of F11 and its selection examples, as an unchecked builder:
+/// The restoring-autoencoder recipe of F11 (see the README, "What we tried"), as an unchecked builder:
 /// a convolutional autoencoder on `1 × tile × tile` crops with the given encoder stages
 /// `(channels, kernel, stride, padding)` and a mirrored decoder, leaky ReLU (0.2) hidden units, a
 /// linear code, sigmoid output, MSE, Adam lr 2e-3, batch 32, `epochs` epochs, seeded, no progress
@@ -100,13 +101,13 @@ pub struct RestorationCheck {
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::restoration_check;
-/// use latent_autoencoder::{BlobNoise, NoiseModel, Reconstructor, AutoencoderError};
+/// use latent_anomaly::{Reconstructor, Result, restoration_check};
+/// use latent_autoencoder::{BlobNoise, NoiseModel};
 /// use latent_linalg::Tensor4;
 /// /// The identity: restores nothing.
 /// struct Identity;
 /// impl Reconstructor<f32> for Identity {
-///     fn reconstruct(&self, x: &Tensor4<f32>) -> Result<Tensor4<f32>, AutoencoderError> { Ok(x.clone()) }
+///     fn reconstruct(&self, x: &Tensor4<f32>) -> Result<Tensor4<f32>> { Ok(x.clone()) }
 /// }
 /// let clean = Tensor4::<f32>::from_fn([8, 1, 16, 16], |[n, _, i, j]| ((n + 3 * i + 5 * j) % 7) as f32 / 7.0)?;
 /// let noise = NoiseModel::Blobs(BlobNoise { probability: 1.0, ..BlobNoise::default() });
@@ -178,14 +179,14 @@ pub fn restoration_check<T: Real, R: Reconstructor<T>>(
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams, corrupted_pixel_auroc};
-/// use latent_autoencoder::{AutoencoderError, BlobNoise, NoiseModel, Reconstructor};
+/// use latent_anomaly::{Detector, DetectorParams, Reconstructor, Result, corrupted_pixel_auroc};
+/// use latent_autoencoder::{BlobNoise, NoiseModel};
 /// use latent_linalg::Tensor4;
 /// let clean = Tensor4::<f32>::from_fn([4, 1, 16, 16], |[n, _, i, j]| ((n + 2 * i + 3 * j) % 5) as f32 / 5.0)?;
 /// /// A perfect restorer: it knows the clean images.
 /// struct Perfect(Tensor4<f32>);
 /// impl Reconstructor<f32> for Perfect {
-///     fn reconstruct(&self, _x: &Tensor4<f32>) -> Result<Tensor4<f32>, AutoencoderError> { Ok(self.0.clone()) }
+///     fn reconstruct(&self, _x: &Tensor4<f32>) -> Result<Tensor4<f32>> { Ok(self.0.clone()) }
 /// }
 /// let noise = NoiseModel::Blobs(BlobNoise { probability: 1.0, ..BlobNoise::default() });
 /// let det = Detector::new(Perfect(clean.clone()), DetectorParams::new().check()?);

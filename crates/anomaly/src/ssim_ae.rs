@@ -8,12 +8,12 @@
 //! stopping, divergence guard) trains it. The original model's penalties (L1, KL, Frobenius) are
 //! not used; an optional `mse_weight` adds `mse_weight · MSE(x̂, x)`.
 
-use crate::error::{Result, check_finite, invalid, shape_err};
+use crate::error::{AnomalyError, Result, check_finite, invalid, shape_err};
+use crate::reconstructor::Reconstructor;
 use crate::ssim::{Ssim, SsimParams};
 use latent_autoencoder::train::{Checked, TrainParams, TrainReport, Trainer};
 use latent_autoencoder::{
-    Activation, Autoencoder, AutoencoderError, Layer, Loss, Mode, Objective, Param, Reconstructor, Sequential,
-    Trainable,
+    Activation, Autoencoder, AutoencoderError, Layer, Loss, Mode, Objective, Param, Sequential, Trainable,
 };
 use latent_linalg::{Real, Tensor4};
 
@@ -22,8 +22,8 @@ use latent_linalg::{Real, Tensor4};
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{SsimAutoencoder, ssim::SsimParams};
-/// use latent_autoencoder::{Reconstructor, models::{ConvAeParams, ConvStage}, train::TrainParams};
+/// use latent_anomaly::{Reconstructor, SsimAutoencoder, ssim::SsimParams};
+/// use latent_autoencoder::{models::{ConvAeParams, ConvStage}, train::TrainParams};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::<f32>::from_fn([32, 1, 8, 8], |[n, _, i, j]| ((i + j + n) % 4 == 0) as u8 as f32)?;
 /// let ae = ConvAeParams::new([1, 8, 8]).encoder_stage(ConvStage::new(4, 3, 2, 1)).check()?.build::<f32>()?;
@@ -102,19 +102,29 @@ impl<T: Real> SsimAutoencoder<T> {
         Ok(Autoencoder::new(self.input_shape, self.encoder, self.code_activation, self.decoder, Objective::default())?)
     }
 
-    fn check_input(&self, x: &Tensor4<T>) -> latent_autoencoder::Result<()> {
+    fn check_input(&self, x: &Tensor4<T>) -> Result<()> {
         let [_, c, h, w] = x.shape();
         if [c, h, w] != self.input_shape {
-            return Err(AutoencoderError::ShapeMismatch {
+            return Err(AnomalyError::ShapeMismatch {
                 op: "ssim autoencoder",
                 expected: format!("(N, {}, {}, {})", self.input_shape[0], self.input_shape[1], self.input_shape[2]),
                 got: format!("{:?}", x.shape()),
             });
         }
         if x.n() == 0 {
-            return Err(AutoencoderError::Empty { what: "batch" });
+            return Err(AnomalyError::Empty { what: "batch" });
         }
         Ok(())
+    }
+
+    /// The forward pass in inference mode (input checked).
+    fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+        self.check_input(x)?;
+        check_finite("input", x.as_slice())?;
+        let mut s = self.encoder.infer(x)?;
+        self.code_activation.apply(s.as_mut_slice());
+        let xh = self.decoder.infer(&s)?;
+        if xh.shape() == x.shape() { Ok(xh) } else { Ok(xh.reshape(x.shape())?) }
     }
 
     /// Loss value, and its gradient with respect to the reconstruction when `grad` is given.
@@ -150,19 +160,20 @@ fn to_ae(e: crate::AnomalyError) -> AutoencoderError {
 }
 
 impl<T: Real> Reconstructor<T> for SsimAutoencoder<T> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> latent_autoencoder::Result<Tensor4<T>> {
-        self.check_input(x)?;
-        check_finite("input", x.as_slice()).map_err(to_ae)?;
-        let mut s = self.encoder.infer(x)?;
-        self.code_activation.apply(s.as_mut_slice());
-        let xh = self.decoder.infer(&s)?;
-        if xh.shape() == x.shape() { Ok(xh) } else { Ok(xh.reshape(x.shape())?) }
+    /// The reconstruction (eval mode).
+    ///
+    /// # Errors
+    /// [`AnomalyError::ShapeMismatch`] for another sample shape than the model's,
+    /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`], and layer errors
+    /// ([`AnomalyError::Autoencoder`]).
+    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+        self.infer(x)
     }
 }
 
 impl<T: Real> Trainable<T> for SsimAutoencoder<T> {
     fn train_step(&mut self, x: &Tensor4<T>) -> latent_autoencoder::Result<f64> {
-        self.check_input(x)?;
+        self.check_input(x).map_err(to_ae)?;
         for p in Trainable::params(self) {
             p.grad.iter_mut().for_each(|g| *g = T::zero());
         }
@@ -182,7 +193,7 @@ impl<T: Real> Trainable<T> for SsimAutoencoder<T> {
     }
 
     fn eval_loss(&self, x: &Tensor4<T>) -> latent_autoencoder::Result<f64> {
-        let xh = self.reconstruct(x)?;
+        let xh = self.infer(x).map_err(to_ae)?;
         self.objective(&xh, x, None).map_err(to_ae)
     }
 

@@ -2,16 +2,16 @@
 
 use latent_anomaly::heatmap::{compare_masks, heatmap_panel};
 use latent_anomaly::{
-    AnomalyError, Detector, DetectorParams, EvalParams, ImageScore, MapParams, RgbImage, SsimParams, TestSet, evaluate,
+    AnomalyError, Detector, DetectorParams, EvalParams, ImageScore, MapParams, Reconstructor, Result, RgbImage,
+    SsimParams, TestSet, evaluate,
 };
-use latent_autoencoder::{AutoencoderError, Reconstructor, Result as AeResult};
 use latent_linalg::Tensor4;
 
 /// Exact on images whose rows are constant: replaces every pixel by its row mean.
 struct RowMean;
 
 impl Reconstructor<f64> for RowMean {
-    fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+    fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
         let w = x.w();
         let mut y = x.clone();
         for row in y.as_mut_slice().chunks_mut(w) {
@@ -26,7 +26,7 @@ impl Reconstructor<f64> for RowMean {
 struct Identity;
 
 impl Reconstructor<f64> for Identity {
-    fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+    fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
         Ok(x.clone())
     }
 }
@@ -35,8 +35,8 @@ impl Reconstructor<f64> for Identity {
 struct Broken;
 
 impl Reconstructor<f64> for Broken {
-    fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
-        Tensor4::zeros([x.n(), 1, 1, 1]).map_err(AutoencoderError::from)
+    fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
+        Ok(Tensor4::zeros([x.n(), 1, 1, 1])?)
     }
 }
 

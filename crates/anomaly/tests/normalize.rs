@@ -3,9 +3,9 @@
 //! the detector integration.
 
 use latent_anomaly::{
-    AnomalyError, Detector, DetectorParams, MapNormalizer, NormalizerParams, Scope, Side, metrics::pixel_auroc,
+    AnomalyError, Detector, DetectorParams, MapNormalizer, NormalizerParams, Reconstructor, Result, Scope, Side,
+    metrics::pixel_auroc,
 };
-use latent_autoencoder::{Reconstructor, Result as AeResult};
 use latent_linalg::Tensor4;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -200,7 +200,7 @@ fn bad_parameters_and_inputs_are_typed_errors() {
 struct RowMean;
 
 impl Reconstructor<f64> for RowMean {
-    fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+    fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
         let w = x.w();
         let mut y = x.clone();
         for row in y.as_mut_slice().chunks_mut(w) {
@@ -241,7 +241,7 @@ fn detectors_fit_and_apply_the_normaliser() {
     // an exact reconstructor has no error level to normalise by
     struct Exact;
     impl Reconstructor<f64> for Exact {
-        fn reconstruct(&self, x: &Tensor4<f64>) -> AeResult<Tensor4<f64>> {
+        fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
             Ok(x.clone())
         }
     }

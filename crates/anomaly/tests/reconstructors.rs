@@ -2,9 +2,9 @@
 //! detector like an autoencoder and localise what the normal data does not contain.
 
 use latent_anomaly::{
-    AnomalyError, CscReconstructor, Detector, DetectorParams, MapParams, PatchCoder, PatchDictionaryParams, metrics,
+    AnomalyError, CscReconstructor, Detector, DetectorParams, MapParams, PatchCoder, PatchDictionaryParams,
+    Reconstructor, metrics,
 };
-use latent_autoencoder::Reconstructor;
 use latent_conv_coding::{CscParams, Filters};
 use latent_linalg::Tensor4;
 
@@ -46,7 +46,7 @@ fn patch_dictionary_localises_a_foreign_square() {
     assert_eq!(dict32.reconstruct(&Tensor4::<f32>::zeros([1, 1, 8, 8]).unwrap()).unwrap().shape(), [1, 1, 8, 8]);
     assert!(dict32.reconstruct(&Tensor4::<f32>::zeros([1, 1, 3, 8]).unwrap()).is_err());
     assert!(matches!(
-        dict.reconstruct_images(&Tensor4::full([1, 1, 6, 6], f64::NAN).unwrap()),
+        dict.reconstruct(&Tensor4::full([1, 1, 6, 6], f64::NAN).unwrap()),
         Err(AnomalyError::NonFinite { index: 0, .. })
     ));
     assert!(matches!(d32.fit(&Tensor4::<f32>::zeros([1, 1, 3, 3]).unwrap()), Err(AnomalyError::ShapeMismatch { .. })));
@@ -85,9 +85,30 @@ fn convolutional_sparse_coding_plugs_in() {
     assert!(a.scores[0] < 1e-3 && a.scores[1] > 0.01, "{:?}", a.scores);
     assert!(metrics::pixel_auroc(a.maps.as_slice(), &mask, [2, 16, 16]).unwrap() > 0.95);
     let two_channels = Tensor4::<f64>::zeros([1, 2, 16, 16]).unwrap();
-    assert!(matches!(det.analyze(&two_channels), Err(AnomalyError::Autoencoder(_))));
+    // the model's own shape error, not a conversion through another crate's error type
+    assert!(matches!(det.analyze(&two_channels), Err(AnomalyError::ShapeMismatch { op: "csc reconstruction", .. })));
     assert!(matches!(
         CscReconstructor::new(Filters::<f64>::random(2, 1, 3, 3, 0).unwrap(), CscParams::new(-1.0)),
         Err(AnomalyError::ConvCoding(_))
     ));
+}
+
+#[test]
+fn autoencoders_plug_in_and_keep_their_typed_errors() {
+    use latent_autoencoder::models::MlpAeParams;
+    use latent_autoencoder::{AutoencoderError, Composed};
+    let ae = MlpAeParams::new(vec![16, 4]).seed(5).check().unwrap().build::<f64>().unwrap();
+    let x = Tensor4::from_fn([3, 16, 1, 1], |[n, c, ..]| ((n * 7 + c * 3) % 5) as f64 / 5.0).unwrap();
+    let det = Detector::new(&ae, DetectorParams::new().check().unwrap());
+    let a = det.analyze(&x).unwrap();
+    assert_eq!(a.reconstruction.shape(), x.shape());
+    // any encoder followed by any decoder: the autoencoder's own halves reconstruct the same
+    let composed = Composed::new(ae.clone(), ae.clone());
+    assert_eq!(Detector::new(composed, DetectorParams::new().check().unwrap()).analyze(&x).unwrap(), a);
+    let errs = Reconstructor::reconstruction_errors(&ae, &x).unwrap();
+    assert_eq!(errs.len(), 3);
+    // a batch of the wrong size comes back as the autoencoder crate's error, unchanged
+    let wrong = Tensor4::<f64>::zeros([2, 8, 1, 1]).unwrap();
+    let e = det.analyze(&wrong).unwrap_err();
+    assert!(matches!(e, AnomalyError::Autoencoder(AutoencoderError::ShapeMismatch { .. })), "{e:?}");
 }

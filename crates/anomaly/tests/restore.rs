@@ -1,8 +1,10 @@
 //! Restoring (blob-denoising) autoencoders and `restoration_check`.
 
-use latent_anomaly::{AnomalyError, Detector, DetectorParams, MapParams, corrupted_pixel_auroc, restoration_check};
+use latent_anomaly::{
+    AnomalyError, Detector, DetectorParams, MapParams, Reconstructor, corrupted_pixel_auroc, restoration_check,
+};
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
-use latent_autoencoder::{Activation, AutoencoderError, BlobNoise, NoiseModel, Reconstructor};
+use latent_autoencoder::{Activation, BlobNoise, NoiseModel};
 use latent_linalg::Tensor4;
 
 /// Oriented stripes of period 4 px with a per-image phase: a tiny stationary "texture".
@@ -61,7 +63,7 @@ fn restoring_autoencoder_removes_blob_corruption_of_normal_texture() {
 /// Returns its input unchanged.
 struct Identity;
 impl Reconstructor<f32> for Identity {
-    fn reconstruct(&self, x: &Tensor4<f32>) -> Result<Tensor4<f32>, AutoencoderError> {
+    fn reconstruct(&self, x: &Tensor4<f32>) -> latent_anomaly::Result<Tensor4<f32>> {
         Ok(x.clone())
     }
 }
@@ -69,7 +71,7 @@ impl Reconstructor<f32> for Identity {
 /// Returns a wrong shape.
 struct Cropper;
 impl Reconstructor<f32> for Cropper {
-    fn reconstruct(&self, x: &Tensor4<f32>) -> Result<Tensor4<f32>, AutoencoderError> {
+    fn reconstruct(&self, x: &Tensor4<f32>) -> latent_anomaly::Result<Tensor4<f32>> {
         let [n, c, h, w] = x.shape();
         Ok(Tensor4::zeros([n, c, h - 1, w])?)
     }

@@ -2,10 +2,10 @@
 //! autoencoder's parameter gradients.
 
 use latent_anomaly::ssim::SsimParams;
-use latent_anomaly::{AnomalyError, SsimAutoencoder};
+use latent_anomaly::{AnomalyError, Reconstructor, SsimAutoencoder};
+use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::{Reconstructor, Trainable};
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient};
 use rand::{Rng, SeedableRng};

@@ -4,20 +4,23 @@
 use super::common::err;
 use super::plot::{Canvas, Chart, Kind, Series};
 use super::{Ctx, Figure};
+use indicatif::ProgressBar;
 use latent_anomaly::heatmap::compare_masks;
 use latent_anomaly::{
-    Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, NormalizerConfig,
-    NormalizerParams, PatchCoder, PatchDictionaryParams, RgbImage, Scope, Side, SsimAutoencoder, SsimParams,
-    corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel, load_mvtec_train, random_crops, restoration_check,
+    Detector, DetectorConfig, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams,
+    NormalizerConfig, NormalizerParams, PatchCoder, PatchDictionary, PatchDictionaryParams, Reconstructor, RgbImage,
+    Scope, Side, SsimAutoencoder, SsimParams, corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel, load_mvtec_train,
+    random_crops, restoration_check,
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::{Activation, BlobNoise, NoiseModel, Reconstructor};
+use latent_autoencoder::{Activation, Autoencoder, BlobNoise, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
 use latent_datasets::{FashionMnist, ImageSet, Mnist, one_class_split};
 use latent_linalg::Tensor4;
 use serde_json::{Value, json};
+use std::path::Path;
 
 pub const FIGURE_F11: Figure = Figure {
     id: "F11",
@@ -81,7 +84,7 @@ struct TextureSizes {
     crops: usize,
     epochs: usize,
     /// Epochs of the restoring autoencoder (chosen on held-out normal data, see
-    /// `crates/anomaly/examples/restoring_selection.rs` and `restoring_variants.rs`).
+    /// [`restoring_ae`]).
     restoring_epochs: usize,
     train_patches: usize,
 }
@@ -173,25 +176,25 @@ fn restoring_choice(texture: &str) -> RestoringChoice {
 /// The restoring (blob-denoising) autoencoder: [`RESTORING_STAGES`], otherwise as [`conv_ae`]
 /// (leaky ReLU, sigmoid output, Adam lr 2e-3, batch 32), trained to return the clean crop of a
 /// blob-corrupted one. Chosen, with the map σ, on blob-corrupted held-out *normal* images only,
-/// by the detector's pixel AUROC for the corrupted pixels; no test defect was looked at. Round 1
-/// (`crates/anomaly/examples/restoring_selection.rs`, one corruption draw, mean over the
-/// textures): five candidates × σ ∈ {none, 1, 2, 4}; 16@16² → 32@8² → code 32@8², 50 epochs,
-/// σ = 1 won with 0.736 (48×48 tiles: 0.730). Round 2
-/// (`crates/anomaly/examples/restoring_variants.rs`, three corruption draws): the round-1 winner
-/// 0.7445 at σ = 1; the same with a second map, inference trick or more training — (G₁∗e)² 0.727,
-/// a two-sided normalised map 0.731, restoring twice 0.739, 4-flip averaging 0.743, tile stride
-/// 4 0.745, a 3-seed ensemble 0.747, 100 epochs 0.744 — and more context: one extra 3×3 stage
-/// at 8² 0.753, two 0.748, two 5×5 stages 0.760, wider and deeper with 3×3 stages 0.764, and
-/// this one (wider, deeper, 5×5 stages) 0.773 at σ = 1 (σ = 2: 0.749; raw map 0.771), the best.
-/// Round 3 (`crates/anomaly/examples/restoring_round3.rs`, same protocol, chosen **per texture**,
-/// map fixed at σ = 1): this architecture on 32×32 tiles (brick / grass / gravel 0.886 / 0.725 /
-/// 0.709), with feathered training blobs (σf ≤ 2 px: 0.884 / 0.704 / 0.676; ≤ 4 px: 0.882 /
-/// 0.669 / 0.677), one more 64@8² 5×5 stage (0.890 / 0.680 / 0.661), 48×48 tiles (0.887 / **0.747**
-/// / 0.505, the last a collapsed training run) and 8000 crops × 25 epochs (**0.893** / 0.713 /
-/// 0.711); a second seed of the 48×48 model on the two textures where it was best or collapsed
-/// (grass 0.731, gravel **0.719**). The best per texture is [`restoring_choice`]. Seed-to-seed
-/// spread on one texture is up to 0.017 (grass), so the per-texture differences below that are
-/// within noise.
+/// by the detector's pixel AUROC for the corrupted pixels; no test defect was looked at (the
+/// selection programs were retired from `crates/anomaly/examples`; their findings are in the
+/// latent-anomaly README, "What we tried", and in `git log -- crates/anomaly/examples`). Round 1
+/// (one corruption draw, mean over the textures): five candidates × σ ∈ {none, 1, 2, 4};
+/// 16@16² → 32@8² → code 32@8², 50 epochs, σ = 1 won with 0.736 (48×48 tiles: 0.730). Round 2
+/// (three corruption draws): the round-1 winner 0.7445 at σ = 1; the same with a second map,
+/// inference trick or more training — (G₁∗e)² 0.727, a two-sided normalised map 0.731,
+/// restoring twice 0.739, 4-flip averaging 0.743, tile stride 4 0.745, a 3-seed ensemble 0.747,
+/// 100 epochs 0.744 — and more context: one extra 3×3 stage at 8² 0.753, two 0.748, two 5×5
+/// stages 0.760, wider and deeper with 3×3 stages 0.764, and this one (wider, deeper, 5×5
+/// stages) 0.773 at σ = 1 (σ = 2: 0.749; raw map 0.771), the best. Round 3 (same protocol,
+/// chosen **per texture**, map fixed at σ = 1): this architecture on 32×32 tiles (brick / grass /
+/// gravel 0.886 / 0.725 / 0.709), with feathered training blobs (σf ≤ 2 px: 0.884 / 0.704 /
+/// 0.676; ≤ 4 px: 0.882 / 0.669 / 0.677), one more 64@8² 5×5 stage (0.890 / 0.680 / 0.661),
+/// 48×48 tiles (0.887 / **0.747** / 0.505, the last a collapsed training run) and 8000 crops × 25
+/// epochs (**0.893** / 0.713 / 0.711); a second seed of the 48×48 model on the two textures where
+/// it was best or collapsed (grass 0.731, gravel **0.719**). The best per texture is
+/// [`restoring_choice`]. Seed-to-seed spread on one texture is up to 0.017 (grass), so the
+/// per-texture differences below that are within noise.
 fn restoring_ae(
     choice: RestoringChoice,
     epochs: usize,
@@ -300,6 +303,23 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
     let sz = sizes(ctx.quick);
     let root = ctx.dir.join("mvtec_synthetic");
     let _ = std::fs::remove_dir_all(&root);
+    describe_textures(ctx, &sz);
+    let bar = ctx.progress((TEXTURES.len() * MODELS.len()) as u64, "F11 textures");
+    let mut results = TextureResults::default();
+    for (ci, &name) in TEXTURES.iter().enumerate() {
+        let data = prepare_texture(&root, name, ctx.seed + 100 * ci as u64, &sz)?;
+        let models = train_models(ctx, &bar, &data, &sz)?;
+        let detectors = build_detectors(&bar, &data, &models)?;
+        let runs = evaluate_detectors(&bar, &data, &detectors)?;
+        let checks = heldout_blob_checks(ctx, &data, &models)?;
+        record_texture(ctx, &mut results, ci, &data, &runs, checks)?;
+    }
+    bar.finish_and_clear();
+    write_texture_results(ctx, &results)
+}
+
+/// The settings of the texture experiment, recorded in the figure's config.
+fn describe_textures(ctx: &mut Ctx, sz: &TextureSizes) {
     ctx.config(
         "layout",
         "synthetic defects written in the MVTec AD folder layout under mvtec_synthetic/, read back with MvtecCategory",
@@ -340,12 +360,13 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
          random crops, 25 epochs; grass and gravel T = 48, 4000 crops, 50 epochs, gravel with model seed + 7 (quick run: the ℓ2 AE's crop count, {} epochs, \
          same T; see restoring_ae_<texture>); architecture, epochs \
          and map σ chosen on blob-corrupted held-out normal images only, by the detector's \
-         pixel AUROC for the corrupted pixels, not on test defects: round 1 (example restoring_selection, one corruption \
+         pixel AUROC for the corrupted pixels, not on test defects (the three rounds are summarised in the \
+         latent-anomaly README, \"What we tried\"): round 1 (one corruption \
          draw) chose 16@16² → 32@8² → code 32@8², 50 epochs, σ = 1 among 5 candidates × σ ∈ {{none, 1, 2, 4}} (0.736); \
-         round 2 (example restoring_variants, three draws: 0.7445 for round 1's choice) found no gain from other maps \
+         round 2 (three draws: 0.7445 for round 1's choice) found no gain from other maps \
          ((G₁∗e)² 0.727, two-sided normalised 0.731), restoring twice, finer tiles, flips, a 3-seed ensemble (0.747) or \
          100 epochs, and a gain from more context and width (3×3 stages: 0.764): this architecture 0.773 at σ = 1 \
-         (σ = 2: 0.749); round 3 (example restoring_round3, same three draws, chosen per texture with σ = 1 fixed; \
+         (σ = 2: 0.749); round 3 (same three draws, chosen per texture with σ = 1 fixed; \
          brick / grass / gravel): 32×32 tiles 0.886 / 0.725 / 0.709, feathered training blobs σf ≤ 2 px \
          0.884 / 0.704 / 0.676 and ≤ 4 px 0.882 / 0.669 / 0.677, one more 5×5 stage 0.890 / 0.680 / 0.661, \
          48×48 tiles 0.887 / 0.747 / 0.505 (collapsed run), 8000 crops × 25 epochs 0.893 / 0.713 / 0.711, 48×48 tiles \
@@ -365,59 +386,90 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
     );
     ctx.config("image_score", "maximum of the map");
     ctx.config("pixel_threshold", "99.5 % quantile of the maps of 20 % held-out normal training images");
-    let bar = ctx.progress((TEXTURES.len() * MODELS.len()) as u64, "F11 textures");
-    let mut table: Vec<[[f64; MODELS.len()]; 3]> = Vec::new(); // [category][metric][model]
-    let mut raw = serde_json::Map::new();
-    let mut csv_rows = Vec::new();
-    let mut sheet_rows: Vec<RgbImage> = Vec::new();
-    for (ci, &name) in TEXTURES.iter().enumerate() {
-        let seed = ctx.seed + 100 * ci as u64;
-        let cfg = AnomalyConfig {
-            crop: CROP,
-            n_train: sz.n_train,
-            n_test_good: sz.n_test_good,
-            n_test_per_defect: sz.n_test_per_defect,
-            ..AnomalyConfig::default()
-        };
-        let set = generate_anomaly_set(&load_texture(name).map_err(err)?, name, &cfg, seed).map_err(err)?;
-        set.write_mvtec(&root).map_err(err)?;
-        let cat = MvtecCategory::open(&root, name).map_err(err)?;
-        let all = load_mvtec_train::<f32>(&cat, 1).map_err(err)?;
-        // 80 % of the normal images train the models, 20 % calibrate the pixel threshold
-        let n_fit = all.n() - all.n() / 5;
-        let d = all.sample_len();
-        let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], all.as_slice()[..n_fit * d].to_vec()).map_err(err)?;
-        let held =
-            Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
-        let crops = random_crops(&fit, TILE, TILE, sz.crops, seed + 1).map_err(err)?;
-        let tiles_of =
-            |tile: usize, map: MapParams| DetectorParams::new().map(map).tiles(tile, tile, 8).batch_size(256).check();
-        let tiles = |map: MapParams| tiles_of(TILE, map);
-        let mut runs: Vec<Run> = Vec::new();
+}
 
-        bar.set_message(format!("{name}: ℓ2 autoencoder"));
-        let t = std::time::Instant::now();
-        let l2 = conv_ae(sz.epochs, seed)?.fit(&crops).map_err(err)?;
-        let l2_seconds = t.elapsed().as_secs_f64();
-        let det = Detector::new(&l2.model, tiles(MapParams::new().smoothing(SMOOTHING)).map_err(err)?);
-        runs.push(run_detector(&det, &cat, &held, l2_seconds)?);
-        bar.inc(1);
+/// One texture's data: its category written in the MVTec layout, the normal training images
+/// split into the 80 % that train the models and the 20 % held out (thresholds, normalisers,
+/// validation), and the autoencoders' random training crops of the 80 %.
+struct TextureData {
+    name: &'static str,
+    seed: u64,
+    cat: MvtecCategory,
+    fit: Tensor4<f32>,
+    held: Tensor4<f32>,
+    crops: Tensor4<f32>,
+}
 
-        bar.set_message(format!("{name}: SSIM autoencoder"));
-        let t = std::time::Instant::now();
+/// Generate texture `name`'s synthetic defects (seeded by `seed`), write them under `root`, read
+/// them back and split the normal images.
+fn prepare_texture(root: &Path, name: &'static str, seed: u64, sz: &TextureSizes) -> Result<TextureData, String> {
+    let cfg = AnomalyConfig {
+        crop: CROP,
+        n_train: sz.n_train,
+        n_test_good: sz.n_test_good,
+        n_test_per_defect: sz.n_test_per_defect,
+        ..AnomalyConfig::default()
+    };
+    let set = generate_anomaly_set(&load_texture(name).map_err(err)?, name, &cfg, seed).map_err(err)?;
+    set.write_mvtec(root).map_err(err)?;
+    let cat = MvtecCategory::open(root, name).map_err(err)?;
+    let all = load_mvtec_train::<f32>(&cat, 1).map_err(err)?;
+    // 80 % of the normal images train the models, 20 % calibrate the pixel threshold
+    let n_fit = all.n() - all.n() / 5;
+    let d = all.sample_len();
+    let fit = Tensor4::from_vec([n_fit, 1, CROP, CROP], all.as_slice()[..n_fit * d].to_vec()).map_err(err)?;
+    let held =
+        Tensor4::from_vec([all.n() - n_fit, 1, CROP, CROP], all.as_slice()[n_fit * d..].to_vec()).map_err(err)?;
+    let crops = random_crops(&fit, TILE, TILE, sz.crops, seed + 1).map_err(err)?;
+    Ok(TextureData { name, seed, cat, fit, held, crops })
+}
+
+/// A trained model and the seconds its training took.
+struct Trained<M> {
+    model: M,
+    seconds: f64,
+}
+
+/// Time `train`.
+fn timed<M>(train: impl FnOnce() -> Result<M, String>) -> Result<Trained<M>, String> {
+    let t = std::time::Instant::now();
+    let model = train()?;
+    Ok(Trained { model, seconds: t.elapsed().as_secs_f64() })
+}
+
+/// The four models trained on one texture's normal images.
+struct TextureModels {
+    l2: Trained<Autoencoder<f32>>,
+    ssim: Trained<SsimAutoencoder<f32>>,
+    dict: Trained<PatchDictionary<f32>>,
+    restoring: Trained<Autoencoder<f32>>,
+    restoring_tile: usize,
+}
+
+/// Train the ℓ2 autoencoder, the SSIM autoencoder (same architecture and crops), the patch
+/// dictionary and the restoring autoencoder of [`restoring_choice`] on one texture.
+fn train_models(
+    ctx: &mut Ctx,
+    bar: &ProgressBar,
+    data: &TextureData,
+    sz: &TextureSizes,
+) -> Result<TextureModels, String> {
+    let (name, seed) = (data.name, data.seed);
+    bar.set_message(format!("{name}: ℓ2 autoencoder"));
+    let l2 = timed(|| Ok(conv_ae(sz.epochs, seed)?.fit(&data.crops).map_err(err)?.model))?;
+
+    bar.set_message(format!("{name}: SSIM autoencoder"));
+    let ssim = timed(|| {
         let ae = conv_ae(sz.epochs, seed)?.build_for::<f32>([1, TILE, TILE]).map_err(err)?;
         let mut ssim_ae = SsimAutoencoder::new(ae, SsimParams::new()).map_err(err)?;
         let train = TrainParams::new().epochs(sz.epochs).batch_size(32).lr(2e-3).seed(seed).progress(false);
-        ssim_ae.fit(&crops, train.check().map_err(err)?).map_err(err)?;
-        let ssim_seconds = t.elapsed().as_secs_f64();
-        let det =
-            Detector::new(&ssim_ae, tiles(MapParams::new().ssim(SsimParams::new()).smoothing(SMOOTHING)).map_err(err)?);
-        runs.push(run_detector(&det, &cat, &held, ssim_seconds)?);
-        bar.inc(1);
+        ssim_ae.fit(&data.crops, train.check().map_err(err)?).map_err(err)?;
+        Ok(ssim_ae)
+    })?;
 
-        bar.set_message(format!("{name}: sparse coding"));
-        let t = std::time::Instant::now();
-        let dict = PatchDictionaryParams::new()
+    bar.set_message(format!("{name}: sparse coding"));
+    let dict = timed(|| {
+        PatchDictionaryParams::new()
             .patch(8)
             .stride(2)
             .atoms(128)
@@ -428,142 +480,213 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             .seed(seed)
             .check()
             .map_err(err)?
-            .fit(&fit)
+            .fit(&data.fit)
+            .map_err(err)
+    })?;
+
+    // the restoring autoencoder, trained on the same crops to map blob-corrupted normal crops
+    // back to the clean crops
+    bar.set_message(format!("{name}: restoring autoencoder"));
+    let choice = restoring_choice(name);
+    let (r_crops, r_epochs) = if ctx.quick { (sz.crops, sz.restoring_epochs) } else { (choice.crops, choice.epochs) };
+    let restoring = timed(|| {
+        // the ℓ2 AE's crops when they are the same draw, else crops of the restoring tile size
+        let own_crops;
+        let r_train = if choice.tile == TILE && r_crops == sz.crops {
+            &data.crops
+        } else {
+            own_crops = random_crops(&data.fit, choice.tile, choice.tile, r_crops, seed + 1).map_err(err)?;
+            &own_crops
+        };
+        Ok(restoring_ae(choice, r_epochs, seed + choice.seed_offset)?.fit(r_train).map_err(err)?.model)
+    })?;
+    ctx.config(
+        &format!("restoring_ae_{name}"),
+        format!(
+            "{}×{} tiles, {r_crops} crops, {r_epochs} epochs, model seed = texture seed + {}",
+            choice.tile, choice.tile, choice.seed_offset
+        ),
+    );
+    Ok(TextureModels { l2, ssim, dict, restoring, restoring_tile: choice.tile })
+}
+
+/// Detector settings for `tile × tile` tiles every 8 px.
+fn tiles_of(tile: usize, map: MapParams) -> Result<DetectorConfig, String> {
+    DetectorParams::new().map(map).tiles(tile, tile, 8).batch_size(256).check().map_err(err)
+}
+
+/// A detector of the figure around one of the trained models, with the seconds spent on it so
+/// far (training, and fitting its normaliser).
+struct TimedDetector<'a> {
+    detector: Detector<f32, Box<dyn Reconstructor<f32> + 'a>>,
+    seconds: f64,
+}
+
+/// The detectors of [`MODELS`], in order: the three raw-error detectors, the same models with
+/// maps normalised by the held-out normal images (the normaliser's window replaces the
+/// smoothing; times include training), and the restoring autoencoder.
+fn build_detectors<'a>(
+    bar: &ProgressBar,
+    data: &TextureData,
+    models: &'a TextureModels,
+) -> Result<Vec<TimedDetector<'a>>, String> {
+    let held = &data.held;
+    let raw = |model: &'a dyn Reconstructor<f32>, config: DetectorConfig, seconds: f64| TimedDetector {
+        detector: Detector::new(Box::new(model) as Box<dyn Reconstructor<f32> + 'a>, config),
+        seconds,
+    };
+    let normalized = |model: &'a dyn Reconstructor<f32>, config: DetectorConfig, seconds: f64| {
+        let t = std::time::Instant::now();
+        let detector = Detector::new(Box::new(model) as Box<dyn Reconstructor<f32> + 'a>, config)
+            .normalize_on(held, &normalizer()?)
             .map_err(err)?;
-        let dict_seconds = t.elapsed().as_secs_f64();
-        let det = Detector::new(
-            &dict,
+        Ok::<_, String>(TimedDetector { detector, seconds: seconds + t.elapsed().as_secs_f64() })
+    };
+    let TextureModels { l2, ssim, dict, restoring, restoring_tile } = models;
+    let tiles = |map: MapParams| tiles_of(TILE, map);
+    bar.set_message(format!("{}: normalised maps", data.name));
+    Ok(vec![
+        raw(&l2.model, tiles(MapParams::new().smoothing(SMOOTHING))?, l2.seconds),
+        raw(&ssim.model, tiles(MapParams::new().ssim(SsimParams::new()).smoothing(SMOOTHING))?, ssim.seconds),
+        raw(
+            &dict.model,
             DetectorParams::new()
                 .map(MapParams::new().smoothing(SMOOTHING).score(ImageScore::Max))
                 .check()
                 .map_err(err)?,
-        );
-        runs.push(run_detector(&det, &cat, &held, dict_seconds)?);
-        bar.inc(1);
-
-        // the same models, maps normalised by the held-out normal images (the normaliser's
-        // window replaces the smoothing); times include training
-        let norm = normalizer()?;
-        bar.set_message(format!("{name}: normalised maps"));
-        let t = std::time::Instant::now();
-        let det =
-            Detector::new(&l2.model, tiles(MapParams::new()).map_err(err)?).normalize_on(&held, &norm).map_err(err)?;
-        runs.push(run_detector(&det, &cat, &held, l2_seconds + t.elapsed().as_secs_f64())?);
-        bar.inc(1);
-        let t = std::time::Instant::now();
-        let det = Detector::new(&ssim_ae, tiles(MapParams::new().ssim(SsimParams::new())).map_err(err)?)
-            .normalize_on(&held, &norm)
-            .map_err(err)?;
-        runs.push(run_detector(&det, &cat, &held, ssim_seconds + t.elapsed().as_secs_f64())?);
-        bar.inc(1);
-        let t = std::time::Instant::now();
-        let det = Detector::new(&dict, DetectorParams::new().check().map_err(err)?)
-            .normalize_on(&held, &norm)
-            .map_err(err)?;
-        runs.push(run_detector(&det, &cat, &held, dict_seconds + t.elapsed().as_secs_f64())?);
-        bar.inc(1);
-
-        // the restoring autoencoder, trained on the same crops to map blob-corrupted normal crops
-        // back to the clean crops
-        bar.set_message(format!("{name}: restoring autoencoder"));
-        let t = std::time::Instant::now();
-        let choice = restoring_choice(name);
-        let (r_crops, r_epochs) =
-            if ctx.quick { (sz.crops, sz.restoring_epochs) } else { (choice.crops, choice.epochs) };
-        // the ℓ2 AE's crops when they are the same draw, else crops of the restoring tile size
-        let own_crops;
-        let r_train = if choice.tile == TILE && r_crops == sz.crops {
-            &crops
-        } else {
-            own_crops = random_crops(&fit, choice.tile, choice.tile, r_crops, seed + 1).map_err(err)?;
-            &own_crops
-        };
-        let restoring = restoring_ae(choice, r_epochs, seed + choice.seed_offset)?.fit(r_train).map_err(err)?;
-        let restoring_seconds = t.elapsed().as_secs_f64();
-        ctx.config(
-            &format!("restoring_ae_{name}"),
-            format!(
-                "{}×{} tiles, {r_crops} crops, {r_epochs} epochs, model seed = texture seed + {}",
-                choice.tile, choice.tile, choice.seed_offset
-            ),
-        );
-        let det = Detector::new(
+            dict.seconds,
+        ),
+        normalized(&l2.model, tiles(MapParams::new())?, l2.seconds)?,
+        normalized(&ssim.model, tiles(MapParams::new().ssim(SsimParams::new()))?, ssim.seconds)?,
+        normalized(&dict.model, DetectorParams::new().check().map_err(err)?, dict.seconds)?,
+        raw(
             &restoring.model,
-            tiles_of(choice.tile, MapParams::new().smoothing(RESTORING_SMOOTHING)).map_err(err)?,
+            tiles_of(*restoring_tile, MapParams::new().smoothing(RESTORING_SMOOTHING))?,
+            restoring.seconds,
+        ),
+    ])
+}
+
+/// Calibrate and evaluate every detector on the texture's test images.
+fn evaluate_detectors(
+    bar: &ProgressBar,
+    data: &TextureData,
+    detectors: &[TimedDetector<'_>],
+) -> Result<Vec<Run>, String> {
+    detectors
+        .iter()
+        .enumerate()
+        .map(|(m, d)| {
+            bar.set_message(format!("{}: evaluating {}", data.name, MODELS[m]));
+            let run = run_detector(&d.detector, &data.cat, &data.held, d.seconds)?;
+            bar.inc(1);
+            Ok(run)
+        })
+        .collect()
+}
+
+/// The normal-data-only check of the ℓ2 and the restoring autoencoder: blob-corrupted crops and
+/// whole images of the held-out normal images, recorded as metrics; returns the raw numbers.
+fn heldout_blob_checks(ctx: &mut Ctx, data: &TextureData, models: &TextureModels) -> Result<Value, String> {
+    let (name, seed, held) = (data.name, data.seed, &data.held);
+    let mut checks = serde_json::Map::new();
+    for (label, model, sigma, tile) in [
+        ("l2_ae", &models.l2.model, SMOOTHING, TILE),
+        ("restoring_ae", &models.restoring.model, RESTORING_SMOOTHING, models.restoring_tile),
+    ] {
+        let held_crops = random_crops(held, tile, tile, 400, seed + 2).map_err(err)?;
+        let c = restoration_check(model, &held_crops, &restoring_noise(), seed + 3).map_err(err)?;
+        let det = Detector::new(model, tiles_of(tile, MapParams::new().smoothing(sigma))?);
+        let det_auroc = corrupted_pixel_auroc(&det, held, &restoring_noise(), seed + 4).map_err(err)?;
+        ctx.metric(&format!("{name}_{label}_heldout_blob_detector_pixel_auroc"), det_auroc);
+        ctx.metric(&format!("{name}_{label}_heldout_blob_restored_mse"), c.restored_mse);
+        ctx.metric(&format!("{name}_{label}_heldout_blob_changed_auroc"), c.changed_auroc);
+        checks.insert(
+            label.to_string(),
+            json!({
+                "corrupted_fraction": c.corrupted_fraction,
+                "corrupted_mse": c.corrupted_mse,
+                "restored_mse": c.restored_mse,
+                "restored_mse_changed": c.restored_mse_changed,
+                "restored_mse_unchanged": c.restored_mse_unchanged,
+                "changed_auroc": c.changed_auroc,
+                "detector_pixel_auroc_on_corrupted_heldout_images": det_auroc,
+            }),
         );
-        runs.push(run_detector(&det, &cat, &held, restoring_seconds)?);
-        bar.inc(1);
-        // normal-data-only check: blob-corrupted crops of the held-out normal images
-        let mut checks = serde_json::Map::new();
-        for (label, model, sigma, tile) in [
-            ("l2_ae", &l2.model, SMOOTHING, TILE),
-            ("restoring_ae", &restoring.model, RESTORING_SMOOTHING, choice.tile),
-        ] {
-            let held_crops = random_crops(&held, tile, tile, 400, seed + 2).map_err(err)?;
-            let c = restoration_check(model, &held_crops, &restoring_noise(), seed + 3).map_err(err)?;
-            let det = Detector::new(model, tiles_of(tile, MapParams::new().smoothing(sigma)).map_err(err)?);
-            let det_auroc = corrupted_pixel_auroc(&det, &held, &restoring_noise(), seed + 4).map_err(err)?;
-            ctx.metric(&format!("{name}_{label}_heldout_blob_detector_pixel_auroc"), det_auroc);
-            ctx.metric(&format!("{name}_{label}_heldout_blob_restored_mse"), c.restored_mse);
-            ctx.metric(&format!("{name}_{label}_heldout_blob_changed_auroc"), c.changed_auroc);
-            checks.insert(
-                label.to_string(),
-                json!({
-                    "corrupted_fraction": c.corrupted_fraction,
-                    "corrupted_mse": c.corrupted_mse,
-                    "restored_mse": c.restored_mse,
-                    "restored_mse_changed": c.restored_mse_changed,
-                    "restored_mse_unchanged": c.restored_mse_unchanged,
-                    "changed_auroc": c.changed_auroc,
-                    "detector_pixel_auroc_on_corrupted_heldout_images": det_auroc,
-                }),
-            );
-        }
-
-        let mut row = [[0.0; MODELS.len()]; 3];
-        let mut cat_raw = serde_json::Map::new();
-        for (m, r) in runs.iter().enumerate() {
-            let rep = &r.eval.report;
-            row[0][m] = rep.image_auroc;
-            row[1][m] = rep.pixel_auroc;
-            row[2][m] = rep.aupro;
-            let key = format!("{name}_{}", MODELS[m]);
-            ctx.metric(&format!("{key}_image_auroc"), rep.image_auroc);
-            ctx.metric(&format!("{key}_pixel_auroc"), rep.pixel_auroc);
-            ctx.metric(&format!("{key}_aupro"), rep.aupro);
-            ctx.metric(&format!("{key}_pixel_f1_max"), rep.pixel_f1.f1);
-            let mut j = report_json(rep);
-            j["pixel_threshold_heldout_q995"] = json!(r.pixel_threshold);
-            j["seconds"] = json!(r.seconds);
-            cat_raw.insert(MODELS[m].to_string(), j);
-            csv_rows.push(vec![
-                ci as f64,
-                m as f64,
-                rep.image_auroc,
-                rep.pixel_auroc,
-                rep.aupro,
-                rep.image_f1.f1,
-                rep.pixel_f1.f1,
-                r.seconds,
-            ]);
-        }
-        cat_raw.insert("heldout_normal_blob_check".to_string(), Value::Object(checks));
-        raw.insert(name.to_string(), Value::Object(cat_raw));
-        table.push(row);
-
-        // heatmap sheet: one test image of three defect kinds, every detector
-        let picks: Vec<usize> =
-            ["scratch", "hole", "stain"].iter().filter_map(|k| cat.test.iter().position(|e| e.defect == *k)).collect();
-        let per_model: Vec<Vec<RgbImage>> =
-            SHEET_MODELS.iter().map(|&m| example_rows(&runs[m], &cat, &picks)).collect::<Result<_, _>>()?;
-        for d in 0..picks.len() {
-            let row: Vec<RgbImage> = per_model.iter().map(|rows| rows[d].clone()).collect();
-            sheet_rows.push(RgbImage::hconcat(&row, 6, [255, 255, 255]).map_err(err)?);
-        }
     }
-    bar.finish_and_clear();
+    Ok(Value::Object(checks))
+}
 
-    // the table: per category and model, and the means over categories
+/// What the texture experiment collects over the categories.
+#[derive(Default)]
+struct TextureResults {
+    /// `[category][metric: image AUROC, pixel AUROC, AUPRO][model]`.
+    table: Vec<[[f64; MODELS.len()]; 3]>,
+    /// Per category and model: the full reports and the held-out checks.
+    raw: serde_json::Map<String, Value>,
+    csv_rows: Vec<Vec<f64>>,
+    /// Rows of the example sheet.
+    sheet_rows: Vec<RgbImage>,
+}
+
+/// Record one category's runs: metrics, raw reports, CSV rows, the table row and the example
+/// sheet's rows (one test image of three defect kinds, every detector of [`SHEET_MODELS`]).
+fn record_texture(
+    ctx: &mut Ctx,
+    results: &mut TextureResults,
+    ci: usize,
+    data: &TextureData,
+    runs: &[Run],
+    checks: Value,
+) -> Result<(), String> {
+    let name = data.name;
+    let mut row = [[0.0; MODELS.len()]; 3];
+    let mut cat_raw = serde_json::Map::new();
+    for (m, r) in runs.iter().enumerate() {
+        let rep = &r.eval.report;
+        row[0][m] = rep.image_auroc;
+        row[1][m] = rep.pixel_auroc;
+        row[2][m] = rep.aupro;
+        let key = format!("{name}_{}", MODELS[m]);
+        ctx.metric(&format!("{key}_image_auroc"), rep.image_auroc);
+        ctx.metric(&format!("{key}_pixel_auroc"), rep.pixel_auroc);
+        ctx.metric(&format!("{key}_aupro"), rep.aupro);
+        ctx.metric(&format!("{key}_pixel_f1_max"), rep.pixel_f1.f1);
+        let mut j = report_json(rep);
+        j["pixel_threshold_heldout_q995"] = json!(r.pixel_threshold);
+        j["seconds"] = json!(r.seconds);
+        cat_raw.insert(MODELS[m].to_string(), j);
+        results.csv_rows.push(vec![
+            ci as f64,
+            m as f64,
+            rep.image_auroc,
+            rep.pixel_auroc,
+            rep.aupro,
+            rep.image_f1.f1,
+            rep.pixel_f1.f1,
+            r.seconds,
+        ]);
+    }
+    cat_raw.insert("heldout_normal_blob_check".to_string(), checks);
+    results.raw.insert(name.to_string(), Value::Object(cat_raw));
+    results.table.push(row);
+
+    let cat = &data.cat;
+    let picks: Vec<usize> =
+        ["scratch", "hole", "stain"].iter().filter_map(|k| cat.test.iter().position(|e| e.defect == *k)).collect();
+    let per_model: Vec<Vec<RgbImage>> =
+        SHEET_MODELS.iter().map(|&m| example_rows(&runs[m], cat, &picks)).collect::<Result<_, _>>()?;
+    for d in 0..picks.len() {
+        let row: Vec<RgbImage> = per_model.iter().map(|rows| rows[d].clone()).collect();
+        results.sheet_rows.push(RgbImage::hconcat(&row, 6, [255, 255, 255]).map_err(err)?);
+    }
+    Ok(())
+}
+
+/// The means over categories (metrics), the raw reports, the CSV, the bar charts and the
+/// example sheet.
+fn write_texture_results(ctx: &mut Ctx, results: &TextureResults) -> Result<(), String> {
+    let table = &results.table;
     for (m, model) in MODELS.iter().enumerate() {
         for (k, metric) in ["image_auroc", "pixel_auroc", "aupro"].iter().enumerate() {
             let mean = table.iter().map(|r| r[k][m]).sum::<f64>() / table.len() as f64;
@@ -572,7 +695,7 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
         let min_pixel = table.iter().map(|r| r[1][m]).fold(f64::INFINITY, f64::min);
         ctx.metric(&format!("{model}_pixel_auroc_at_least_0.90_on_every_category"), min_pixel >= 0.90);
     }
-    ctx.raw("results", &Value::Object(raw))?;
+    ctx.raw("results", &Value::Object(results.raw.clone()))?;
     ctx.csv(
         "results",
         &[
@@ -585,7 +708,7 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             "pixel_f1_max",
             "seconds",
         ],
-        &csv_rows,
+        &results.csv_rows,
     )?;
     for (k, (metric, label)) in
         [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO (FPR ≤ 0.3)")]
@@ -603,9 +726,13 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
             (800, 420),
         )?;
     }
-    // the example sheet, upscaled ×2, with a header naming the detectors and the columns
+    write_example_sheet(ctx, &results.sheet_rows)
+}
+
+/// The example sheet, upscaled ×2, with a header naming the detectors and the columns.
+fn write_example_sheet(ctx: &mut Ctx, rows: &[RgbImage]) -> Result<(), String> {
     let zoom = 2;
-    let sheet = RgbImage::vconcat(&sheet_rows, 3, [255, 255, 255]).map_err(err)?.upscale(zoom).map_err(err)?;
+    let sheet = RgbImage::vconcat(rows, 3, [255, 255, 255]).map_err(err)?.upscale(zoom).map_err(err)?;
     let mut canvas = to_canvas(sheet, 44);
     // one detector block: 4 panels + gaps (heatmap_panel) and the comparison, then a 6-pixel gap
     let block = 4 * CROP + 5 * 2 + CROP + 6;
@@ -624,8 +751,7 @@ fn run_textures(ctx: &mut Ctx) -> Result<(), String> {
          block and category); input with the pixels above the held-out-normal threshold in red and the ground truth \
          outlined in green; true positives yellow, false positives red, false negatives blue.",
         &canvas,
-    )?;
-    Ok(())
+    )
 }
 
 /// Dense autoencoder 784 → 128 → 32 → 128 → 784 (ReLU, sigmoid output, MSE).
