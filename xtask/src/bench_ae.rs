@@ -4,7 +4,7 @@
 
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::{ModelOptimizer, OptimizerKind, Trainer};
-use latent_autoencoder::{Reconstructor, Trainable};
+use latent_autoencoder::Trainable;
 use latent_linalg::Tensor4;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! `cargo run --release -p latent-autoencoder --example sparse_relu_ae`
 
 use latent_autoencoder::models::SparseReluAeParams;
-use latent_autoencoder::{Encoder, Reconstructor};
+use latent_autoencoder::Encoder;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = latent_datasets::Mnist::from_dir(latent_datasets::data_dir().join("mnist-10k-10k"))?;

@@ -10,7 +10,7 @@
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::resume::TrainingState;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
-use latent_autoencoder::{Autoencoder, NoiseModel, Reconstructor, Trainable};
+use latent_autoencoder::{Autoencoder, NoiseModel};
 use latent_linalg::{Real, Tensor4};
 use std::path::PathBuf;
 
