@@ -110,7 +110,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // 784 → 256 linear units → keep the 25 largest → 784 sigmoid outputs
     let (hidden, k) = (256, 25);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let encoder = Sequential::new().with(Dense::new(784, hidden, Activation::Identity, true, &mut rng)?).with_custom(TopK { k });
+    let encoder =
+        Sequential::new().with(Dense::new(784, hidden, Activation::Identity, true, &mut rng)?).with_custom(TopK { k });
     let decoder = Sequential::new().with(Dense::new(hidden, 784, Activation::Sigmoid, true, &mut rng)?);
     let mut model = Autoencoder::<f32>::new([1, 28, 28], encoder, Activation::Identity, decoder, Objective::default())?;
 

@@ -286,7 +286,9 @@ impl<T> Default for LayerRegistry<T> {
 
 impl<T> fmt::Debug for LayerRegistry<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LayerRegistry").field("kinds", &self.entries.iter().map(|e| e.kind).collect::<Vec<_>>()).finish()
+        f.debug_struct("LayerRegistry")
+            .field("kinds", &self.entries.iter().map(|e| e.kind).collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -468,11 +470,9 @@ impl<T> fmt::Debug for UserLayer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
             Inner::Resolved(l) => f.debug_tuple("UserLayer").field(l).finish(),
-            Inner::Unresolved { kind, payload } => f
-                .debug_struct("UserLayer")
-                .field("unresolved_kind", kind)
-                .field("payload_len", &payload.len())
-                .finish(),
+            Inner::Unresolved { kind, payload } => {
+                f.debug_struct("UserLayer").field("unresolved_kind", kind).field("payload_len", &payload.len()).finish()
+            }
         }
     }
 }
@@ -561,8 +561,7 @@ impl<'de, T> Deserialize<'de> for UserLayer<T> {
                 f.write_str("a custom layer: kind tag and payload")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UserLayer<T>, A::Error> {
-                let KindTag(kind) =
-                    seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                let KindTag(kind) = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
                 let payload: Vec<u8> = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(1, &self))?;
                 Ok(UserLayer { inner: Inner::Unresolved { kind, payload } })
             }

@@ -1,11 +1,11 @@
 //! The encoder / decoder traits, their composition and the [`Autoencoder`] model.
 
+use crate::custom::LayerRegistry;
 use crate::error::{AutoencoderError, Result, check_finite_data, check_nonneg, invalid, shape_err};
 use crate::layer::{Activation, Layer, Mode, Param, ParamKind};
 use crate::layers::noise::{Noise, NoiseModel};
 pub use crate::loss::KlSparsity;
 use crate::loss::{DeadUnitCounter, Loss, frobenius_penalty, kl_sparsity_penalty, l1_penalty};
-use crate::custom::LayerRegistry;
 use crate::sequential::{AnyLayer, Sequential};
 use latent_linalg::{Real, Tensor4};
 use serde::{Deserialize, Serialize};
@@ -615,7 +615,6 @@ impl<T: Real> Decoder<T> for Autoencoder<T> {
         self.finish_reconstruction(xh, [s.n(), ic, ih, iw])
     }
 }
-
 
 impl<T: Real> Trainable<T> for Autoencoder<T> {
     fn train_step(&mut self, x: &Tensor4<T>) -> Result<f64> {

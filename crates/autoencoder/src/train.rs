@@ -1036,9 +1036,9 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         }
         if let Err(e) = self.opt.step(model.params(), lr_t) {
             let e = match e {
-                AutoencoderError::Optim(latent_optim::OptimError::Linalg(
-                    latent_linalg::LinalgError::NonFinite { .. },
-                )) => self.diverged(epoch, step, "gradient", f64::NAN),
+                AutoencoderError::Optim(latent_optim::OptimError::Linalg(latent_linalg::LinalgError::NonFinite {
+                    ..
+                })) => self.diverged(epoch, step, "gradient", f64::NAN),
                 other => other,
             };
             return Err(self.fail(model, e));

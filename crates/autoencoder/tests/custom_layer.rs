@@ -6,7 +6,7 @@ use latent_autoencoder::layers::dense::Dense;
 use latent_autoencoder::resume::TrainingState;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
 use latent_autoencoder::{
-    Activation, AnyLayer, Autoencoder, AutoencoderError, CustomLayer, LayerRegistry, Layer, Mode, Objective, Param,
+    Activation, AnyLayer, Autoencoder, AutoencoderError, CustomLayer, Layer, LayerRegistry, Mode, Objective, Param,
     ParamKind, Result, Sequential, Trainable, WeightSet,
 };
 use latent_linalg::{Real, Tensor4};
@@ -169,7 +169,11 @@ fn rand_tensor(shape: [usize; 4], seed: u64) -> Tensor4<f64> {
 }
 
 /// Input and parameter gradients of `layer` at `x` against central differences.
-fn check_layer<L: Layer<f64> + Clone>(layer: &L, x: &Tensor4<f64>, seed: u64) -> std::result::Result<(), TestCaseError> {
+fn check_layer<L: Layer<f64> + Clone>(
+    layer: &L,
+    x: &Tensor4<f64>,
+    seed: u64,
+) -> std::result::Result<(), TestCaseError> {
     let mut l = layer.clone();
     let y = l.forward(x, Mode::Train).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let dy = rand_tensor(y.shape(), seed ^ 0x5eed);
@@ -178,7 +182,8 @@ fn check_layer<L: Layer<f64> + Clone>(layer: &L, x: &Tensor4<f64>, seed: u64) ->
     let f = |v: &[f64]| layer.clone().forward(&at(v), Mode::Train).unwrap().into_vec();
     let rep = check_vjp(f, x.as_slice(), dy.as_slice(), dx.as_slice(), &GradCheck::default()).unwrap();
     prop_assert!(rep.passes(1e-6), "input gradient of {:?}: {}", layer, rep);
-    let grads: Vec<(Vec<f64>, Vec<f64>)> = l.params().into_iter().map(|p| (p.value.to_vec(), p.grad.to_vec())).collect();
+    let grads: Vec<(Vec<f64>, Vec<f64>)> =
+        l.params().into_iter().map(|p| (p.value.to_vec(), p.grad.to_vec())).collect();
     for (k, (theta, g)) in grads.iter().enumerate() {
         let f = |t: &[f64]| {
             let mut m = layer.clone();
@@ -233,8 +238,9 @@ fn data(n: usize, d: usize) -> Tensor4<f32> {
 /// weights (so the custom weight counts).
 fn model(seed: u64) -> Autoencoder<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let encoder =
-        Sequential::new().with(Dense::new(12, 6, Activation::Identity, true, &mut rng).unwrap()).with_custom(TopK { k: 3 });
+    let encoder = Sequential::new()
+        .with(Dense::new(12, 6, Activation::Identity, true, &mut rng).unwrap())
+        .with_custom(TopK { k: 3 });
     let decoder = Sequential::new()
         .with_custom(ChannelScale::<f32>::new(6))
         .with(Dense::new(6, 12, Activation::Sigmoid, true, &mut rng).unwrap());
@@ -371,7 +377,8 @@ fn registries_reject_bad_and_clashing_kinds() {
     assert_eq!(LayerRegistry::<f32>::new().register::<TopK>().unwrap().register::<TopK>().unwrap().kinds().count(), 1);
     // a model holding a layer with an invalid tag cannot be saved
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let enc = Sequential::new().with(Dense::new(4, 2, Activation::Identity, true, &mut rng).unwrap()).with_custom(BadKind);
+    let enc =
+        Sequential::new().with(Dense::new(4, 2, Activation::Identity, true, &mut rng).unwrap()).with_custom(BadKind);
     let dec = Sequential::new().with(Dense::new(2, 4, Activation::Identity, true, &mut rng).unwrap());
     let m = Autoencoder::<f32>::new([4, 1, 1], enc, Activation::Identity, dec, Objective::default()).unwrap();
     assert!(matches!(m.to_bytes(), Err(AutoencoderError::Format { .. })), "{:?}", m.to_bytes());

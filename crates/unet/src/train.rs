@@ -108,8 +108,8 @@ impl<T: Real> UnetOptimizer<T> {
     /// # Errors
     /// [`UnetError::Optim`] for invalid hyperparameters.
     pub fn new(params: AdamParams, model: &mut UNet<T>) -> Result<Self> {
-        let inner = ModelOptimizer::for_params(&OptimizerKind::Adam(params), &Layer::params(model))
-            .map_err(from_optimizer)?;
+        let inner =
+            ModelOptimizer::for_params(&OptimizerKind::Adam(params), &Layer::params(model)).map_err(from_optimizer)?;
         Ok(Self { inner })
     }
 
