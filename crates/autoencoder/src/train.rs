@@ -1084,7 +1084,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     /// The periodic model checkpoint; the model becomes the last good one.
     fn write_checkpoint(&mut self, model: &M, epoch: usize) -> Result<()> {
         if let Some(ck) = &self.p.checkpoint
-            && (epoch % ck.every_epochs == 0 || epoch == self.p.epochs)
+            && (epoch.is_multiple_of(ck.every_epochs) || epoch == self.p.epochs)
         {
             write_atomic(&ck.path, &model.to_bytes()?)?;
             self.last_checkpoint = Some(ck.path.clone());
@@ -1132,7 +1132,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     fn write_state(&self, model: &M, epoch: usize) -> Result<()> {
         let p = self.p;
         if let (Some(sc), Some((train_fp, val_fp))) = (&p.state_checkpoint, self.fingerprints)
-            && (epoch % sc.every_epochs == 0 || epoch == p.epochs)
+            && (epoch.is_multiple_of(sc.every_epochs) || epoch == p.epochs)
         {
             let report = &self.report;
             let state = TrainingState {

@@ -104,7 +104,7 @@ impl<T: Real> ChannelScale<T> {
         let plane = x.h() * x.w();
         let mut y = x.clone();
         for (i, v) in y.as_mut_slice().iter_mut().enumerate() {
-            *v = *v * self.gamma[(i / plane.max(1)) % self.gamma.len()];
+            *v *= self.gamma[(i / plane.max(1)) % self.gamma.len()];
         }
         Ok(y)
     }
@@ -129,7 +129,7 @@ impl<T: Real> Layer<T> for ChannelScale<T> {
         for (i, (g, &xv)) in dx.as_mut_slice().iter_mut().zip(x.as_slice()).enumerate() {
             let ch = (i / plane.max(1)) % c;
             self.grad[ch] += *g * xv;
-            *g = *g * self.gamma[ch];
+            *g *= self.gamma[ch];
         }
         Ok(dx)
     }
