@@ -19,7 +19,6 @@
 
 use crate::custom::LayerRegistry;
 use crate::error::{AutoencoderError, Result, format_err};
-use crate::model::Autoencoder;
 use crate::train::{LrSchedule, OptimizerKind, TrainParams};
 use latent_linalg::persist;
 use latent_linalg::{Real, Tensor4};
@@ -217,7 +216,7 @@ impl<T: Real> TrainingState<T> {
     ///
     /// # Errors
     /// As [`crate::io::from_bytes_with`].
-    pub fn model_with(&self, registry: &LayerRegistry<T>) -> Result<Autoencoder<T>> {
+    pub fn model_with(&self, registry: &LayerRegistry<T>) -> Result<crate::Autoencoder<T>> {
         crate::io::from_bytes_with(&self.model, registry)
     }
 
