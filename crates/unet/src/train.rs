@@ -426,3 +426,44 @@ impl SegTrainer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::UnetParams;
+    use latent_optim::optimizer::{Adam, Optimizer};
+
+    /// The shared chunked optimizer updates a U-Net exactly as per-chunk Adam over chunks of
+    /// 2¹⁴ values (the loop this crate ran before it used `ModelOptimizer`).
+    #[test]
+    fn the_shared_optimizer_matches_per_chunk_adam_bit_for_bit() {
+        let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(24).check().unwrap()).unwrap();
+        let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f32 / 5.0 - 0.4).unwrap();
+        let labels: Vec<u8> = x.as_slice().iter().map(|&v| u8::from(v > 0.0)).collect();
+        let batch = SegBatch { images: x, labels, weights: None };
+        let mut reference = net.clone();
+        let total: usize = Layer::params(&mut net).iter().map(|p| p.value.len()).sum();
+        assert!(total > 2 << 14, "{total} parameters: too few for several chunks and the parallel update");
+
+        let mut opt = UnetOptimizer::new(AdamParams::default(), &mut net).unwrap();
+        let adam = Adam::new(AdamParams::default()).unwrap();
+        let mut states: Vec<_> = Layer::params(&mut reference)
+            .iter()
+            .flat_map(|p| p.value.chunks(1 << 14).map(<[f32]>::len).collect::<Vec<_>>())
+            .map(|n| Optimizer::<f32>::init_state(&adam, n))
+            .collect();
+        for step in 0..3 {
+            let lr = 1e-2 / (step + 1) as f64;
+            net.train_step(&batch, SegLoss::CrossEntropy).unwrap();
+            opt.step(&mut net, lr).unwrap();
+            reference.train_step(&batch, SegLoss::CrossEntropy).unwrap();
+            let params = Layer::params(&mut reference);
+            let chunks = params.into_iter().flat_map(|p| p.value.chunks_mut(1 << 14).zip(p.grad.chunks_mut(1 << 14)));
+            for ((v, g), s) in chunks.zip(states.iter_mut()) {
+                adam.step(v, g, s, f32::lit(lr)).unwrap();
+            }
+            let bits = |m: &mut UNet<f32>| m.flat_params().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&mut net), bits(&mut reference), "step {step}");
+        }
+    }
+}
