@@ -3,7 +3,6 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example conv_ae`
 
-use latent_autoencoder::Reconstructor;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::{LrSchedule, TrainParams};
 

@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example denoising_ae`
 
+use latent_autoencoder::NoiseModel;
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{NoiseModel, Reconstructor};
 use rand::SeedableRng;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,8 +3,8 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example mlp_ae`
 
+use latent_autoencoder::Autoencoder;
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Autoencoder, Reconstructor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     latent_linalg::product::init_threads(None)?; // the main thread trains on one of the pool's threads

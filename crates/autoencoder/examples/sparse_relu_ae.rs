@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example sparse_relu_ae`
 
+use latent_autoencoder::Encoder;
 use latent_autoencoder::models::SparseReluAeParams;
-use latent_autoencoder::{Encoder, Reconstructor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = latent_datasets::Mnist::from_dir(latent_datasets::data_dir().join("mnist-10k-10k"))?;

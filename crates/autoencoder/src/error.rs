@@ -82,6 +82,13 @@ pub enum AutoencoderError {
         /// What is wrong.
         detail: String,
     },
+    /// A model file holding a custom layer whose kind the [`crate::LayerRegistry`] passed to the
+    /// loader does not know (or a custom layer used before it was resolved).
+    #[error("unknown custom layer kind {kind:?}: register its type in the LayerRegistry passed to load_with")]
+    UnknownLayer {
+        /// The kind tag found in the file.
+        kind: String,
+    },
     /// A model file written by a newer (or unknown) format version.
     #[error("unsupported model file version {found} (this build reads versions up to {supported})")]
     UnsupportedVersion {

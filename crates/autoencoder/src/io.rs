@@ -7,9 +7,15 @@
 //! `f32`. Loading checks magic, version, the declared length against the actual byte count and
 //! the checksum before decoding (nothing is allocated from an untrusted size), then validates
 //! every layer's shapes and the model's input → code → output shapes. Every failure is a typed
-//! error: [`AutoencoderError::Format`], [`AutoencoderError::UnsupportedVersion`] or
-//! [`AutoencoderError::Io`].
+//! error: [`AutoencoderError::Format`], [`AutoencoderError::UnsupportedVersion`],
+//! [`AutoencoderError::UnknownLayer`] or [`AutoencoderError::Io`].
+//!
+//! A layer defined outside this crate ([`crate::custom::CustomLayer`]) is stored as its kind tag
+//! and its own serialised payload; [`from_bytes_with`] and [`Autoencoder::load_with`] decode it
+//! with the type a [`LayerRegistry`] names for the tag. Models of built-in layers only are
+//! written exactly as before custom layers existed (format version 1 throughout).
 
+use crate::custom::LayerRegistry;
 use crate::error::{AutoencoderError, Result, format_err};
 use crate::model::Autoencoder;
 use latent_linalg::Real;
@@ -49,15 +55,28 @@ pub fn to_bytes<T: Real>(model: &Autoencoder<T>) -> Result<Vec<u8>> {
     Ok(persist::to_bytes(magic::<T>(), FORMAT_VERSION, model)?)
 }
 
-/// Deserialise a model from bytes written by [`to_bytes`], with full validation.
+/// Deserialise a model of built-in layers from bytes written by [`to_bytes`], with full
+/// validation (for models with custom layers see [`from_bytes_with`]).
 ///
 /// # Errors
 /// [`AutoencoderError::Format`] for a wrong magic (including another scalar type), a truncated
 /// or corrupt file or inconsistent shapes; [`AutoencoderError::UnsupportedVersion`] for a newer
-/// version.
+/// version; [`AutoencoderError::UnknownLayer`] for a model holding a custom layer.
 pub fn from_bytes<T: Real>(bytes: &[u8]) -> Result<Autoencoder<T>> {
-    let (_version, model): (u32, Autoencoder<T>) =
+    from_bytes_with(bytes, &LayerRegistry::new())
+}
+
+/// Deserialise a model from bytes written by [`to_bytes`], decoding its custom layers with the
+/// types `registry` names, with full validation.
+///
+/// # Errors
+/// As [`from_bytes`]; [`AutoencoderError::UnknownLayer`] naming the first custom layer kind the
+/// registry does not know; [`AutoencoderError::Format`] when a custom layer's payload does not
+/// decode or fails its [`validate`](crate::custom::CustomLayer::validate).
+pub fn from_bytes_with<T: Real>(bytes: &[u8], registry: &LayerRegistry<T>) -> Result<Autoencoder<T>> {
+    let (_version, mut model): (u32, Autoencoder<T>) =
         persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, Path::new("<memory>"))?;
+    model.resolve(registry)?;
     model.validate()?;
     Ok(model)
 }
@@ -79,12 +98,20 @@ impl<T: Real> Autoencoder<T> {
         to_bytes(self)
     }
 
-    /// Deserialise from bytes, with full validation.
+    /// Deserialise a model of built-in layers from bytes, with full validation.
     ///
     /// # Errors
     /// As [`from_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         from_bytes(bytes)
+    }
+
+    /// Deserialise from bytes, decoding custom layers with `registry`, with full validation.
+    ///
+    /// # Errors
+    /// As [`from_bytes_with`].
+    pub fn from_bytes_with(bytes: &[u8], registry: &LayerRegistry<T>) -> Result<Self> {
+        from_bytes_with(bytes, registry)
     }
 
     /// Save to `path` atomically.
@@ -94,7 +121,7 @@ impl<T: Real> Autoencoder<T> {
     ///
     /// # Example
     /// ```
-    /// use latent_autoencoder::{Reconstructor, models::LinearAeParams};
+    /// use latent_autoencoder::models::LinearAeParams;
     /// use latent_linalg::Tensor4;
     /// let model = LinearAeParams::new(4, 2).check()?.build::<f64>()?;
     /// let path = std::env::temp_dir().join(format!("latent-ae-doc-{}.bin", std::process::id()));
@@ -109,11 +136,20 @@ impl<T: Real> Autoencoder<T> {
         write_atomic(path.as_ref(), &self.to_bytes()?)
     }
 
-    /// Load from `path`.
+    /// Load a model of built-in layers from `path` (for custom layers see
+    /// [`Autoencoder::load_with`]).
     ///
     /// # Errors
     /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(path, &LayerRegistry::new())
+    }
+
+    /// Load from `path`, decoding custom layers with the types `registry` names.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes_with`].
+    pub fn load_with(path: impl AsRef<Path>, registry: &LayerRegistry<T>) -> Result<Self> {
         let path = path.as_ref();
         let meta =
             std::fs::metadata(path).map_err(|source| AutoencoderError::Io { path: path.to_path_buf(), source })?;
@@ -121,6 +157,6 @@ impl<T: Real> Autoencoder<T> {
             return Err(format_err(format!("{} is {} bytes, larger than any model file", path.display(), meta.len())));
         }
         let bytes = std::fs::read(path).map_err(|source| AutoencoderError::Io { path: path.to_path_buf(), source })?;
-        from_bytes(&bytes)
+        from_bytes_with(&bytes, registry)
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod custom;
 pub mod error;
 pub mod io;
 pub mod layer;
@@ -13,12 +14,13 @@ pub mod resume;
 pub mod sequential;
 pub mod train;
 
+pub use custom::{CustomLayer, LayerRegistry, UserLayer};
 pub use error::{AutoencoderError, Result};
 pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
 pub use layers::noise::{BlobNoise, Noise, NoiseModel};
 pub use loss::{DeadUnitCounter, Loss};
 pub use model::{
-    Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Reconstructor, Trainable, WeightSet,
+    Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Trainable, WeightSet, per_sample_mse,
 };
 pub use models::{ConvAeParams, ConvStage, Fitted, LinearAeParams, MlpAeParams, Penalties, SparseReluAeParams};
 pub use resume::TrainingState;

@@ -1,5 +1,6 @@
-//! The encoder / decoder / reconstructor traits and the [`Autoencoder`] model.
+//! The encoder / decoder traits, their composition and the [`Autoencoder`] model.
 
+use crate::custom::LayerRegistry;
 use crate::error::{AutoencoderError, Result, check_finite_data, check_nonneg, invalid, shape_err};
 use crate::layer::{Activation, Layer, Mode, Param, ParamKind};
 use crate::layers::noise::{Noise, NoiseModel};
@@ -27,50 +28,28 @@ pub trait Decoder<T: Real> {
     fn decode(&self, s: &Tensor4<T>) -> Result<Tensor4<T>>;
 }
 
-/// Anything that reconstructs a batch `x ↦ x̂` (autoencoders, sparse coding, ...): what anomaly
-/// detection needs.
-pub trait Reconstructor<T: Real> {
-    /// Reconstruction of a batch, same shape as `x`.
-    ///
-    /// # Errors
-    /// A typed error when the batch does not fit the model.
-    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>>;
-
-    /// Per-sample mean squared reconstruction error `‖xₙ − x̂ₙ‖² / D`.
-    ///
-    /// # Errors
-    /// As [`Reconstructor::reconstruct`], and a shape error when the reconstruction does not have
-    /// the input's size.
-    fn reconstruction_errors(&self, x: &Tensor4<T>) -> Result<Vec<T>> {
-        let xh = self.reconstruct(x)?;
-        if xh.len() != x.len() {
-            return Err(shape_err("reconstruction_errors", x.shape(), xh.shape()));
-        }
-        let d = x.sample_len();
-        if d == 0 {
-            return Ok(vec![T::zero(); x.n()]);
-        }
-        Ok(x.as_slice()
-            .chunks_exact(d)
-            .zip(xh.as_slice().chunks_exact(d))
-            .map(|(a, b)| {
-                let s: f64 = a.iter().zip(b).map(|(&u, &v)| (u - v).as_f64().powi(2)).sum();
-                T::lit(s / d as f64)
-            })
-            .collect())
+/// Per-sample mean squared error `‖xₙ − x̂ₙ‖² / D` between a batch and its reconstruction.
+///
+/// # Errors
+/// A shape error when `xh` does not have `x`'s size.
+pub fn per_sample_mse<T: Real>(x: &Tensor4<T>, xh: &Tensor4<T>) -> Result<Vec<T>> {
+    if xh.len() != x.len() {
+        return Err(shape_err("reconstruction_errors", x.shape(), xh.shape()));
     }
+    let d = x.sample_len();
+    if d == 0 {
+        return Ok(vec![T::zero(); x.n()]);
+    }
+    Ok(x.as_slice()
+        .chunks_exact(d)
+        .zip(xh.as_slice().chunks_exact(d))
+        .map(|(a, b)| {
+            let s: f64 = a.iter().zip(b).map(|(&u, &v)| (u - v).as_f64().powi(2)).sum();
+            T::lit(s / d as f64)
+        })
+        .collect())
 }
 
-impl<T: Real, R: Reconstructor<T> + ?Sized> Reconstructor<T> for &R {
-    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        (**self).reconstruct(x)
-    }
-}
-impl<T: Real, R: Reconstructor<T> + ?Sized> Reconstructor<T> for Box<R> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        (**self).reconstruct(x)
-    }
-}
 impl<T: Real, E: Encoder<T> + ?Sized> Encoder<T> for &E {
     fn encode(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         (**self).encode(x)
@@ -82,11 +61,11 @@ impl<T: Real, D: Decoder<T> + ?Sized> Decoder<T> for &D {
     }
 }
 
-/// Any encoder followed by any decoder: a reconstructor `x̂ = decode(encode(x))`.
+/// Any encoder followed by any decoder: `x̂ = decode(encode(x))`.
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Composed, Decoder, Encoder, Reconstructor, Result};
+/// use latent_autoencoder::{Composed, Decoder, Encoder, Result};
 /// use latent_linalg::Tensor4;
 /// // A "model" that keeps the first coordinate: s = x₀, x̂ = (s, 0).
 /// struct First;
@@ -132,10 +111,31 @@ impl<T: Real, E: Encoder<T>, D: Decoder<T>> Decoder<T> for Composed<E, D> {
         self.decoder.decode(s)
     }
 }
-impl<T: Real, E: Encoder<T>, D: Decoder<T>> Reconstructor<T> for Composed<E, D> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+impl<E, D> Composed<E, D> {
+    /// Reconstruction `decode(encode(x))` of a batch, shaped like `x` when it has `x`'s size.
+    ///
+    /// # Errors
+    /// The encoder's and the decoder's errors.
+    pub fn reconstruct<T: Real>(&self, x: &Tensor4<T>) -> Result<Tensor4<T>>
+    where
+        E: Encoder<T>,
+        D: Decoder<T>,
+    {
         let xh = self.decoder.decode(&self.encoder.encode(x)?)?;
         if xh.len() == x.len() && xh.shape() != x.shape() { Ok(xh.reshape(x.shape())?) } else { Ok(xh) }
+    }
+
+    /// Per-sample mean squared reconstruction error `‖xₙ − x̂ₙ‖² / D`.
+    ///
+    /// # Errors
+    /// As [`Composed::reconstruct`], and a shape error when the reconstruction does not have
+    /// the input's size.
+    pub fn reconstruction_errors<T: Real>(&self, x: &Tensor4<T>) -> Result<Vec<T>>
+    where
+        E: Encoder<T>,
+        D: Decoder<T>,
+    {
+        per_sample_mse(x, &self.reconstruct(x)?)
     }
 }
 
@@ -245,7 +245,7 @@ pub enum ModelKind {
 /// An autoencoder: `z = encoder(x)`, code `s = f(z)`, `x̂ = decoder(s)`, trained on an
 /// [`Objective`]. Inputs are `(N, C, H, W)` batches with a fixed per-sample shape; the
 /// reconstruction has the input's shape. With [`Loss::BceWithLogits`] the decoder outputs logits
-/// and [`Reconstructor::reconstruct`] returns `σ(logits)`.
+/// and [`Autoencoder::reconstruct`] returns `σ(logits)`.
 ///
 /// Build one with the lecture's constructors ([`crate::models`]) or by hand with
 /// [`Autoencoder::new`].
@@ -358,7 +358,7 @@ impl<T: Real> Autoencoder<T> {
     ///
     /// # Example
     /// ```
-    /// use latent_autoencoder::{Mode, NoiseModel, Reconstructor, models::MlpAeParams};
+    /// use latent_autoencoder::{Mode, NoiseModel, models::MlpAeParams};
     /// use latent_linalg::Tensor4;
     /// let x = Tensor4::<f32>::from_fn([4, 6, 1, 1], |[n, c, ..]| ((n + c) % 4) as f32 / 4.0)?;
     /// let plain = MlpAeParams::new(vec![6, 3]).check()?.build::<f32>()?;
@@ -477,7 +477,7 @@ impl<T: Real> Autoencoder<T> {
                 WeightSet::All => vec![&self.encoder, &self.decoder],
             };
             for seq in seqs {
-                for w in seq.layers().iter().filter_map(|l| l.weight_values()) {
+                for w in seq.layers().iter().flat_map(|l| l.weights()) {
                     j += frobenius_penalty(o.frobenius, w, None)?;
                 }
             }
@@ -510,7 +510,7 @@ impl<T: Real> Autoencoder<T> {
     /// Forward pass in `mode` returning the reconstruction (shaped like `x`).
     ///
     /// In [`Mode::Train`] the noise and dropout layers are active and batch normalisation uses
-    /// (and updates) batch statistics; [`Mode::Eval`] equals [`Reconstructor::reconstruct`].
+    /// (and updates) batch statistics; [`Mode::Eval`] equals [`Autoencoder::reconstruct`].
     ///
     /// # Errors
     /// [`AutoencoderError::ShapeMismatch`] for a batch of another per-sample shape,
@@ -525,6 +525,38 @@ impl<T: Real> Autoencoder<T> {
             Activation::Sigmoid.apply(xh.as_mut_slice());
         }
         if xh.shape() != shape { Ok(xh.reshape(shape)?) } else { Ok(xh) }
+    }
+
+    /// Reconstruction of a batch in evaluation mode, same shape as `x` (`σ(logits)` with
+    /// [`Loss::BceWithLogits`]).
+    ///
+    /// # Errors
+    /// [`AutoencoderError::ShapeMismatch`] for a batch of another per-sample shape,
+    /// [`AutoencoderError::Empty`] for an empty batch, [`AutoencoderError::NonFiniteInput`] for
+    /// NaN/Inf in `x`.
+    pub fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+        let (_, _, xh) = self.run_eval(x)?;
+        self.finish_reconstruction(xh, x.shape())
+    }
+
+    /// Per-sample mean squared reconstruction error `‖xₙ − x̂ₙ‖² / D` (evaluation mode).
+    ///
+    /// # Errors
+    /// As [`Autoencoder::reconstruct`].
+    pub fn reconstruction_errors(&self, x: &Tensor4<T>) -> Result<Vec<T>> {
+        per_sample_mse(x, &self.reconstruct(x)?)
+    }
+
+    /// The registry of the custom layer types this model holds: enough to load the files of
+    /// models with the same architecture (see [`crate::custom`]).
+    pub fn layer_registry(&self) -> LayerRegistry<T> {
+        LayerRegistry::of_layers(self.encoder.custom_layers().chain(self.decoder.custom_layers()))
+    }
+
+    /// Resolve the custom layers read from a file through `registry`.
+    pub(crate) fn resolve(&mut self, registry: &LayerRegistry<T>) -> Result<()> {
+        self.encoder.resolve(registry)?;
+        self.decoder.resolve(registry)
     }
 
     /// Count dead code units (channels of the code that never exceed `threshold`) over `data`,
@@ -547,7 +579,7 @@ impl<T: Real> Autoencoder<T> {
     /// Encode, decode or reconstruct a large data set in batches of `batch_size` (eval mode).
     ///
     /// # Errors
-    /// As [`Reconstructor::reconstruct`]; [`AutoencoderError::InvalidParameter`] for a zero
+    /// As [`Autoencoder::reconstruct`]; [`AutoencoderError::InvalidParameter`] for a zero
     /// batch size.
     pub fn reconstruct_batched(&self, data: &Tensor4<T>, batch_size: usize) -> Result<Tensor4<T>> {
         if batch_size == 0 {
@@ -581,13 +613,6 @@ impl<T: Real> Decoder<T> for Autoencoder<T> {
         let xh = self.decoder.infer(s)?;
         let [ic, ih, iw] = self.input_shape;
         self.finish_reconstruction(xh, [s.n(), ic, ih, iw])
-    }
-}
-
-impl<T: Real> Reconstructor<T> for Autoencoder<T> {
-    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        let (_, _, xh) = self.run_eval(x)?;
-        self.finish_reconstruction(xh, x.shape())
     }
 }
 
@@ -644,8 +669,9 @@ impl<T: Real> Trainable<T> for Autoencoder<T> {
         crate::io::to_bytes(self)
     }
 
+    /// Decodes custom layers with the types this model holds ([`Autoencoder::layer_registry`]).
     fn restore_from_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        *self = crate::io::from_bytes(bytes)?;
+        *self = crate::io::from_bytes_with(bytes, &self.layer_registry())?;
         Ok(())
     }
 }
@@ -665,13 +691,24 @@ impl<T: Real> Sequential<T> {
 }
 
 impl<T: Real> AnyLayer<T> {
-    /// The values of the layer's weight (the parameter of kind [`ParamKind::Weight`]), if any.
+    /// The values of the layer's (first) weight (the parameter of kind [`ParamKind::Weight`]),
+    /// if any.
     pub fn weight_values(&self) -> Option<&[T]> {
         match self {
             AnyLayer::Dense(l) => Some(l.weight()),
             AnyLayer::Conv2d(l) => Some(l.weight().as_slice()),
             AnyLayer::ConvTranspose2d(l) => Some(l.weight().as_slice()),
+            AnyLayer::Custom(l) => l.weight_values().into_iter().next(),
             _ => None,
+        }
+    }
+
+    /// The values of every weight of the layer (parameters of kind [`ParamKind::Weight`]), in
+    /// [`Layer::params`] order.
+    pub fn weights(&self) -> Vec<&[T]> {
+        match self {
+            AnyLayer::Custom(l) => l.weight_values(),
+            other => other.weight_values().into_iter().collect(),
         }
     }
 
@@ -743,6 +780,7 @@ impl<T: Real> AnyLayer<T> {
                 }
                 Ok(t)
             }
+            AnyLayer::Custom(l) => l.output_shape(input),
         }
     }
 }

@@ -215,7 +215,7 @@ fn finish<T: Real>(
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Reconstructor, models::LinearAeParams};
+/// use latent_autoencoder::models::LinearAeParams;
 /// use latent_linalg::Tensor4;
 /// // Data on a 2-D subspace of R⁴: a 2-unit linear autoencoder reconstructs it.
 /// let x = Tensor4::from_fn([200, 4, 1, 1], |[n, c, ..]| {
@@ -563,7 +563,7 @@ impl Penalties {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Reconstructor, models::MlpAeParams};
+/// use latent_autoencoder::models::MlpAeParams;
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::from_fn([96, 1, 4, 4], |[n, _, i, j]| ((n % 4 == i) as u8 as f32 + (n % 3 == j) as u8 as f32) / 2.0)?;
 /// let fitted = MlpAeParams::new(vec![16, 12, 6]).epochs(40).lr(1e-2).batch_size(32).progress(false).check()?.fit(&x)?;
@@ -847,7 +847,7 @@ impl ConvStage {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Reconstructor, models::{ConvAeParams, ConvStage}};
+/// use latent_autoencoder::models::{ConvAeParams, ConvStage};
 /// use latent_linalg::Tensor4;
 /// // 1×8×8 → 4×4×4 → 8×2×2 and back, mirrored.
 /// let params = ConvAeParams::new([1, 8, 8])

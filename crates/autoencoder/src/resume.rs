@@ -17,6 +17,7 @@
 //! is a permutation); resuming checks the state against the model, the data and the parameters.
 //! Every failure is a typed error, never a panic.
 
+use crate::custom::LayerRegistry;
 use crate::error::{AutoencoderError, Result, format_err};
 use crate::train::{LrSchedule, OptimizerKind, TrainParams};
 use latent_linalg::persist;
@@ -208,6 +209,15 @@ impl<T: Real> TrainingState<T> {
     /// Validation objective per completed epoch (empty without validation data).
     pub fn val_loss(&self) -> &[f64] {
         &self.val_loss
+    }
+
+    /// The model saved in the state (as it was after [`TrainingState::epochs_run`] epochs),
+    /// decoding custom layers with `registry` (an empty one for built-in layers only).
+    ///
+    /// # Errors
+    /// As [`crate::io::from_bytes_with`].
+    pub fn model_with(&self, registry: &LayerRegistry<T>) -> Result<crate::Autoencoder<T>> {
+        crate::io::from_bytes_with(&self.model, registry)
     }
 
     /// Optimizer steps per epoch of the run that wrote the state.

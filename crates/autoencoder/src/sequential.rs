@@ -1,5 +1,7 @@
-//! The sequential container and the serialisable enum of built-in layers.
+//! The sequential container and the serialisable enum of layers: the built-in ones and any
+//! [`CustomLayer`] defined elsewhere.
 
+use crate::custom::{CustomLayer, LayerRegistry, UserLayer};
 use crate::error::{AutoencoderError, Result};
 use crate::layer::{ActivationLayer, Layer, Mode, Param};
 use crate::layers::batchnorm::BatchNorm;
@@ -12,7 +14,11 @@ use crate::layers::shape::{Flatten, Reshape};
 use latent_linalg::{Real, Tensor4};
 use serde::{Deserialize, Serialize};
 
-/// Any built-in layer (the unit a [`Sequential`] holds and a model file stores).
+/// Any layer: a built-in one or a [`CustomLayer`] defined in another crate (the unit a
+/// [`Sequential`] holds and a model file stores).
+///
+/// Model files store the variant index, so new variants go last: files written before
+/// [`AnyLayer::Custom`] existed decode unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
 pub enum AnyLayer<T> {
@@ -40,6 +46,8 @@ pub enum AnyLayer<T> {
     Reshape(Reshape),
     /// [`Noise`].
     Noise(Noise<T>),
+    /// A layer defined outside this crate (see [`crate::custom`]).
+    Custom(UserLayer<T>),
 }
 
 macro_rules! dispatch {
@@ -57,6 +65,7 @@ macro_rules! dispatch {
             AnyLayer::Flatten($l) => $body,
             AnyLayer::Reshape($l) => $body,
             AnyLayer::Noise($l) => $body,
+            AnyLayer::Custom($l) => $body,
         }
     };
 }
@@ -84,6 +93,7 @@ from_layer!(
     Flatten(Flatten),
     Reshape(Reshape),
     Noise(Noise<T>),
+    Custom(UserLayer<T>),
 );
 
 impl<T: Real> AnyLayer<T> {
@@ -107,11 +117,17 @@ impl<T: Real> AnyLayer<T> {
             AnyLayer::Flatten(_) => Ok(()),
             AnyLayer::Reshape(l) => l.validate(),
             AnyLayer::Noise(l) => l.validate(),
+            AnyLayer::Custom(l) => l.validate(),
         }
     }
 
-    /// Short name of the layer kind.
-    pub fn kind(&self) -> &'static str {
+    /// Wrap a custom layer.
+    pub fn custom<L: CustomLayer<T>>(layer: L) -> Self {
+        AnyLayer::Custom(UserLayer::new(layer))
+    }
+
+    /// Short name of the layer kind (a custom layer's [`CustomLayer::KIND`]).
+    pub fn kind(&self) -> &str {
         match self {
             AnyLayer::Dense(_) => "dense",
             AnyLayer::Conv2d(_) => "conv2d",
@@ -125,6 +141,7 @@ impl<T: Real> AnyLayer<T> {
             AnyLayer::Flatten(_) => "flatten",
             AnyLayer::Reshape(_) => "reshape",
             AnyLayer::Noise(_) => "noise",
+            AnyLayer::Custom(l) => l.kind(),
         }
     }
 }
@@ -197,6 +214,15 @@ impl<T: Real> Sequential<T> {
         self.push(layer);
         self
     }
+    /// Append a custom layer (one defined outside this crate, see [`crate::custom`]).
+    pub fn push_custom<L: CustomLayer<T>>(&mut self, layer: L) {
+        self.push(AnyLayer::custom(layer));
+    }
+    /// Append a custom layer (builder style).
+    pub fn with_custom<L: CustomLayer<T>>(mut self, layer: L) -> Self {
+        self.push_custom(layer);
+        self
+    }
     /// Insert a layer at position `i` (clamped to the end).
     pub fn insert(&mut self, i: usize, layer: impl Into<AnyLayer<T>>) {
         let i = i.min(self.layers.len());
@@ -228,6 +254,22 @@ impl<T: Real> Sequential<T> {
             l.validate().map_err(|e| crate::error::format_err(format!("layer {i} ({}): {e}", l.kind())))?;
         }
         Ok(())
+    }
+    /// Resolve the custom layers read from a file through `registry`.
+    pub(crate) fn resolve(&mut self, registry: &LayerRegistry<T>) -> Result<()> {
+        for l in &mut self.layers {
+            if let AnyLayer::Custom(u) = l {
+                u.resolve(registry)?;
+            }
+        }
+        Ok(())
+    }
+    /// The custom layers.
+    pub(crate) fn custom_layers(&self) -> impl Iterator<Item = &UserLayer<T>> {
+        self.layers.iter().filter_map(|l| match l {
+            AnyLayer::Custom(u) => Some(u),
+            _ => None,
+        })
     }
     /// Total number of trainable values.
     pub fn num_params(&mut self) -> usize {

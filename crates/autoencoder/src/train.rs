@@ -462,7 +462,7 @@ impl<M, F: FnMut(&mut EpochContext<'_, M>) -> Control> Callback<M> for F {
 /// state, so steps run in parallel (element-wise updates: results do not depend on threads).
 const OPT_CHUNK: usize = 1 << 14;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum OptStates<T: Real> {
     Adam(Adam, Vec<AdamState<T>>),
     AdamW(AdamW, Vec<AdamState<T>>),
@@ -594,7 +594,7 @@ impl<T: Real> OptStates<T> {
 /// assert!(model.train_step(&x)? < first);
 /// # Ok::<(), latent_autoencoder::AutoencoderError>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ModelOptimizer<T: Real> {
     inner: OptStates<T>,
 }
@@ -617,6 +617,24 @@ impl<T: Real> ModelOptimizer<T> {
     /// parameters changed shape since [`ModelOptimizer::new`].
     pub fn step<M: Trainable<T>>(&mut self, model: &mut M, lr: T) -> Result<()> {
         self.inner.step(model.params(), lr)
+    }
+
+    /// Fresh optimizer state for a list of parameter views: for models that are not
+    /// [`Trainable`] (anything exposing [`Param`]s, e.g. through [`crate::Layer::params`]).
+    /// Step with [`ModelOptimizer::step_params`] on the same parameters in the same order.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::Optim`] for invalid hyperparameters.
+    pub fn for_params(kind: &OptimizerKind, params: &[Param<'_, T>]) -> Result<Self> {
+        Ok(Self { inner: OptStates::new(kind, &chunk_lens(params))? })
+    }
+
+    /// One update of every parameter in `params` from its gradient.
+    ///
+    /// # Errors
+    /// As [`ModelOptimizer::step`].
+    pub fn step_params(&mut self, params: Vec<Param<'_, T>>, lr: T) -> Result<()> {
+        self.inner.step(params, lr)
     }
 }
 
@@ -727,16 +745,7 @@ impl Trainer {
         callbacks: &mut [&mut dyn Callback<M>],
     ) -> Result<TrainReport> {
         let p = &self.params;
-        check_finite_data("training data", train.as_slice())?;
-        if let Some(v) = validation {
-            check_finite_data("validation data", v.as_slice())?;
-            if v.n() == 0 {
-                return Err(AutoencoderError::Empty { what: "validation data" });
-            }
-        }
-        if train.n() == 0 {
-            return Err(AutoencoderError::Empty { what: "training data" });
-        }
+        check_data(train, validation)?;
         // Hold out a validation share when asked and no validation set is given.
         let split;
         let (train, validation) = match (validation, p.validation_fraction > 0.0) {
@@ -746,276 +755,438 @@ impl Trainer {
             }
             _ => (train, validation),
         };
+        let mut run = Run::set_up(p, model, train, validation)?;
+        if let Some(path) = &p.resume_from {
+            run.resume(model, path)?;
+        }
+        run.start(model);
+        for epoch in run.first_epoch..=p.epochs {
+            let train_loss = run.train_epoch(model, epoch)?;
+            let val_loss = run.validate_epoch(model, epoch)?;
+            run.record_epoch(model, epoch, train_loss, val_loss);
+            run.write_checkpoint(model, epoch)?;
+            let stop = run.call_back(model, epoch, train_loss, val_loss, callbacks);
+            run.write_state(model, epoch)?;
+            if run.stops(model, stop) {
+                break;
+            }
+        }
+        Ok(run.finish())
+    }
+}
+
+/// Error for NaN/Inf in the data, an empty training set or an empty validation set.
+fn check_data<T: Real>(train: &Tensor4<T>, validation: Option<&Tensor4<T>>) -> Result<()> {
+    check_finite_data("training data", train.as_slice())?;
+    if let Some(v) = validation {
+        check_finite_data("validation data", v.as_slice())?;
+        if v.n() == 0 {
+            return Err(AutoencoderError::Empty { what: "validation data" });
+        }
+    }
+    if train.n() == 0 {
+        return Err(AutoencoderError::Empty { what: "training data" });
+    }
+    Ok(())
+}
+
+/// The learning-rate schedule of a run of `steps_per_epoch · epochs` steps.
+fn schedule_of(p: &TrainParams, steps_per_epoch: usize, total_steps: usize) -> Result<Box<dyn Schedule>> {
+    Ok(match p.schedule {
+        LrSchedule::Constant => Box::new(Constant::new(p.lr)?),
+        LrSchedule::StepDecay { gamma, every_epochs } => {
+            Box::new(StepDecay::new(p.lr, gamma, every_epochs.saturating_mul(steps_per_epoch))?)
+        }
+        LrSchedule::Cosine { min_lr } => Box::new(CosineAnnealing::new(p.lr, min_lr, total_steps)?),
+        LrSchedule::WarmupCosine { warmup_epochs, min_lr } => {
+            Box::new(warmup_cosine(p.lr, min_lr, warmup_epochs.saturating_mul(steps_per_epoch), total_steps)?)
+        }
+    })
+}
+
+/// Everything a training run carries from epoch to epoch (the trainer's loop is
+/// [`Trainer::fit_with_callbacks`]; each step of an epoch is a method here).
+struct Run<'a, T: Real, M> {
+    p: &'a TrainParams,
+    train: &'a Tensor4<T>,
+    validation: Option<&'a Tensor4<T>>,
+    /// Training samples and the batch size (`<= n`).
+    n: usize,
+    bs: usize,
+    schedule: Box<dyn Schedule>,
+    opt: OptStates<T>,
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    /// Reused batch buffer.
+    buf: Vec<T>,
+    /// What identifies the run's data in training-state files (when they are written or read).
+    fingerprints: Option<(u64, Option<u64>)>,
+    report: TrainReport,
+    last_checkpoint: Option<PathBuf>,
+    best: Option<M>,
+    since_best: usize,
+    lr_scale: f64,
+    lr_now: f64,
+    first_epoch: usize,
+    pb: ProgressBar,
+    started: Instant,
+    /// The model at the end of the last good epoch (restored when training diverges).
+    last_good: Option<M>,
+}
+
+impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
+    /// A fresh run: schedule, optimizer state, shuffling generator, empty report.
+    fn set_up(
+        p: &'a TrainParams,
+        model: &mut M,
+        train: &'a Tensor4<T>,
+        validation: Option<&'a Tensor4<T>>,
+    ) -> Result<Self> {
         let n = train.n();
         let bs = p.batch_size.min(n);
         let steps_per_epoch = n.div_ceil(bs);
         let total_steps = steps_per_epoch.saturating_mul(p.epochs);
-        let schedule: Box<dyn Schedule> = match p.schedule {
-            LrSchedule::Constant => Box::new(Constant::new(p.lr)?),
-            LrSchedule::StepDecay { gamma, every_epochs } => {
-                Box::new(StepDecay::new(p.lr, gamma, every_epochs.saturating_mul(steps_per_epoch))?)
-            }
-            LrSchedule::Cosine { min_lr } => Box::new(CosineAnnealing::new(p.lr, min_lr, total_steps)?),
-            LrSchedule::WarmupCosine { warmup_epochs, min_lr } => {
-                Box::new(warmup_cosine(p.lr, min_lr, warmup_epochs.saturating_mul(steps_per_epoch), total_steps)?)
-            }
-        };
-        let mut opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&model.params()))?;
+        let schedule = schedule_of(p, steps_per_epoch, total_steps)?;
+        let opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&model.params()))?;
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         rng.set_stream(1);
-        let mut order: Vec<usize> = (0..n).collect();
-        let [_, c, h, w] = train.shape();
-        let mut buf: Vec<T> = Vec::with_capacity(bs * train.sample_len());
-        // What identifies the run's data in training-state files.
         let fingerprints = (p.state_checkpoint.is_some() || p.resume_from.is_some())
             .then(|| (fingerprint(train), validation.map(fingerprint)));
+        Ok(Self {
+            p,
+            train,
+            validation,
+            n,
+            bs,
+            schedule,
+            opt,
+            rng,
+            order: (0..n).collect(),
+            buf: Vec::with_capacity(bs * train.sample_len()),
+            fingerprints,
+            report: TrainReport {
+                train_loss: Vec::new(),
+                val_loss: Vec::new(),
+                epochs_run: 0,
+                steps: 0,
+                stop_reason: StopReason::MaxEpochs,
+                best_epoch: 0,
+                best_loss: f64::INFINITY,
+                samples_per_s: 0.0,
+                seconds: 0.0,
+                train_samples: n,
+            },
+            last_checkpoint: None,
+            best: None,
+            since_best: 0,
+            lr_scale: 1.0,
+            lr_now: p.lr,
+            first_epoch: 1,
+            pb: ProgressBar::hidden(),
+            started: Instant::now(),
+            last_good: None,
+        })
+    }
 
-        let mut report = TrainReport {
-            train_loss: Vec::new(),
-            val_loss: Vec::new(),
-            epochs_run: 0,
-            steps: 0,
-            stop_reason: StopReason::MaxEpochs,
-            best_epoch: 0,
-            best_loss: f64::INFINITY,
-            samples_per_s: 0.0,
-            seconds: 0.0,
-            train_samples: n,
+    /// Per-sample shape `(C, H, W)` of the training data.
+    fn sample_shape(&self) -> [usize; 3] {
+        let [_, c, h, w] = self.train.shape();
+        [c, h, w]
+    }
+
+    /// Continue the run saved at `path`: check it against the parameters and the data, then take
+    /// over its model, best model, optimizer state, generator, sample order and history. The
+    /// model is unchanged on error.
+    fn resume(&mut self, model: &mut M, path: &std::path::Path) -> Result<()> {
+        let p = self.p;
+        let n = self.n;
+        let Some((train_fp, val_fp)) = self.fingerprints else { return Ok(()) };
+        let st = TrainingState::<T>::load(path)?;
+        RunConfig::of(p).check_resumable_from(&st.config, st.epochs_run)?;
+        let shape = self.sample_shape();
+        if st.train_samples != n || st.sample_shape != shape || st.train_fingerprint != train_fp {
+            return Err(mismatch(format!(
+                "the training data ({n} samples of shape {shape:?}) differs from the data of the saved run \
+                 ({} samples of shape {:?})",
+                st.train_samples, st.sample_shape
+            )));
+        }
+        if st.validation_fingerprint != val_fp {
+            return Err(mismatch("the validation data differs from that of the saved run".into()));
+        }
+        let mut restored = model.clone();
+        restored.restore_from_bytes(&st.model)?;
+        let restored_best = match &st.best_model {
+            Some(b) => {
+                let mut m = model.clone();
+                m.restore_from_bytes(b)?;
+                Some(m)
+            }
+            None => None,
         };
-        let mut last_checkpoint: Option<PathBuf> = None;
-        let mut best: Option<M> = None;
-        let mut since_best = 0usize;
-        let mut lr_scale = 1.0f64;
-        let mut lr_now = p.lr;
-        let mut first_epoch = 1;
+        let mut restored_opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&restored.params()))?;
+        restored_opt.restore(st.optimizer)?;
+        *model = restored;
+        self.best = restored_best;
+        self.opt = restored_opt;
+        self.rng = st.rng;
+        self.order = st.order;
+        let report = &mut self.report;
+        report.train_loss = st.train_loss;
+        report.val_loss = st.val_loss;
+        report.epochs_run = st.epochs_run;
+        report.steps = st.steps;
+        report.best_epoch = st.best_epoch;
+        report.best_loss = st.best_loss;
+        self.since_best = st.epochs_run - st.best_epoch;
+        self.lr_scale = st.lr_scale;
+        self.lr_now = st.lr_now;
+        // the model checkpoint of the interrupted run, if it is still there
+        self.last_checkpoint = p.checkpoint.as_ref().map(|c| c.path.clone()).filter(|p| p.is_file());
+        self.first_epoch = st.epochs_run + 1;
+        // The saved run had already decided to stop early: finish as it did.
+        if let Some(pat) = p.patience
+            && self.since_best >= pat
+        {
+            self.report.stop_reason = StopReason::EarlyStopping;
+            if let Some(b) = self.best.take() {
+                *model = b;
+            }
+            self.first_epoch = p.epochs + 1;
+        }
+        Ok(())
+    }
 
-        if let (Some(path), Some((train_fp, val_fp))) = (&p.resume_from, fingerprints) {
-            let st = TrainingState::<T>::load(path)?;
-            RunConfig::of(p).check_resumable_from(&st.config, st.epochs_run)?;
-            if st.train_samples != n || st.sample_shape != [c, h, w] || st.train_fingerprint != train_fp {
-                return Err(mismatch(format!(
-                    "the training data ({n} samples of shape {:?}) differs from the data of the saved run \
-                     ({} samples of shape {:?})",
-                    [c, h, w],
-                    st.train_samples,
-                    st.sample_shape
-                )));
-            }
-            if st.validation_fingerprint != val_fp {
-                return Err(mismatch("the validation data differs from that of the saved run".into()));
-            }
-            let mut restored = model.clone();
-            restored.restore_from_bytes(&st.model)?;
-            let restored_best = match &st.best_model {
-                Some(b) => {
-                    let mut m = model.clone();
-                    m.restore_from_bytes(b)?;
-                    Some(m)
-                }
-                None => None,
-            };
-            let mut restored_opt = OptStates::<T>::new(&p.optimizer, &chunk_lens(&restored.params()))?;
-            restored_opt.restore(st.optimizer)?;
-            *model = restored;
-            best = restored_best;
-            opt = restored_opt;
-            rng = st.rng;
-            order = st.order;
-            report.train_loss = st.train_loss;
-            report.val_loss = st.val_loss;
-            report.epochs_run = st.epochs_run;
-            report.steps = st.steps;
-            report.best_epoch = st.best_epoch;
-            report.best_loss = st.best_loss;
-            since_best = st.epochs_run - st.best_epoch;
-            lr_scale = st.lr_scale;
-            lr_now = st.lr_now;
-            // the model checkpoint of the interrupted run, if it is still there
-            last_checkpoint = p.checkpoint.as_ref().map(|c| c.path.clone()).filter(|p| p.is_file());
-            first_epoch = st.epochs_run + 1;
-            // The saved run had already decided to stop early: finish as it did.
-            if let Some(pat) = p.patience
-                && since_best >= pat
-            {
-                report.stop_reason = StopReason::EarlyStopping;
-                if let Some(b) = best.take() {
-                    *model = b;
-                }
-                first_epoch = p.epochs + 1;
+    /// Start the clock and the progress bar; remember the model as the last good one.
+    fn start(&mut self, model: &M) {
+        let steps_per_epoch = self.n.div_ceil(self.bs);
+        self.pb = progress_bar(self.p.progress, steps_per_epoch.saturating_mul(self.p.epochs) as u64);
+        self.pb.set_position(self.report.steps as u64);
+        self.started = Instant::now();
+        self.last_good = Some(model.clone());
+    }
+
+    /// Give up: clear the progress bar, put back the last good model, and pass `e` on.
+    fn fail(&mut self, model: &mut M, e: AutoencoderError) -> AutoencoderError {
+        self.pb.finish_and_clear();
+        if let Some(m) = self.last_good.take() {
+            *model = m;
+        }
+        e
+    }
+
+    fn diverged(&self, epoch: usize, step: usize, what: &'static str, value: f64) -> AutoencoderError {
+        AutoencoderError::Diverged { epoch, step, what, value, last_good_checkpoint: self.last_checkpoint.clone() }
+    }
+
+    /// One pass over the (reshuffled) training data, one optimizer step per batch; then the
+    /// parameters are checked for NaN/Inf. Returns the mean training objective.
+    fn train_epoch(&mut self, model: &mut M, epoch: usize) -> Result<f64> {
+        if self.p.shuffle {
+            self.order.shuffle(&mut self.rng);
+        }
+        let [c, h, w] = self.sample_shape();
+        let mut sum = 0.0;
+        let order = std::mem::take(&mut self.order);
+        for idx in order.chunks(self.bs) {
+            if let Err(e) = self.train_step(model, epoch, idx, [c, h, w], &mut sum) {
+                self.order = order;
+                return Err(e);
             }
         }
-        let pb = progress_bar(p.progress, total_steps as u64);
-        pb.set_position(report.steps as u64);
-        let start = Instant::now();
-        let mut last_good = model.clone();
+        self.order = order;
+        let train_loss = sum / self.n as f64;
+        let step = self.report.steps;
+        let non_finite_param =
+            model.params().iter().flat_map(|p| p.value.iter()).find(|v| !v.finite()).map(|v| v.as_f64());
+        if let Some(v) = non_finite_param {
+            let e = self.diverged(epoch, step, "parameters", v);
+            return Err(self.fail(model, e));
+        }
+        Ok(train_loss)
+    }
 
-        for epoch in first_epoch..=p.epochs {
-            if p.shuffle {
-                order.shuffle(&mut rng);
-            }
-            let mut sum = 0.0;
-            for idx in order.chunks(bs) {
-                gather(train, idx, &mut buf);
-                let batch = Tensor4::from_vec([idx.len(), c, h, w], std::mem::take(&mut buf))?;
-                let diverged = |what: &'static str, value: f64, step: usize, ckpt: &Option<PathBuf>| {
-                    AutoencoderError::Diverged { epoch, step, what, value, last_good_checkpoint: ckpt.clone() }
-                };
-                let loss = match model.train_step(&batch) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        pb.finish_and_clear();
-                        *model = last_good;
-                        return Err(e);
-                    }
-                };
-                buf = batch.into_vec();
-                if !loss.is_finite() {
-                    pb.finish_and_clear();
-                    *model = last_good;
-                    return Err(diverged("loss", loss, report.steps, &last_checkpoint));
-                }
-                lr_now = schedule.lr(report.steps) * lr_scale;
-                let lr_t = T::lit(lr_now);
-                if !lr_t.finite() {
-                    pb.finish_and_clear();
-                    *model = last_good;
-                    return Err(diverged("learning rate", lr_now, report.steps, &last_checkpoint));
-                }
-                if let Err(e) = opt.step(model.params(), lr_t) {
-                    pb.finish_and_clear();
-                    *model = last_good;
-                    return Err(match e {
-                        AutoencoderError::Optim(latent_optim::OptimError::Linalg(
-                            latent_linalg::LinalgError::NonFinite { .. },
-                        )) => diverged("gradient", f64::NAN, report.steps, &last_checkpoint),
-                        other => other,
-                    });
-                }
-                sum += loss * idx.len() as f64;
-                report.steps += 1;
-                pb.inc(1);
-            }
-            let train_loss = sum / n as f64;
-            let step = report.steps;
-            let non_finite_param =
-                model.params().iter().flat_map(|p| p.value.iter()).find(|v| !v.finite()).map(|v| v.as_f64());
-            if let Some(v) = non_finite_param {
-                pb.finish_and_clear();
-                *model = last_good;
-                return Err(AutoencoderError::Diverged {
-                    epoch,
-                    step,
-                    what: "parameters",
-                    value: v,
-                    last_good_checkpoint: last_checkpoint,
-                });
-            }
-            let val_loss = match validation {
-                Some(v) => {
-                    let l = evaluate(model, v, bs)?;
-                    if !l.is_finite() {
-                        pb.finish_and_clear();
-                        *model = last_good;
-                        return Err(AutoencoderError::Diverged {
-                            epoch,
-                            step,
-                            what: "validation loss",
-                            value: l,
-                            last_good_checkpoint: last_checkpoint,
-                        });
-                    }
-                    report.val_loss.push(l);
-                    Some(l)
-                }
-                None => None,
+    /// One optimizer step on the samples `idx`, adding the batch's objective (times its size)
+    /// to `sum`.
+    fn train_step(
+        &mut self,
+        model: &mut M,
+        epoch: usize,
+        idx: &[usize],
+        [c, h, w]: [usize; 3],
+        sum: &mut f64,
+    ) -> Result<()> {
+        gather(self.train, idx, &mut self.buf);
+        let batch = Tensor4::from_vec([idx.len(), c, h, w], std::mem::take(&mut self.buf))?;
+        let loss = match model.train_step(&batch) {
+            Ok(l) => l,
+            Err(e) => return Err(self.fail(model, e)),
+        };
+        self.buf = batch.into_vec();
+        let step = self.report.steps;
+        if !loss.is_finite() {
+            let e = self.diverged(epoch, step, "loss", loss);
+            return Err(self.fail(model, e));
+        }
+        self.lr_now = self.schedule.lr(step) * self.lr_scale;
+        let lr_t = T::lit(self.lr_now);
+        if !lr_t.finite() {
+            let e = self.diverged(epoch, step, "learning rate", self.lr_now);
+            return Err(self.fail(model, e));
+        }
+        if let Err(e) = self.opt.step(model.params(), lr_t) {
+            let e = match e {
+                AutoencoderError::Optim(latent_optim::OptimError::Linalg(latent_linalg::LinalgError::NonFinite {
+                    ..
+                })) => self.diverged(epoch, step, "gradient", f64::NAN),
+                other => other,
             };
-            report.train_loss.push(train_loss);
-            report.epochs_run = epoch;
-            let monitored = val_loss.unwrap_or(train_loss);
-            if monitored < report.best_loss - p.min_delta || report.best_epoch == 0 {
-                report.best_loss = monitored;
-                report.best_epoch = epoch;
-                since_best = 0;
-                if p.patience.is_some() && p.restore_best {
-                    best = Some(model.clone());
-                }
-            } else {
-                since_best += 1;
+            return Err(self.fail(model, e));
+        }
+        *sum += loss * idx.len() as f64;
+        self.report.steps += 1;
+        self.pb.inc(1);
+        Ok(())
+    }
+
+    /// The validation objective (eval mode), if there is validation data.
+    fn validate_epoch(&mut self, model: &mut M, epoch: usize) -> Result<Option<f64>> {
+        let Some(v) = self.validation else { return Ok(None) };
+        let l = evaluate(&*model, v, self.bs)?;
+        if !l.is_finite() {
+            let e = self.diverged(epoch, self.report.steps, "validation loss", l);
+            return Err(self.fail(model, e));
+        }
+        self.report.val_loss.push(l);
+        Ok(Some(l))
+    }
+
+    /// Append the epoch to the history and track the best monitored loss (keeping the best
+    /// model for early stopping when asked).
+    fn record_epoch(&mut self, model: &M, epoch: usize, train_loss: f64, val_loss: Option<f64>) {
+        let p = self.p;
+        let report = &mut self.report;
+        report.train_loss.push(train_loss);
+        report.epochs_run = epoch;
+        let monitored = val_loss.unwrap_or(train_loss);
+        if monitored < report.best_loss - p.min_delta || report.best_epoch == 0 {
+            report.best_loss = monitored;
+            report.best_epoch = epoch;
+            self.since_best = 0;
+            if p.patience.is_some() && p.restore_best {
+                self.best = Some(model.clone());
             }
-            if let Some(ck) = &p.checkpoint
-                && (epoch % ck.every_epochs == 0 || epoch == p.epochs)
-            {
-                write_atomic(&ck.path, &model.to_bytes()?)?;
-                last_checkpoint = Some(ck.path.clone());
-            }
-            last_good = model.clone();
-            pb.set_message(match val_loss {
-                Some(v) => format!("epoch {epoch}: loss {train_loss:.5}, val {v:.5}"),
-                None => format!("epoch {epoch}: loss {train_loss:.5}"),
-            });
-            let mut stop = false;
-            for cb in callbacks.iter_mut() {
-                let mut ctx = EpochContext {
-                    epoch,
-                    epochs: p.epochs,
-                    train_loss,
-                    val_loss,
-                    lr: lr_now,
-                    steps: report.steps,
-                    elapsed: start.elapsed(),
-                    model: &mut *model,
-                    lr_scale,
-                };
-                let ctl = cb.on_epoch_end(&mut ctx);
-                lr_scale = ctx.lr_scale;
-                if ctl == Control::Stop {
-                    stop = true;
-                }
-            }
-            if let (Some(sc), Some((train_fp, val_fp))) = (&p.state_checkpoint, fingerprints)
-                && (epoch % sc.every_epochs == 0 || epoch == p.epochs)
-            {
-                let state = TrainingState {
-                    config: RunConfig::of(p),
-                    train_samples: n,
-                    sample_shape: [c, h, w],
-                    train_fingerprint: train_fp,
-                    validation_fingerprint: val_fp,
-                    epochs_run: epoch,
-                    steps: report.steps,
-                    train_loss: report.train_loss.clone(),
-                    val_loss: report.val_loss.clone(),
-                    best_epoch: report.best_epoch,
-                    best_loss: report.best_loss,
-                    lr_scale,
-                    lr_now,
-                    rng: rng.clone(),
-                    order: order.clone(),
-                    optimizer: opt.save(),
-                    model: model.to_bytes()?,
-                    best_model: best.as_ref().map(Trainable::to_bytes).transpose()?,
-                };
-                write_atomic(&sc.path, &state.to_bytes()?)?;
-            }
-            if stop {
-                report.stop_reason = StopReason::Callback;
-                break;
-            }
-            if let Some(pat) = p.patience
-                && since_best >= pat
-            {
-                report.stop_reason = StopReason::EarlyStopping;
-                if let Some(b) = best.take() {
-                    *model = b;
-                }
-                break;
+        } else {
+            self.since_best += 1;
+        }
+    }
+
+    /// The periodic model checkpoint; the model becomes the last good one.
+    fn write_checkpoint(&mut self, model: &M, epoch: usize) -> Result<()> {
+        if let Some(ck) = &self.p.checkpoint
+            && (epoch.is_multiple_of(ck.every_epochs) || epoch == self.p.epochs)
+        {
+            write_atomic(&ck.path, &model.to_bytes()?)?;
+            self.last_checkpoint = Some(ck.path.clone());
+        }
+        self.last_good = Some(model.clone());
+        Ok(())
+    }
+
+    /// Show the epoch and run every callback; `true` when one asked to stop.
+    fn call_back(
+        &mut self,
+        model: &mut M,
+        epoch: usize,
+        train_loss: f64,
+        val_loss: Option<f64>,
+        callbacks: &mut [&mut dyn Callback<M>],
+    ) -> bool {
+        self.pb.set_message(match val_loss {
+            Some(v) => format!("epoch {epoch}: loss {train_loss:.5}, val {v:.5}"),
+            None => format!("epoch {epoch}: loss {train_loss:.5}"),
+        });
+        let mut stop = false;
+        for cb in callbacks.iter_mut() {
+            let mut ctx = EpochContext {
+                epoch,
+                epochs: self.p.epochs,
+                train_loss,
+                val_loss,
+                lr: self.lr_now,
+                steps: self.report.steps,
+                elapsed: self.started.elapsed(),
+                model: &mut *model,
+                lr_scale: self.lr_scale,
+            };
+            let ctl = cb.on_epoch_end(&mut ctx);
+            self.lr_scale = ctx.lr_scale;
+            if ctl == Control::Stop {
+                stop = true;
             }
         }
-        pb.finish_and_clear();
-        report.seconds = start.elapsed().as_secs_f64();
-        let samples = (report.epochs_run.saturating_sub(first_epoch - 1) * n) as f64;
+        stop
+    }
+
+    /// The periodic training-state file.
+    fn write_state(&self, model: &M, epoch: usize) -> Result<()> {
+        let p = self.p;
+        if let (Some(sc), Some((train_fp, val_fp))) = (&p.state_checkpoint, self.fingerprints)
+            && (epoch.is_multiple_of(sc.every_epochs) || epoch == p.epochs)
+        {
+            let report = &self.report;
+            let state = TrainingState {
+                config: RunConfig::of(p),
+                train_samples: self.n,
+                sample_shape: self.sample_shape(),
+                train_fingerprint: train_fp,
+                validation_fingerprint: val_fp,
+                epochs_run: epoch,
+                steps: report.steps,
+                train_loss: report.train_loss.clone(),
+                val_loss: report.val_loss.clone(),
+                best_epoch: report.best_epoch,
+                best_loss: report.best_loss,
+                lr_scale: self.lr_scale,
+                lr_now: self.lr_now,
+                rng: self.rng.clone(),
+                order: self.order.clone(),
+                optimizer: self.opt.save(),
+                model: model.to_bytes()?,
+                best_model: self.best.as_ref().map(Trainable::to_bytes).transpose()?,
+            };
+            write_atomic(&sc.path, &state.to_bytes()?)?;
+        }
+        Ok(())
+    }
+
+    /// `true` when the run ends after this epoch: a callback asked to (`stop`) or early
+    /// stopping ran out of patience (the best model is then restored).
+    fn stops(&mut self, model: &mut M, stop: bool) -> bool {
+        if stop {
+            self.report.stop_reason = StopReason::Callback;
+            return true;
+        }
+        if let Some(pat) = self.p.patience
+            && self.since_best >= pat
+        {
+            self.report.stop_reason = StopReason::EarlyStopping;
+            if let Some(b) = self.best.take() {
+                *model = b;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// The report, with timing.
+    fn finish(self) -> TrainReport {
+        self.pb.finish_and_clear();
+        let mut report = self.report;
+        report.seconds = self.started.elapsed().as_secs_f64();
+        let samples = (report.epochs_run.saturating_sub(self.first_epoch - 1) * self.n) as f64;
         report.samples_per_s = if report.seconds > 0.0 { samples / report.seconds } else { 0.0 };
-        Ok(report)
+        report
     }
 }
 

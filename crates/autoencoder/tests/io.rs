@@ -1,7 +1,7 @@
 //! Model files: round trips and every kind of bad file.
 
 use latent_autoencoder::models::{ConvAeParams, ConvStage, LinearAeParams, MlpAeParams};
-use latent_autoencoder::{Autoencoder, AutoencoderError, Decoder, Encoder, NoiseModel, Reconstructor};
+use latent_autoencoder::{Autoencoder, AutoencoderError, Decoder, Encoder, NoiseModel};
 use latent_linalg::Tensor4;
 
 fn data() -> Tensor4<f32> {

@@ -3,7 +3,7 @@
 
 use latent_autoencoder::models::{ConvAeParams, ConvStage, LinearAeParams, MlpAeParams, SparseReluAeParams};
 use latent_autoencoder::train::{Control, EpochContext, LrSchedule, OptimizerKind, StopReason, TrainParams, Trainer};
-use latent_autoencoder::{Autoencoder, AutoencoderError, Mode, NoiseModel, Reconstructor, Trainable};
+use latent_autoencoder::{Autoencoder, AutoencoderError, Mode, NoiseModel, Trainable};
 use latent_linalg::Tensor4;
 use latent_optim::optimizer::SgdParams;
 use rand::{Rng, SeedableRng};

@@ -8,10 +8,11 @@ use crate::loss::SegLoss;
 use crate::model::UNet;
 use crate::params::Checked;
 use crate::weight_map::WeightMapParams;
-use latent_autoencoder::{Layer, Mode};
+use latent_autoencoder::train::{ModelOptimizer, OptimizerKind};
+use latent_autoencoder::{AutoencoderError, Layer, Mode};
 use latent_datasets::cells::CellSample;
 use latent_linalg::{Real, Tensor4};
-use latent_optim::optimizer::{Adam, AdamParams, AdamState, Optimizer};
+use latent_optim::optimizer::AdamParams;
 use latent_optim::schedule::{CosineAnnealing, Schedule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -65,11 +66,10 @@ impl<T: Real> UNet<T> {
     }
 }
 
-/// Parameter values per optimizer chunk: large tensors are split so chunks update in parallel
-/// (element-wise updates: the result does not depend on the number of threads).
-const OPT_CHUNK: usize = 1 << 14;
-
-/// Adam (from `latent-optim`) with its state for every parameter of a [`UNet`].
+/// Adam (from `latent-optim`) with its state for every parameter of a [`UNet`]: the
+/// autoencoder crate's chunked optimizer ([`ModelOptimizer`]: fixed chunks of every parameter,
+/// each with its own state, updated in parallel; the result does not depend on the number of
+/// threads).
 ///
 /// # Example
 /// ```
@@ -90,8 +90,16 @@ const OPT_CHUNK: usize = 1 << 14;
 /// ```
 #[derive(Debug, Clone)]
 pub struct UnetOptimizer<T: Real> {
-    adam: Adam,
-    states: Vec<AdamState<T>>,
+    inner: ModelOptimizer<T>,
+}
+
+/// The optimizer's errors in this crate's terms.
+fn from_optimizer(e: AutoencoderError) -> UnetError {
+    match e {
+        AutoencoderError::Optim(e) => UnetError::Optim(e),
+        AutoencoderError::State { op, detail } => UnetError::State { op, detail },
+        other => UnetError::Autoencoder(other),
+    }
 }
 
 impl<T: Real> UnetOptimizer<T> {
@@ -100,13 +108,9 @@ impl<T: Real> UnetOptimizer<T> {
     /// # Errors
     /// [`UnetError::Optim`] for invalid hyperparameters.
     pub fn new(params: AdamParams, model: &mut UNet<T>) -> Result<Self> {
-        let adam = Adam::new(params)?;
-        let states = Layer::params(model)
-            .iter()
-            .flat_map(|p| p.value.chunks(OPT_CHUNK).map(<[T]>::len).collect::<Vec<_>>())
-            .map(|n| Optimizer::<T>::init_state(&adam, n))
-            .collect();
-        Ok(Self { adam, states })
+        let inner =
+            ModelOptimizer::for_params(&OptimizerKind::Adam(params), &Layer::params(model)).map_err(from_optimizer)?;
+        Ok(Self { inner })
     }
 
     /// One update of every parameter from the gradients the last [`UNet::train_step`] left.
@@ -115,23 +119,7 @@ impl<T: Real> UnetOptimizer<T> {
     /// [`UnetError::Optim`] for a bad `lr` or a non-finite gradient, [`UnetError::State`] when
     /// the model's parameters differ from those the optimizer was built for.
     pub fn step(&mut self, model: &mut UNet<T>, lr: f64) -> Result<()> {
-        let lr = T::lit(lr);
-        let params = Layer::params(model);
-        let chunks: Vec<(&mut [T], &mut [T])> =
-            params.into_iter().flat_map(|p| p.value.chunks_mut(OPT_CHUNK).zip(p.grad.chunks_mut(OPT_CHUNK))).collect();
-        if chunks.len() != self.states.len() {
-            return Err(UnetError::State {
-                op: "optimizer step",
-                detail: format!(
-                    "the model has {} parameter chunks, the optimizer state {}",
-                    chunks.len(),
-                    self.states.len()
-                ),
-            });
-        }
-        let adam = &self.adam;
-        chunks.into_par_iter().zip(self.states.par_iter_mut()).try_for_each(|((v, g), s)| adam.step(v, g, s, lr))?;
-        Ok(())
+        self.inner.step_params(Layer::params(model), T::lit(lr)).map_err(from_optimizer)
     }
 }
 
@@ -436,5 +424,46 @@ impl SegTrainer {
             seconds,
             tiles_per_s: if seconds > 0.0 { (p.steps * p.batch_size) as f64 / seconds } else { 0.0 },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::UnetParams;
+    use latent_optim::optimizer::{Adam, Optimizer};
+
+    /// The shared chunked optimizer updates a U-Net exactly as per-chunk Adam over chunks of
+    /// 2¹⁴ values (the loop this crate ran before it used `ModelOptimizer`).
+    #[test]
+    fn the_shared_optimizer_matches_per_chunk_adam_bit_for_bit() {
+        let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(24).check().unwrap()).unwrap();
+        let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f32 / 5.0 - 0.4).unwrap();
+        let labels: Vec<u8> = x.as_slice().iter().map(|&v| u8::from(v > 0.0)).collect();
+        let batch = SegBatch { images: x, labels, weights: None };
+        let mut reference = net.clone();
+        let total: usize = Layer::params(&mut net).iter().map(|p| p.value.len()).sum();
+        assert!(total > 2 << 14, "{total} parameters: too few for several chunks and the parallel update");
+
+        let mut opt = UnetOptimizer::new(AdamParams::default(), &mut net).unwrap();
+        let adam = Adam::new(AdamParams::default()).unwrap();
+        let mut states: Vec<_> = Layer::params(&mut reference)
+            .iter()
+            .flat_map(|p| p.value.chunks(1 << 14).map(<[f32]>::len).collect::<Vec<_>>())
+            .map(|n| Optimizer::<f32>::init_state(&adam, n))
+            .collect();
+        for step in 0..3 {
+            let lr = 1e-2 / (step + 1) as f64;
+            net.train_step(&batch, SegLoss::CrossEntropy).unwrap();
+            opt.step(&mut net, lr).unwrap();
+            reference.train_step(&batch, SegLoss::CrossEntropy).unwrap();
+            let params = Layer::params(&mut reference);
+            let chunks = params.into_iter().flat_map(|p| p.value.chunks_mut(1 << 14).zip(p.grad.chunks_mut(1 << 14)));
+            for ((v, g), s) in chunks.zip(states.iter_mut()) {
+                adam.step(v, g, s, f32::lit(lr)).unwrap();
+            }
+            let bits = |m: &mut UNet<f32>| m.flat_params().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&mut net), bits(&mut reference), "step {step}");
+        }
     }
 }
