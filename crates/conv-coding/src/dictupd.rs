@@ -21,9 +21,9 @@ use crate::spectrum::{DictSpectrum, Rhs, xsolve};
 use latent_linalg::fft::FftReal;
 use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rayon::prelude::*;
-use std::cell::RefCell;
 use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// The constraint set of each filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,13 +150,16 @@ impl<T: FftReal> DictProblem<'_, T> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Two spectra buffers.
+type SpectraPair<T> = (Vec<Complex<T>>, Vec<Complex<T>>);
+
 /// The data term of the dictionary update as a [`LinearSmooth`] in the small filters: the image
 /// of filters `d` is their spectra on the domain (`M × C × F`), linear in `d`, so FISTA keeps the
 /// spectra of its extrapolated point without transforming it.
 pub(crate) struct DictSmooth<'p, 'a, T: FftReal> {
     pb: &'p DictProblem<'a, T>,
     /// Residual spectra `K × C × F` and gradient spectra `M × C × F` (scratch).
-    scratch: RefCell<(Vec<Complex<T>>, Vec<Complex<T>>)>,
+    scratch: RefCell<SpectraPair<T>>,
 }
 
 impl<'p, 'a, T: FftReal> DictSmooth<'p, 'a, T> {
@@ -281,7 +284,8 @@ impl FistaDict {
             .slack(1e-12)
             .max_backtracks(61);
         let set = FilterSet { m, c, taps, constraint: pb.constraint, zero_mean: pb.zero_mean };
-        let res = fista_linear(&DictSmooth::new(pb), &set, d, &params, |_| {}).map_err(solver_err("dictionary FISTA"))?;
+        let res =
+            fista_linear(&DictSmooth::new(pb), &set, d, &params, |_| {}).map_err(solver_err("dictionary FISTA"))?;
         // the estimate backtracking reached: L·ηᴮ (B step reductions), as the step 1/L/ηᴮ
         for _ in 0..res.backtracks {
             self.lip *= self.eta;
@@ -548,9 +552,8 @@ mod tests {
             .map(|_| {
                 let mut dom = vec![0.0; m * nd];
                 for plane in dom.chunks_mut(nd) {
-                    let map: Vec<f64> = (0..ml)
-                        .map(|_| if rng.random_bool(0.3) { rng.random_range(-1.0..1.0) } else { 0.0 })
-                        .collect();
+                    let map: Vec<f64> =
+                        (0..ml).map(|_| if rng.random_bool(0.3) { rng.random_range(-1.0..1.0) } else { 0.0 }).collect();
                     geom.embed_map(&map, plane);
                 }
                 DictSpectrum::from_planes(&plan, &dom, m).unwrap()

@@ -17,5 +17,6 @@ pub use optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, 
 pub use prox::{BoxConstraint, GroupL2, L0, L1, L1NonNeg, L2Ball, Prox, ProxConjugate, Zero, project_columns_l2_ball};
 pub use schedule::{Constant, CosineAnnealing, LinearWarmup, Schedule, StepDecay, warmup_cosine};
 pub use solver::{
-    Criterion, IterationStat, LinearSmooth, ProxGradParams, SolveResult, StepRule, StopReason, fista, fista_linear, ista,
+    Criterion, IterationStat, LinearSmooth, ProxGradParams, SolveResult, StepRule, StopReason, fista, fista_linear,
+    ista,
 };

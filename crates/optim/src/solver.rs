@@ -382,7 +382,6 @@ where
     solve("fista", true, &Plain(f), g, x0, params, &mut |_: &IterationStat| {})
 }
 
-
 /// FISTA for `min h(A x) + g(x)` from `x0`, keeping `A y` of the extrapolated point by linearity
 /// (see [`LinearSmooth`]); the same iteration, step rule, restart and stopping test as [`fista`].
 /// `observe` is called after every accepted iteration (pass `|_| {}` when not needed).
