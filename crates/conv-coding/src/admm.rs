@@ -22,6 +22,7 @@ use crate::params::{AdmmParams, AutoRho, IterStat, StopReason};
 use crate::spectral::{Spectral, Work, cz};
 use crate::spectrum::{DictSpectrum, Rhs, forward_spectrum, xsolve};
 use latent_linalg::fft::FftReal;
+use latent_optim::Criterion;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
@@ -590,7 +591,12 @@ pub(crate) fn run<T: FftReal, S>(
         }
         last = Some(stat);
         if conv {
-            return Ok((it + 1, StopReason::Converged, last));
+            let stop = StopReason::Converged {
+                criterion: Criterion::PrimalDualResiduals,
+                change: stat.primal_residual.max(stat.dual_residual),
+                tol: set.tol,
+            };
+            return Ok((it + 1, stop, last));
         }
     }
     Ok((max_iter, StopReason::MaxIterations, last))

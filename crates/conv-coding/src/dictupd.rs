@@ -8,19 +8,22 @@
 //!   its own full-size copy `x_k` of the dictionary, solved per frequency by Sherman–Morrison with
 //!   the image's maps in the role the filters play in coding; the consensus variable
 //!   `y = P(mean_k(x_k + u_k))` is projected onto the constraint set. Unmasked problems only.
-//! * **FISTA** with backtracking on the small filters: the gradient `Σ_k ẑ_k^H (ẑ_k d̂ − ŝ_k)` is
-//!   formed per frequency (with the mask applied in the spatial domain when there is one), cropped
-//!   to the support, and followed by the projection.
+//! * **FISTA** with backtracking on the small filters, by the shared
+//!   [`latent_optim::fista_linear`]: the gradient `Σ_k ẑ_k^H (ẑ_k d̂ − ŝ_k)` is formed per
+//!   frequency (with the mask applied in the spatial domain when there is one), cropped to the
+//!   support, and followed by the projection.
 
-use crate::error::{ConvCodingError, Result};
+use crate::error::{ConvCodingError, Result, solver_err};
 use crate::geometry::Geometry;
 use crate::params::AutoRho;
 use crate::spectral::{Spectral, Work, cz};
 use crate::spectrum::{DictSpectrum, Rhs, xsolve};
 use latent_linalg::fft::FftReal;
+use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// The constraint set of each filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -147,7 +150,101 @@ impl<T: FftReal> DictProblem<'_, T> {
 
 // ---------------------------------------------------------------------------------------------
 
-/// FISTA state of the dictionary update (kept across outer iterations).
+/// Two spectra buffers.
+type SpectraPair<T> = (Vec<Complex<T>>, Vec<Complex<T>>);
+
+/// The data term of the dictionary update as a [`LinearSmooth`] in the small filters: the image
+/// of filters `d` is their spectra on the domain (`M × C × F`), linear in `d`, so FISTA keeps the
+/// spectra of its extrapolated point without transforming it.
+pub(crate) struct DictSmooth<'p, 'a, T: FftReal> {
+    pb: &'p DictProblem<'a, T>,
+    /// Residual spectra `K × C × F` and gradient spectra `M × C × F` (scratch).
+    scratch: RefCell<SpectraPair<T>>,
+}
+
+impl<'p, 'a, T: FftReal> DictSmooth<'p, 'a, T> {
+    pub fn new(pb: &'p DictProblem<'a, T>) -> Self {
+        let f = pb.plan.len();
+        Self { pb, scratch: RefCell::new((vec![cz(); pb.k() * pb.c * f], vec![cz(); pb.m * pb.c * f])) }
+    }
+}
+
+impl<T: FftReal> LinearSmooth<T> for DictSmooth<'_, '_, T> {
+    type Image = Vec<Complex<T>>;
+    type Error = ConvCodingError;
+    fn dim(&self) -> usize {
+        self.pb.m * self.pb.c * self.pb.taps()
+    }
+    fn image(&self) -> Vec<Complex<T>> {
+        vec![cz(); self.pb.m * self.pb.c * self.pb.plan.len()]
+    }
+    fn apply(&self, d: &[T], ds: &mut Vec<Complex<T>>) -> Result<()> {
+        self.pb.filter_spectra(d, ds)
+    }
+    fn value(&self, _: &[T], ds: &Vec<Complex<T>>) -> Result<f64> {
+        self.pb.residual(ds, &mut self.scratch.borrow_mut().0)
+    }
+    /// `½ Σ w r²` and its gradient `Σ_k ẑ_k^H r̂_k` cropped to the filter support.
+    fn value_grad(&self, _: &[T], ds: &Vec<Complex<T>>, grad: &mut [T]) -> Result<f64> {
+        let pb = self.pb;
+        let (c, f, taps) = (pb.c, pb.plan.len(), pb.taps());
+        let mut sc = self.scratch.borrow_mut();
+        let (res, gs) = &mut *sc;
+        let fy = pb.residual(ds, res)?;
+        // Ĝ_{m,c} = Σ_k conj(Ẑ_{k,m}) R̂_{k,c}
+        gs.par_chunks_mut(f).enumerate().for_each(|(mc, g)| {
+            let (mm, ch) = (mc / c, mc % c);
+            g.iter_mut().for_each(|v| *v = cz());
+            for (kk, z) in pb.zs.iter().enumerate() {
+                let r = &res[(kk * c + ch) * f..(kk * c + ch + 1) * f];
+                for ((gv, zv), &rv) in g.iter_mut().zip(z.filt(mm, 0)).zip(r) {
+                    *gv += zv.conj() * rv;
+                }
+            }
+        });
+        let (kh, kw) = (pb.geom.kh, pb.geom.kw);
+        grad.par_chunks_mut(taps).zip(gs.par_chunks_mut(f)).try_for_each_init(
+            || pb.plan.work(),
+            |wk: &mut Work<T>, (o, g)| {
+                pb.plan.inverse(wk, g, |i, row| {
+                    if i < kh {
+                        o[i * kw..(i + 1) * kw].copy_from_slice(&row[..kw]);
+                    }
+                })
+            },
+        )?;
+        Ok(fy)
+    }
+    fn extrapolate(&self, beta: T, a: &Vec<Complex<T>>, b: &Vec<Complex<T>>, ay: &mut Vec<Complex<T>>) {
+        for ((o, &a), &b) in ay.iter_mut().zip(a).zip(b) {
+            *o = a + (a - b) * beta;
+        }
+    }
+}
+
+/// The filter constraint as the "proximal map" of its indicator: the projection of
+/// [`project`]. Its value is 0: the solver evaluates it only at the starting filters (projected
+/// by the caller) and at projected points, so the update is a projected-gradient method.
+struct FilterSet {
+    m: usize,
+    c: usize,
+    taps: usize,
+    constraint: FilterConstraint,
+    zero_mean: bool,
+}
+
+impl<T: FftReal> Prox<T> for FilterSet {
+    fn prox(&self, d: &mut [T], _step: T) -> latent_optim::Result<()> {
+        project(d, self.m, self.c, self.taps, self.constraint, self.zero_mean);
+        Ok(())
+    }
+    fn value(&self, _: &[T]) -> T {
+        T::zero()
+    }
+}
+
+/// FISTA state of the dictionary update (kept across outer iterations): the Lipschitz estimate
+/// `L` (step `1/L`) that backtracking reached, and the backtracking factor.
 #[derive(Debug, Clone)]
 pub(crate) struct FistaDict {
     pub lip: f64,
@@ -155,12 +252,17 @@ pub(crate) struct FistaDict {
 }
 
 impl FistaDict {
-    /// Run `iters` FISTA iterations from the small filters `d` (updated in place). Returns the
-    /// objective at the final filters.
+    /// A fresh state (the first run starts from the average Lipschitz bound over frequencies).
+    pub fn new(eta: f64) -> Self {
+        Self { lip: 0.0, eta }
+    }
+
+    /// Run `iters` iterations of the shared FISTA ([`fista_linear`]) from the small filters `d`
+    /// (updated in place), starting from the step `1/L` with `L` the last run's estimate divided
+    /// by `eta`. Stops early only at an exact fixed point. Returns the objective at the final
+    /// filters.
     pub fn run<T: FftReal>(&mut self, pb: &DictProblem<'_, T>, d: &mut [T], iters: usize) -> Result<f64> {
         let (m, c, f, taps) = (pb.m, pb.c, pb.plan.len(), pb.taps());
-        let k = pb.k();
-        let geom = pb.geom;
         if self.lip <= 0.0 {
             // start from the average Lipschitz bound over frequencies; backtracking raises it
             let mut acc = vec![0.0f64; f];
@@ -174,97 +276,22 @@ impl FistaDict {
         } else {
             self.lip = (self.lip / self.eta).max(1e-12);
         }
-        let mut x = d.to_vec();
-        let mut xs = vec![cz(); m * c * f];
-        pb.filter_spectra(&x, &mut xs)?;
-        let mut res = vec![cz(); k * c * f];
-        let mut fx = pb.residual(&xs, &mut res)?;
-        let mut y = x.clone();
-        let mut ys = xs.clone();
-        let mut fy = fx;
-        let mut gs = vec![cz(); m * c * f];
-        let mut grad = vec![T::zero(); m * c * taps];
-        let mut xn = vec![T::zero(); m * c * taps];
-        let mut xns = vec![cz(); m * c * f];
-        let mut t = 1.0f64;
-        for it in 0..iters {
-            if it > 0 {
-                fy = pb.residual(&ys, &mut res)?;
-            }
-            // Ĝ_{m,c} = Σ_k conj(Ẑ_{k,m}) R̂_{k,c}
-            gs.par_chunks_mut(f).enumerate().for_each(|(mc, g)| {
-                let (mm, ch) = (mc / c, mc % c);
-                g.iter_mut().for_each(|v| *v = cz());
-                for (kk, z) in pb.zs.iter().enumerate() {
-                    let r = &res[(kk * c + ch) * f..(kk * c + ch + 1) * f];
-                    for ((gv, zv), &rv) in g.iter_mut().zip(z.filt(mm, 0)).zip(r) {
-                        *gv += zv.conj() * rv;
-                    }
-                }
-            });
-            let (kh, kw, w) = (geom.kh, geom.kw, pb.plan.w);
-            grad.par_chunks_mut(taps).zip(gs.par_chunks_mut(f)).try_for_each_init(
-                || pb.plan.work(),
-                |wk: &mut Work<T>, (o, g)| {
-                    pb.plan.inverse(wk, g, |i, row| {
-                        if i < kh {
-                            o[i * kw..(i + 1) * kw].copy_from_slice(&row[..kw]);
-                        }
-                    })
-                },
-            )?;
-            let _ = w;
-            let mut backtracks = 0;
-            loop {
-                let step = T::lit(1.0 / self.lip);
-                for ((o, &yv), &g) in xn.iter_mut().zip(&y).zip(&grad) {
-                    *o = yv - step * g;
-                }
-                project(&mut xn, m, c, taps, pb.constraint, pb.zero_mean);
-                pb.filter_spectra(&xn, &mut xns)?;
-                let fnew = pb.residual(&xns, &mut res)?;
-                let (mut lin, mut d2) = (0.0, 0.0);
-                for ((&a, &b), &g) in xn.iter().zip(&y).zip(&grad) {
-                    let dd = (a - b).as_f64();
-                    lin += g.as_f64() * dd;
-                    d2 += dd * dd;
-                }
-                let q = fy + lin + 0.5 * self.lip * d2;
-                if fnew <= q + 1e-12 * q.abs().max(fy.abs()) {
-                    // momentum (restarted when the objective goes up)
-                    if fnew > fx {
-                        t = 1.0;
-                        y.copy_from_slice(&xn);
-                        ys.copy_from_slice(&xns);
-                    } else {
-                        let tn = 0.5 * (1.0 + (1.0 + 4.0 * t * t).sqrt());
-                        let beta = (t - 1.0) / tn;
-                        t = tn;
-                        let bt = T::lit(beta);
-                        for ((o, &a), &b) in y.iter_mut().zip(&xn).zip(&x) {
-                            *o = a + bt * (a - b);
-                        }
-                        for ((o, &a), &b) in ys.iter_mut().zip(&xns).zip(&xs) {
-                            *o = a + (a - b) * bt;
-                        }
-                    }
-                    std::mem::swap(&mut x, &mut xn);
-                    std::mem::swap(&mut xs, &mut xns);
-                    fx = fnew;
-                    break;
-                }
-                backtracks += 1;
-                if backtracks > 60 || !fnew.is_finite() {
-                    return Err(ConvCodingError::Numerical {
-                        op: "dictionary FISTA",
-                        detail: format!("no step found (L = {:e}, objective {fnew})", self.lip),
-                    });
-                }
-                self.lip *= self.eta;
-            }
+        let params = ProxGradParams::new()
+            .max_iter(iters)
+            .tol(0.0)
+            .backtracking(1.0 / self.lip, self.eta)
+            .restart(true)
+            .slack(1e-12)
+            .max_backtracks(61);
+        let set = FilterSet { m, c, taps, constraint: pb.constraint, zero_mean: pb.zero_mean };
+        let res =
+            fista_linear(&DictSmooth::new(pb), &set, d, &params, |_| {}).map_err(solver_err("dictionary FISTA"))?;
+        // the estimate backtracking reached: L·ηᴮ (B step reductions), as the step 1/L/ηᴮ
+        for _ in 0..res.backtracks {
+            self.lip *= self.eta;
         }
-        d.copy_from_slice(&x);
-        Ok(fx)
+        d.copy_from_slice(&res.x);
+        Ok(res.objective)
     }
 }
 
@@ -468,5 +495,116 @@ impl<T: FftReal> ConsensusDict<T> {
             self.k_iter += 1;
         }
         pb.objective(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Boundary;
+    use latent_optim::gradcheck::{GradCheck, GradCheckReport, check_gradient};
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Sizes of a random dictionary-update problem.
+    #[derive(Debug, Clone, Copy)]
+    struct Sizes {
+        k: usize,
+        m: usize,
+        c: usize,
+        kh: usize,
+        kw: usize,
+        h: usize,
+        w: usize,
+    }
+
+    /// The CDL filter gradient (`DictSmooth::value_grad`) against central differences of the
+    /// objective `DictProblem::objective`, through the shared checker.
+    /// `tamper` scales one gradient entry by 1.5 first (a deliberately wrong gradient).
+    fn check_filter_gradient(sz: Sizes, boundary: Boundary, seed: u64, tamper: bool) -> GradCheckReport {
+        let Sizes { k, m, c, kh, kw, h, w } = sz;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let geom = Geometry::new(h, w, kh, kw, boundary, true).unwrap();
+        let plan = Spectral::<f64>::new(geom.dh, geom.dw);
+        let (f, n, nd, ml) = (plan.len(), geom.image_len(), geom.dom_len(), geom.map_len());
+        // images → domain → spectra
+        let mut sdom = vec![0.0; k * c * nd];
+        for dst in sdom.chunks_mut(nd) {
+            let img: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            geom.embed_image(&img, dst);
+        }
+        let mut sf = vec![cz(); k * c * f];
+        let mut wk = plan.work();
+        for (o, s) in sf.chunks_mut(f).zip(sdom.chunks(nd)) {
+            plan.forward_plane(&mut wk, s, o).unwrap();
+        }
+        let mask: Option<Vec<f64>> = geom.padded().then(|| {
+            let ones = vec![1.0; n];
+            let mut wd = vec![0.0; k * c * nd];
+            for dst in wd.chunks_mut(nd) {
+                geom.embed_image(&ones, dst);
+            }
+            wd
+        });
+        // sparse-ish maps of every image, on the domain
+        let zs: Vec<DictSpectrum<f64>> = (0..k)
+            .map(|_| {
+                let mut dom = vec![0.0; m * nd];
+                for plane in dom.chunks_mut(nd) {
+                    let map: Vec<f64> =
+                        (0..ml).map(|_| if rng.random_bool(0.3) { rng.random_range(-1.0..1.0) } else { 0.0 }).collect();
+                    geom.embed_map(&map, plane);
+                }
+                DictSpectrum::from_planes(&plan, &dom, m).unwrap()
+            })
+            .collect();
+        let pb = DictProblem {
+            plan: &plan,
+            geom,
+            m,
+            c,
+            zs: &zs,
+            sf: &sf,
+            mask: mask.as_deref(),
+            constraint: FilterConstraint::UnitNorm,
+            zero_mean: false,
+        };
+        let d: Vec<f64> = (0..m * c * kh * kw).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let smooth = DictSmooth::new(&pb);
+        let mut ds = smooth.image();
+        smooth.apply(&d, &mut ds).unwrap();
+        let mut grad = vec![0.0; d.len()];
+        let value = smooth.value_grad(&d, &ds, &mut grad).unwrap();
+        let direct = pb.objective(&d).unwrap();
+        assert!((value - direct).abs() <= 1e-12 * direct.abs().max(1.0), "{value} vs {direct}");
+        if tamper {
+            let i = grad.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map_or(0, |(i, _)| i);
+            grad[i] *= 1.5;
+        }
+        check_gradient(|x: &[f64]| pb.objective(x).unwrap_or(f64::NAN), &d, &grad, &GradCheck::default()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn cdl_filter_gradient_matches_finite_differences(
+            k in 1usize..3, m in 1usize..4, c in 1usize..3, kh in 1usize..4, kw in 1usize..4,
+            h in 4usize..8, w in 4usize..8, zero_pad in any::<bool>(), seed in any::<u64>(),
+        ) {
+            let boundary = if zero_pad { Boundary::ZeroPad } else { Boundary::Periodic };
+            let report = check_filter_gradient(Sizes { k, m, c, kh, kw, h, w }, boundary, seed, false);
+            prop_assert!(report.passes(1e-6), "{:?}: {}", boundary, report);
+        }
+    }
+
+    #[test]
+    fn a_wrong_filter_gradient_fails_the_check() {
+        // Guard against a check that passes everything: the same problem with one entry off.
+        let sz = Sizes { k: 2, m: 2, c: 2, kh: 3, kw: 2, h: 6, w: 5 };
+        for boundary in [Boundary::Periodic, Boundary::ZeroPad] {
+            assert!(check_filter_gradient(sz, boundary, 7, false).passes(1e-6));
+            assert!(!check_filter_gradient(sz, boundary, 7, true).passes(1e-3));
+        }
     }
 }

@@ -54,6 +54,9 @@ pub enum ConvCodingError {
     /// An error from the linear-algebra layer.
     #[error(transparent)]
     Linalg(#[from] latent_linalg::LinalgError),
+    /// An error from the shared solvers (e.g. FISTA's line search finding no step).
+    #[error(transparent)]
+    Optim(#[from] latent_optim::OptimError),
 }
 
 /// `Result` with [`ConvCodingError`].
@@ -76,6 +79,18 @@ pub(crate) fn finite<T: latent_linalg::Real>(what: &'static str, data: &[T]) -> 
 
 pub(crate) fn fft_err(op: &'static str, e: impl std::fmt::Display) -> ConvCodingError {
     ConvCodingError::Numerical { op, detail: e.to_string() }
+}
+
+/// A breakdown of the shared solver (a non-finite objective, a line search finding no step) as
+/// [`ConvCodingError::Numerical`] of `op`; other errors pass through.
+pub(crate) fn solver_err(op: &'static str) -> impl Fn(ConvCodingError) -> ConvCodingError {
+    move |e| match e {
+        ConvCodingError::Optim(
+            ref o @ (latent_optim::OptimError::NonFiniteObjective { .. }
+            | latent_optim::OptimError::LineSearchFailed { .. }),
+        ) => ConvCodingError::Numerical { op, detail: o.to_string() },
+        e => e,
+    }
 }
 
 /// Check that a scalar parameter is finite and `>= 0`.

@@ -1,16 +1,19 @@
-//! FISTA with Beck–Teboulle backtracking for convolutional sparse coding.
+//! Convolutional sparse coding by the shared FISTA of `latent-optim`.
 //!
 //! Minimises `f(s) + g(s)` with `f(s) = ½ Σ_p w_p (A s − x)_p²` and `g(s) = Σ_m λ_m‖s_m‖₁` (plus
-//! `s ≥ 0`). The gradient `Aᴴ(w ⊙ (A s − x))` is computed by the [`ConvOperator`] in the DFT domain
-//! or in the spatial domain. Linearity keeps `A y` for the extrapolated point without another
-//! transform (`A y = A x⁺ + β(A x⁺ − A x)`), so an iteration costs one adjoint and one synthesis
+//! `s ≥ 0`) with [`latent_optim::fista_linear`]. The gradient `Aᴴ(w ⊙ (A s − x))` is computed by
+//! the [`ConvOperator`] in the DFT domain or in the spatial domain. The problem is a
+//! [`LinearSmooth`], so the solver keeps `A y` for the extrapolated point without another
+//! transform (`A y = A x⁺ + β(A x⁺ − A x)`): an iteration costs one adjoint and one synthesis
 //! (plus one synthesis per backtracking step).
 
-use crate::error::{ConvCodingError, Result};
-use crate::operator::ConvOperator;
-use crate::params::{FistaParams, IterStat, SolveInfo, StopReason};
+use crate::error::{ConvCodingError, Result, solver_err};
+use crate::operator::{ConvOperator, OpWork};
+use crate::params::{FistaParams, IterStat, SolveInfo};
 use latent_linalg::fft::FftReal;
+use latent_optim::{LinearSmooth, OptimError, ProxGradParams, fista_linear};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Sum of a per-plane function over planes of `n` values, in plane order.
 fn plane_sum<T: FftReal>(a: &[T], n: usize, f: impl Fn(usize, &[T]) -> f64 + Sync + Send) -> f64 {
@@ -62,6 +65,98 @@ fn data_value<T: FftReal>(a: &[T], s: &[T], wts: Option<&[T]>, n: usize) -> f64 
     })
 }
 
+/// `Σ_m λ_m ‖s_m‖₁` over maps of `n` values.
+fn l1<T: FftReal>(x: &[T], lam: &[T], n: usize) -> f64 {
+    plane_sum(x, n, |k, pl| lam[k].as_f64() * pl.iter().map(|e| e.as_f64().abs()).sum::<f64>())
+}
+
+/// The data term `½ Σ w (A s − x)²` of one image as a [`LinearSmooth`]: the image of `s` is the
+/// synthesis `A s` (`C × h·w`).
+struct DataTerm<'a, T: FftReal> {
+    op: &'a ConvOperator<T>,
+    s: &'a [T],
+    wts: Option<&'a [T]>,
+    dim: usize,
+    /// Operator scratch and the weighted residual (the solver's methods take `&self`).
+    scratch: RefCell<(OpWork<T>, Vec<T>)>,
+}
+
+impl<T: FftReal> LinearSmooth<T> for DataTerm<'_, T> {
+    type Image = Vec<T>;
+    type Error = ConvCodingError;
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn image(&self) -> Vec<T> {
+        vec![T::zero(); self.s.len()]
+    }
+    fn apply(&self, x: &[T], ax: &mut Vec<T>) -> Result<()> {
+        let mut sc = self.scratch.borrow_mut();
+        self.op.apply_one(x, ax, &mut sc.0)
+    }
+    fn value(&self, _: &[T], ax: &Vec<T>) -> Result<f64> {
+        Ok(data_value(ax, self.s, self.wts, self.op.geom.image_len()))
+    }
+    fn value_grad(&self, _: &[T], ax: &Vec<T>, grad: &mut [T]) -> Result<f64> {
+        let mut sc = self.scratch.borrow_mut();
+        let (work, res) = &mut *sc;
+        let f = data_term(ax, self.s, self.wts, res, self.op.geom.image_len());
+        self.op.adjoint_one(res, grad, work)?;
+        Ok(f)
+    }
+    fn extrapolate(&self, beta: T, a: &Vec<T>, b: &Vec<T>, ay: &mut Vec<T>) {
+        for ((o, &a), &b) in ay.iter_mut().zip(a).zip(b) {
+            *o = a + beta * (a - b);
+        }
+    }
+}
+
+/// `g(s) = Σ_m λ_m ‖s_m‖₁` (plus the indicator of `s ≥ 0`) over maps of `n` values.
+struct MapL1<'a, T> {
+    lam: &'a [T],
+    n: usize,
+    nonneg: bool,
+}
+
+impl<T: FftReal> latent_optim::Prox<T> for MapL1<'_, T> {
+    fn prox(&self, x: &mut [T], step: T) -> latent_optim::Result<()> {
+        if x.len() != self.lam.len() * self.n {
+            return Err(OptimError::LengthMismatch {
+                op: "MapL1::prox",
+                what: "maps",
+                expected: self.lam.len() * self.n,
+                got: x.len(),
+            });
+        }
+        let nonneg = self.nonneg;
+        x.par_chunks_mut(self.n).enumerate().for_each(|(k, o)| {
+            let thr = self.lam[k] * step;
+            for v in o.iter_mut() {
+                let z = *v;
+                *v = if nonneg {
+                    (z - thr).max(T::zero())
+                } else if z > thr {
+                    z - thr
+                } else if z < -thr {
+                    z + thr
+                } else {
+                    T::zero()
+                };
+            }
+        });
+        Ok(())
+    }
+    fn value(&self, x: &[T]) -> T {
+        if x.len() != self.lam.len() * self.n {
+            return T::lit(f64::NAN);
+        }
+        if self.nonneg && x.iter().any(|v| *v < T::zero()) {
+            return T::lit(f64::INFINITY);
+        }
+        T::lit(l1(x, self.lam, self.n))
+    }
+}
+
 /// FISTA on one image. `s` and `wts` are `C × h·w`; maps are `M × mh·mw`.
 pub(crate) fn solve<T: FftReal>(
     op: &ConvOperator<T>,
@@ -78,132 +173,55 @@ pub(crate) fn solve<T: FftReal>(
     let g = op.geom;
     let (ml, il) = (g.map_len(), g.image_len());
     let m = lam.len();
-    let mut work = op.work();
-    let mut x = match warm {
+    let x0 = match warm {
         Some(w) => w.to_vec(),
         None => vec![T::zero(); m * ml],
     };
-    let mut ax = vec![T::zero(); s.len()];
-    op.apply_one(&x, &mut ax, &mut work)?;
-    let reg = |v: &[T]| plane_sum(v, ml, |k, pl| lam[k].as_f64() * pl.iter().map(|e| e.as_f64().abs()).sum::<f64>());
-    let mut big_f = data_value(&ax, s, wts, il) + reg(&x);
-    let mut y = x.clone();
-    let mut ay = ax.clone();
-    let mut res = vec![T::zero(); s.len()];
-    let mut grad = vec![T::zero(); m * ml];
-    let mut xn = vec![T::zero(); m * ml];
-    let mut axn = vec![T::zero(); s.len()];
-    let mut lip = p.lipschitz.unwrap_or_else(|| op.lipschitz()).max(1e-12);
-    let mut t = 1.0f64;
-    let mut hist = Vec::new();
-    let (mut stop, mut iters) = (StopReason::MaxIterations, max_iter);
-    let (mut rel_x, mut rel_f) = (f64::INFINITY, f64::INFINITY);
-    for it in 0..max_iter {
-        let f_y = data_term(&ay, s, wts, &mut res, il);
-        op.adjoint_one(&res, &mut grad, &mut work)?;
-        let mut backtracks = 0;
-        let f_n = loop {
-            let step = T::lit(1.0 / lip);
-            let parts: Vec<(f64, f64)> = xn
-                .par_chunks_mut(ml)
-                .zip(y.par_chunks(ml))
-                .zip(grad.par_chunks(ml))
-                .enumerate()
-                .map(|(k, ((o, yv), gv))| {
-                    let thr = lam[k] * step;
-                    let (mut lin, mut d2) = (0.0, 0.0);
-                    for ((ov, &yy), &gg) in o.iter_mut().zip(yv).zip(gv) {
-                        let z = yy - step * gg;
-                        let v = if nonneg {
-                            (z - thr).max(T::zero())
-                        } else if z > thr {
-                            z - thr
-                        } else if z < -thr {
-                            z + thr
-                        } else {
-                            T::zero()
-                        };
-                        *ov = v;
-                        let d = v - yy;
-                        lin += (gg * d).as_f64();
-                        d2 += sq(d);
-                    }
-                    (lin, d2)
-                })
-                .collect();
-            let (lin, d2) = parts.iter().fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d));
-            op.apply_one(&xn, &mut axn, &mut work)?;
-            let f_n = data_value(&axn, s, wts, il);
-            let q = f_y + lin + 0.5 * lip * d2;
-            if p.eta <= 1.0 || f_n <= q + 1e-12 * q.abs().max(f_y.abs()) {
-                break f_n;
-            }
-            backtracks += 1;
-            if backtracks > 60 {
-                return Err(ConvCodingError::Numerical {
-                    op: "FISTA",
-                    detail: format!("backtracking did not find a step after 60 reductions (L = {lip:e})"),
-                });
-            }
-            lip *= p.eta;
-        };
-        let f_new = f_n + reg(&xn);
-        if !f_new.is_finite() {
-            return Err(ConvCodingError::Numerical {
-                op: "FISTA",
-                detail: format!("objective became {f_new} at iteration {}", it + 1),
-            });
-        }
-        let dx2 = plane_sum(&xn, ml, |k, pl| pl.iter().zip(&x[k * ml..(k + 1) * ml]).map(|(&a, &b)| sq(a - b)).sum());
-        let xn2 = plane_sum(&xn, ml, |_, pl| pl.iter().map(|&a| sq(a)).sum());
-        rel_x = if dx2 == 0.0 { 0.0 } else { (dx2 / xn2.max(f64::MIN_POSITIVE)).sqrt() };
-        rel_f = if f_new == big_f {
-            0.0
-        } else {
-            (f_new - big_f).abs() / f_new.abs().max(big_f.abs()).max(f64::MIN_POSITIVE)
-        };
-        if p.restart && f_new > big_f {
-            t = 1.0;
-            y.copy_from_slice(&xn);
-            ay.copy_from_slice(&axn);
-        } else {
-            let tn = 0.5 * (1.0 + (1.0 + 4.0 * t * t).sqrt());
-            let beta = T::lit((t - 1.0) / tn);
-            t = tn;
-            y.par_chunks_mut(ml).zip(xn.par_chunks(ml)).zip(x.par_chunks(ml)).for_each(|((yv, a), b)| {
-                for ((o, &a), &b) in yv.iter_mut().zip(a).zip(b) {
-                    *o = a + beta * (a - b);
-                }
-            });
-            for ((o, &a), &b) in ay.iter_mut().zip(&axn).zip(&ax) {
-                *o = a + beta * (a - b);
-            }
-        }
-        std::mem::swap(&mut x, &mut xn);
-        std::mem::swap(&mut ax, &mut axn);
-        big_f = f_new;
+    let f = DataTerm { op, s, wts, dim: m * ml, scratch: RefCell::new((op.work(), vec![T::zero(); s.len()])) };
+    let reg = MapL1 { lam, n: ml, nonneg };
+    let lip = p.lipschitz.unwrap_or_else(|| op.lipschitz()).max(1e-12);
+    let params = ProxGradParams::new().max_iter(max_iter).tol(tol).restart(p.restart).slack(1e-12).max_backtracks(61);
+    let params = if p.eta <= 1.0 { params.step(1.0 / lip) } else { params.backtracking(1.0 / lip, p.eta) };
+    let mut steps: Vec<(f64, f64)> = Vec::new();
+    let mut last_change = f64::INFINITY;
+    let res = fista_linear(&f, &reg, &x0, &params, |st| {
+        last_change = st.change;
         if history {
-            hist.push(IterStat { objective: f_new, primal_residual: rel_x, dual_residual: rel_f, rho: lip });
+            steps.push((st.change, st.step));
         }
-        if tol > 0.0 && rel_x < tol {
-            stop = StopReason::Converged;
-            iters = it + 1;
-            break;
-        }
-    }
+    });
+    let res = res.map_err(solver_err("FISTA"))?;
+    let rel_f = |k: usize| {
+        let (prev, cur) = (res.history[k - 1], res.history[k]);
+        if cur == prev { 0.0 } else { (cur - prev).abs() / cur.abs().max(prev.abs()).max(f64::MIN_POSITIVE) }
+    };
+    let last_rel_f = if res.iterations == 0 { f64::INFINITY } else { rel_f(res.iterations) };
+    let hist: Vec<IterStat> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, &(change, step))| IterStat {
+            objective: res.history[i + 1],
+            primal_residual: change,
+            dual_residual: rel_f(i + 1),
+            rho: 1.0 / step,
+        })
+        .collect();
+    let x = res.x;
+    let mut ax = vec![T::zero(); s.len()];
+    op.apply_one(&x, &mut ax, &mut f.scratch.borrow_mut().0)?;
     let dfid = data_value(&ax, s, wts, il);
-    let reg_v = reg(&x);
+    let reg_v = l1(&x, lam, ml);
     let nnz = x.iter().filter(|v| **v != T::zero()).count();
     let info = SolveInfo {
-        iterations: iters,
-        stop,
+        iterations: res.iterations,
+        stop: res.stop,
         objective: dfid + reg_v,
         data_fidelity: dfid,
         regularizer: reg_v,
         nnz_fraction: nnz as f64 / x.len().max(1) as f64,
-        primal_residual: rel_x,
-        dual_residual: rel_f,
-        rho: lip,
+        primal_residual: last_change,
+        dual_residual: last_rel_f,
+        rho: 1.0 / res.step,
         history: hist,
     };
     Ok((x, info))

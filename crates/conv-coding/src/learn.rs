@@ -367,7 +367,7 @@ impl<T: FftReal> CdlLearner<T> {
             DictSolver::Fista { .. } => None,
         };
         let mut fista = match p.dict_solver {
-            DictSolver::Fista { eta } => Some(FistaDict { lip: 0.0, eta }),
+            DictSolver::Fista { eta } => Some(FistaDict::new(eta)),
             DictSolver::Consensus { .. } => None,
         };
         let bar = progress_bar(p.progress, p.iterations as u64, "conv dictionary learning");

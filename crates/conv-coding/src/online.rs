@@ -11,18 +11,20 @@
 //! computed from the sparse maps' nonzeros only, so their cost scales with the sparsity.
 
 use crate::dictupd::{FilterConstraint, project};
-use crate::error::{ConvCodingError, Result, finite, invalid, nonneg_param, shape};
+use crate::error::{ConvCodingError, Result, finite, invalid, nonneg_param, shape, solver_err};
 use crate::filters::Filters;
 use crate::geometry::Boundary;
 use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_err, progress_bar, read_model_file};
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
+use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 
 /// Parameters of [`OnlineCdl`].
 ///
@@ -422,7 +424,87 @@ fn matvec(a: &[f64], x: &[f64], out: &mut [f64]) {
     });
 }
 
-/// A few projected FISTA steps on `Σ_c ½ d_cᵀ A d_c − b_cᵀ d_c` from the current filters.
+/// The surrogate `Σ_c ½ d_cᵀ A d_c − b_cᵀ d_c` with the filters in `(c, p)` order, as a
+/// [`LinearSmooth`] whose image is `A d_c` for every channel (one product per iteration).
+struct Surrogate<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    pp: usize,
+    c: usize,
+}
+
+impl LinearSmooth<f64> for Surrogate<'_> {
+    type Image = Vec<f64>;
+    type Error = ConvCodingError;
+    fn dim(&self) -> usize {
+        self.c * self.pp
+    }
+    fn image(&self) -> Vec<f64> {
+        vec![0.0; self.c * self.pp]
+    }
+    fn apply(&self, x: &[f64], ax: &mut Vec<f64>) -> Result<()> {
+        for (xc, oc) in x.chunks(self.pp).zip(ax.chunks_mut(self.pp)) {
+            matvec(self.a, xc, oc);
+        }
+        Ok(())
+    }
+    fn value(&self, x: &[f64], ax: &Vec<f64>) -> Result<f64> {
+        Ok(x.iter().zip(ax).zip(self.b).map(|((&x, &ax), &b)| (0.5 * ax - b) * x).sum())
+    }
+    fn value_grad(&self, x: &[f64], ax: &Vec<f64>, grad: &mut [f64]) -> Result<f64> {
+        for ((g, &ax), &b) in grad.iter_mut().zip(ax).zip(self.b) {
+            *g = ax - b;
+        }
+        self.value(x, ax)
+    }
+    fn extrapolate(&self, beta: f64, a: &Vec<f64>, b: &Vec<f64>, ay: &mut Vec<f64>) {
+        for ((o, &a), &b) in ay.iter_mut().zip(a).zip(b) {
+            *o = a + beta * (a - b);
+        }
+    }
+}
+
+/// The filter constraint on `f64` filters in `(c, p)` order: rounded to `T`, projected as the
+/// filters are stored ([`project`]), and widened back. Value 0 (evaluated only at projected
+/// points and at the starting filters).
+struct FilterSetF64<T> {
+    m: usize,
+    c: usize,
+    taps: usize,
+    constraint: FilterConstraint,
+    zero_mean: bool,
+    ty: PhantomData<T>,
+}
+
+impl<T: FftReal> Prox<f64> for FilterSetF64<T> {
+    fn prox(&self, x: &mut [f64], _step: f64) -> latent_optim::Result<()> {
+        let (m, c, taps) = (self.m, self.c, self.taps);
+        let pp = m * taps;
+        let mut small = vec![T::zero(); m * c * taps];
+        for mm in 0..m {
+            for ch in 0..c {
+                for t in 0..taps {
+                    small[(mm * c + ch) * taps + t] = T::lit(x[ch * pp + mm * taps + t]);
+                }
+            }
+        }
+        project(&mut small, m, c, taps, self.constraint, self.zero_mean);
+        for mm in 0..m {
+            for ch in 0..c {
+                for t in 0..taps {
+                    x[ch * pp + mm * taps + t] = small[(mm * c + ch) * taps + t].as_f64();
+                }
+            }
+        }
+        Ok(())
+    }
+    fn value(&self, _: &[f64]) -> f64 {
+        0.0
+    }
+}
+
+/// A few projected FISTA steps (the shared [`fista_linear`], fixed step `1/L`, no restart) on
+/// `Σ_c ½ d_cᵀ A d_c − b_cᵀ d_c` from the current filters.
 fn surrogate_update<T: FftReal>(st: &mut OnlineCdlState<T>, p: &OnlineCdlParams<T>, c: usize) -> Result<()> {
     let (m, kh, kw) = (p.filters, p.kh, p.kw);
     let taps = kh * kw;
@@ -465,41 +547,11 @@ fn surrogate_update<T: FftReal>(st: &mut OnlineCdlState<T>, p: &OnlineCdlParams<
             }
         }
     }
-    let mut y = x.clone();
-    let mut tk = 1.0f64;
-    let mut g = vec![0.0; pp];
-    let mut xn = vec![0.0; c * pp];
-    let mut small = vec![T::zero(); m * c * taps];
-    for _ in 0..p.dict_iters {
-        for ch in 0..c {
-            matvec(&st.a, &y[ch * pp..(ch + 1) * pp], &mut g);
-            for i in 0..pp {
-                xn[ch * pp + i] = y[ch * pp + i] - (g[i] - st.b[ch * pp + i]) / lip;
-            }
-        }
-        for mm in 0..m {
-            for ch in 0..c {
-                for t in 0..taps {
-                    small[(mm * c + ch) * taps + t] = T::lit(xn[ch * pp + mm * taps + t]);
-                }
-            }
-        }
-        project(&mut small, m, c, taps, p.constraint, p.zero_mean);
-        for mm in 0..m {
-            for ch in 0..c {
-                for t in 0..taps {
-                    xn[ch * pp + mm * taps + t] = small[(mm * c + ch) * taps + t].as_f64();
-                }
-            }
-        }
-        let tn = 0.5 * (1.0 + (1.0 + 4.0 * tk * tk).sqrt());
-        let beta = (tk - 1.0) / tn;
-        tk = tn;
-        for i in 0..c * pp {
-            y[i] = xn[i] + beta * (xn[i] - x[i]);
-        }
-        std::mem::swap(&mut x, &mut xn);
-    }
+    let params = ProxGradParams::new().max_iter(p.dict_iters).tol(0.0).step(1.0 / lip).restart(false);
+    let set = FilterSetF64::<T> { m, c, taps, constraint: p.constraint, zero_mean: p.zero_mean, ty: PhantomData };
+    let f = Surrogate { a: &st.a, b: &st.b, pp, c };
+    let res = fista_linear(&f, &set, &x, &params, |_| {}).map_err(solver_err("OnlineCdl"))?;
+    let x = res.x;
     if x.iter().any(|v| !v.is_finite()) {
         return Err(ConvCodingError::Numerical { op: "OnlineCdl", detail: "the filter update diverged".into() });
     }

@@ -7,6 +7,7 @@ use crate::geometry::{Boundary, Geometry};
 use crate::spectral::{Spectral, Work, cz};
 use crate::spectrum::{DictSpectrum, adjoint_spectrum, forward_spectrum};
 use latent_linalg::Tensor4;
+use latent_linalg::conv::{Conv2dSpec, conv2d, conv2d_backward_input};
 use latent_linalg::fft::FftReal;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
@@ -17,13 +18,13 @@ use serde::{Deserialize, Serialize};
 /// | backend | cost per map and channel | notes |
 /// |---|---|---|
 /// | [`Backend::Fft`] | `O(N log N)` | real FFTs (realfft rows, rustfft columns) on the (padded) domain; best beyond a few taps |
-/// | [`Backend::Direct`] | `O(N · kh · kw)` | direct summation in the spatial domain; exact arithmetic order, best for tiny filters |
+/// | [`Backend::Direct`] | `O(N · kh · kw)` | in the spatial domain, through `latent-linalg`'s convolution entry point ([`latent_linalg::conv::conv2d`] and its input gradient, which pick the kernel) on a circularly padded copy of the maps; best for tiny filters |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Backend {
     /// In the DFT domain.
     #[default]
     Fft,
-    /// In the spatial domain.
+    /// In the spatial domain (by `latent-linalg`'s convolution).
     Direct,
 }
 
@@ -61,6 +62,8 @@ pub struct ConvOperator<T: FftReal> {
     pub(crate) geom: Geometry,
     backend: Backend,
     fft: Option<FftParts<T>>,
+    /// Direct backend: the bank as `conv2d` weights `(C, M, kh, kw)`, taps flipped.
+    direct: Option<Tensor4<T>>,
 }
 
 pub(crate) struct FftParts<T: FftReal> {
@@ -90,15 +93,15 @@ impl<T: FftReal> ConvOperator<T> {
     /// [`ConvCodingError::InvalidParameter`] for an empty image size.
     pub fn new(filters: &Filters<T>, h: usize, w: usize, boundary: Boundary, backend: Backend) -> Result<Self> {
         let geom = Geometry::new(h, w, filters.kh(), filters.kw(), boundary, backend == Backend::Fft)?;
-        let fft = match backend {
+        let (fft, direct) = match backend {
             Backend::Fft => {
                 let plan = Spectral::new(geom.dh, geom.dw);
                 let ds = DictSpectrum::new(&plan, filters)?;
-                Some(FftParts { plan, ds })
+                (Some(FftParts { plan, ds }), None)
             }
-            Backend::Direct => None,
+            Backend::Direct => (None, Some(correlation_weights(filters)?)),
         };
-        Ok(Self { filters: filters.clone(), geom, backend, fft })
+        Ok(Self { filters: filters.clone(), geom, backend, fft, direct })
     }
 
     /// Map size `(mh, mw)` for this image size and boundary.
@@ -184,10 +187,7 @@ impl<T: FftReal> ConvOperator<T> {
                 }
                 Ok(())
             }
-            None => {
-                direct_apply(&self.filters, &g, maps, out);
-                Ok(())
-            }
+            None => direct_apply(self.direct_weights()?, &g, maps, out),
         }
     }
 
@@ -216,11 +216,15 @@ impl<T: FftReal> ConvOperator<T> {
                     },
                 )
             }
-            None => {
-                direct_adjoint(&self.filters, &g, r, out);
-                Ok(())
-            }
+            None => direct_adjoint(self.direct_weights()?, &g, r, out),
         }
+    }
+
+    fn direct_weights(&self) -> Result<&Tensor4<T>> {
+        self.direct.as_ref().ok_or_else(|| ConvCodingError::Numerical {
+            op: "ConvOperator",
+            detail: "direct backend without its weights".into(),
+        })
     }
 
     fn check_batch(
@@ -281,66 +285,61 @@ impl<T: FftReal> ConvOperator<T> {
     }
 }
 
-/// Column segments of a circular shift: for output columns `0..w` reading input column
-/// `(j + shift) mod mw`, the list of `(out_start, in_start, len)` runs.
-fn runs(w: usize, mw: usize, shift: usize) -> [(usize, usize, usize); 2] {
-    let s = shift % mw;
-    let first = (mw - s).min(w);
-    [(0, s, first), (first, 0, w - first)]
-}
-
-/// Direct synthesis: `out_c[i, j] = Σ_m Σ_{u,v} d_{m,c}[u, v] s_m[(i + oy − u) mod mh, (j + ox − v) mod mw]`.
-fn direct_apply<T: FftReal>(filters: &Filters<T>, g: &Geometry, maps: &[T], out: &mut [T]) {
+/// The bank `(M, C, kh, kw)` as weights of a cross-correlation from maps to image channels,
+/// `(C, M, kh, kw)` with the taps flipped: `W[c, m, u, v] = d[m, c, kh − 1 − u, kw − 1 − v]`.
+fn correlation_weights<T: FftReal>(filters: &Filters<T>) -> Result<Tensor4<T>> {
     let (m, c, kh, kw) = (filters.count(), filters.channels(), filters.kh(), filters.kw());
-    let (h, w, mh, mw) = (g.h, g.w, g.mh, g.mw);
-    let ml = g.map_len();
     let d = filters.as_slice();
-    out.par_chunks_mut(w).enumerate().for_each(|(ci, orow)| {
-        let (ch, i) = (ci / h, ci % h);
-        orow.iter_mut().for_each(|v| *v = T::zero());
-        for mm in 0..m {
-            let map = &maps[mm * ml..(mm + 1) * ml];
-            for u in 0..kh {
-                let p = (i + g.oy + mh - u) % mh;
-                let srow = &map[p * mw..(p + 1) * mw];
-                for v in 0..kw {
-                    let tap = d[((mm * c + ch) * kh + u) * kw + v];
-                    for (o0, i0, len) in runs(w, mw, g.ox + mw - v) {
-                        for (o, &sv) in orow[o0..o0 + len].iter_mut().zip(&srow[i0..i0 + len]) {
-                            *o += tap * sv;
-                        }
-                    }
-                }
-            }
-        }
-    });
+    Ok(Tensor4::from_fn([c, m, kh, kw], |[ch, mm, u, v]| d[((mm * c + ch) * kh + kh - 1 - u) * kw + kw - 1 - v])?)
 }
 
-/// Direct adjoint: scatter `d_{m,c}[u, v] · r_c[i, j]` to `s_m[(i + oy − u) mod mh, (j + ox − v) mod mw]`.
-fn direct_adjoint<T: FftReal>(filters: &Filters<T>, g: &Geometry, r: &[T], out: &mut [T]) {
-    let (c, kh, kw) = (filters.channels(), filters.kh(), filters.kw());
-    let (h, w, mh, mw) = (g.h, g.w, g.mh, g.mw);
-    let il = g.image_len();
-    let d = filters.as_slice();
-    out.par_chunks_mut(g.map_len()).enumerate().for_each(|(mm, map)| {
-        map.iter_mut().for_each(|v| *v = T::zero());
-        for ch in 0..c {
-            let img = &r[ch * il..(ch + 1) * il];
-            for i in 0..h {
-                let rrow = &img[i * w..(i + 1) * w];
-                for u in 0..kh {
-                    let p = (i + g.oy + mh - u) % mh;
-                    let srow = &mut map[p * mw..(p + 1) * mw];
-                    for v in 0..kw {
-                        let tap = d[((mm * c + ch) * kh + u) * kw + v];
-                        for (o0, i0, len) in runs(w, mw, g.ox + mw - v) {
-                            for (s, &rv) in srow[i0..i0 + len].iter_mut().zip(&rrow[o0..o0 + len]) {
-                                *s += tap * rv;
-                            }
-                        }
-                    }
-                }
+/// Where row `a` / column `b` of the padded maps read the maps: `P[a, b] = s[(a + sy) mod mh,
+/// (b + sx) mod mw]`, with the padded size `(h + kh − 1, w + kw − 1)`.
+fn padding(g: &Geometry) -> (usize, usize, usize, usize) {
+    let (sy, sx) = ((g.oy + g.mh + 1 - g.kh) % g.mh, (g.ox + g.mw + 1 - g.kw) % g.mw);
+    (g.h + g.kh - 1, g.w + g.kw - 1, sy, sx)
+}
+
+/// Direct synthesis `out_c[i, j] = Σ_m Σ_{u,v} d_{m,c}[u, v] s_m[(i + oy − u) mod mh, (j + ox − v) mod mw]`:
+/// the maps are padded circularly to `P` (a plain copy for the zero-padded boundary, whose maps
+/// already cover every placement) and `out = conv2d(P, W)` (valid cross-correlation with the
+/// flipped taps of [`correlation_weights`]).
+fn direct_apply<T: FftReal>(wts: &Tensor4<T>, g: &Geometry, maps: &[T], out: &mut [T]) -> Result<()> {
+    let m = wts.c();
+    let (ph, pw, sy, sx) = padding(g);
+    let (mh, mw, ml) = (g.mh, g.mw, g.map_len());
+    let mut p = Tensor4::zeros([1, m, ph, pw])?;
+    p.as_mut_slice().par_chunks_mut(ph * pw).zip(maps.par_chunks(ml)).for_each(|(dst, map)| {
+        for (a, drow) in dst.chunks_mut(pw).enumerate() {
+            let r = (a + sy) % mh;
+            let src = &map[r * mw..(r + 1) * mw];
+            for (b, o) in drow.iter_mut().enumerate() {
+                *o = src[(b + sx) % mw];
             }
         }
     });
+    let y = conv2d(&p, wts, None, &Conv2dSpec::default())?;
+    out.copy_from_slice(y.as_slice());
+    Ok(())
+}
+
+/// Direct adjoint: the input gradient of the correlation of [`direct_apply`] on the padded maps,
+/// folded back onto the maps (every padded entry adds to the map entry it copies).
+fn direct_adjoint<T: FftReal>(wts: &Tensor4<T>, g: &Geometry, r: &[T], out: &mut [T]) -> Result<()> {
+    let c = wts.n();
+    let (ph, pw, sy, sx) = padding(g);
+    let (mh, mw, ml) = (g.mh, g.mw, g.map_len());
+    let dy = Tensor4::from_vec([1, c, g.h, g.w], r.to_vec())?;
+    let dp = conv2d_backward_input(&dy, wts, (ph, pw), &Conv2dSpec::default())?;
+    out.par_chunks_mut(ml).zip(dp.as_slice().par_chunks(ph * pw)).for_each(|(map, src)| {
+        map.iter_mut().for_each(|v| *v = T::zero());
+        for (a, srow) in src.chunks(pw).enumerate() {
+            let rr = (a + sy) % mh;
+            let mrow = &mut map[rr * mw..(rr + 1) * mw];
+            for (b, &v) in srow.iter().enumerate() {
+                mrow[(b + sx) % mw] += v;
+            }
+        }
+    });
+    Ok(())
 }

@@ -233,14 +233,11 @@ impl Default for Solver {
     }
 }
 
-/// Why a solver stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StopReason {
-    /// The residuals (ADMM) or the relative change (FISTA) fell below the tolerance.
-    Converged,
-    /// The iteration cap was reached first: the maps are the last iterate, not a certified optimum.
-    MaxIterations,
-}
+/// Why a solver stopped: the shared [`latent_optim::StopReason`]. ADMM reports
+/// `Converged { criterion: Criterion::PrimalDualResiduals, change, tol }` with `change` the larger
+/// of its two normalised residuals; FISTA reports its [`latent_optim::Criterion::RelativeChangeX`]
+/// value. `MaxIterations` means the maps are the last iterate, not a certified optimum.
+pub use latent_optim::StopReason;
 
 /// One iteration's diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -248,11 +245,12 @@ pub struct IterStat {
     /// Objective `½‖W(Σ d*s − x)‖² + Σ_m λ_m ‖s_m‖₁`. ADMM evaluates it at the x-iterate (the
     /// linear-solve output, not exactly sparse), as SPORCO does; FISTA at the new iterate.
     pub objective: f64,
-    /// Normalised primal residual (ADMM) or relative change of the maps (FISTA).
+    /// Normalised primal residual (ADMM) or the stopping criterion of FISTA (the relative step
+    /// length, [`latent_optim::Criterion::RelativeChangeX`]).
     pub primal_residual: f64,
     /// Normalised dual residual (ADMM) or relative change of the objective (FISTA).
     pub dual_residual: f64,
-    /// Penalty ρ used in this iteration (ADMM) or the step's Lipschitz estimate L (FISTA).
+    /// Penalty ρ used in this iteration (ADMM) or the step's Lipschitz estimate `L = 1/t` (FISTA).
     pub rho: f64,
 }
 
@@ -271,7 +269,7 @@ pub struct SolveInfo {
     pub regularizer: f64,
     /// Fraction of nonzero map entries.
     pub nnz_fraction: f64,
-    /// Last normalised primal residual (ADMM) / relative change (FISTA).
+    /// Last normalised primal residual (ADMM) / stopping criterion (FISTA).
     pub primal_residual: f64,
     /// Last normalised dual residual (ADMM) / relative objective change (FISTA).
     pub dual_residual: f64,
@@ -292,7 +290,7 @@ pub struct SolveInfo {
 /// | `boundary` | [`Boundary::Periodic`] | border handling | |
 /// | `solver` | [`Solver::Admm`] with defaults | algorithm | |
 /// | `max_iter` | 200 | iteration cap | ≥ 1 |
-/// | `tol` | 1e-3 | ADMM: normalised primal and dual residuals below `tol`; FISTA: relative change of the maps below `tol`; 0 runs exactly `max_iter` iterations | finite, ≥ 0 |
+/// | `tol` | 1e-3 | ADMM: normalised primal and dual residuals below `tol` (0 runs exactly `max_iter` iterations); FISTA: the relative step length ([`latent_optim::Criterion::RelativeChangeX`]) at most `tol` (0 stops only at an exact fixed point) | finite, ≥ 0 |
 /// | `history` | false | record [`IterStat`]s | |
 ///
 /// The mask `w` (per pixel and channel, `≥ 0`, 0 for a missing pixel) is given to

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
 pub mod fit;
@@ -17,4 +18,7 @@ pub use objective::{FnObjective, LeastSquares, Objective, Quadratic, SeparableQu
 pub use optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
 pub use prox::{BoxConstraint, GroupL2, L0, L1, L1NonNeg, L2Ball, Prox, ProxConjugate, Zero, project_columns_l2_ball};
 pub use schedule::{Constant, CosineAnnealing, LinearWarmup, Schedule, StepDecay, warmup_cosine};
-pub use solver::{Criterion, ProxGradParams, SolveResult, StepRule, StopReason, fista, ista};
+pub use solver::{
+    Criterion, IterationStat, LinearSmooth, ProxGradParams, SolveResult, StepRule, StopReason, fista, fista_linear,
+    ista,
+};

@@ -441,7 +441,10 @@ impl<T: Real> AdamKernel<T> {
     fn run(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was detected at run time.
+            // SAFETY: `body_avx512`'s only precondition is that the CPU supports AVX-512F, which
+            // `is_x86_feature_detected!` has just confirmed at run time. Its body is the safe
+            // `body` (bounds-checked slices, zipped iterators), so no memory-safety obligation
+            // is added by the target feature.
             unsafe { self.body_avx512(params, grad, ms, vs) };
             return;
         }

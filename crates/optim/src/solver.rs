@@ -52,6 +52,10 @@ pub enum Criterion {
     /// (0 when the numerator is 0); for ISTA (where the step's sufficient decrease is at most
     /// `F_k − F_{k+1}`) simply the relative change of `F`.
     RelativeChangeObjective,
+    /// ADMM: the larger of the normalised primal and dual residuals. Reported in the
+    /// [`StopReason`] of ADMM solvers built on this crate's types (e.g. convolutional sparse
+    /// coding); not a proximal-gradient criterion ([`ProxGradParams::check`] rejects it).
+    PrimalDualResiduals,
 }
 
 /// Hyperparameters of [`ista`] and [`fista`] (builder).
@@ -64,6 +68,7 @@ pub enum Criterion {
 /// | `step` | `Backtracking { initial: 1, eta: 2 }` | [`StepRule`] | fixed step / initial `> 0`, `eta > 1` |
 /// | `restart` | `true` | O'Donoghue–Candès function-value restart (FISTA only) | |
 /// | `max_backtracks` | `60` | step reductions allowed within one iteration | `>= 1` |
+/// | `slack` | `None`: `10·ε` of `T` | relative slack of the sufficient-decrease test: accept when `f(x⁺) <= model + slack·max(|f(y)|, |f(x⁺)|)` | finite, `>= 0` |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProxGradParams {
     /// Iteration cap.
@@ -78,6 +83,9 @@ pub struct ProxGradParams {
     pub restart: bool,
     /// Maximum step reductions per iteration.
     pub max_backtracks: usize,
+    /// Relative slack of the backtracking test (`None`: `10·ε` of the element type).
+    #[serde(default)]
+    pub slack: Option<f64>,
 }
 
 impl Default for ProxGradParams {
@@ -89,6 +97,7 @@ impl Default for ProxGradParams {
             step: StepRule::Backtracking { initial: 1.0, eta: 2.0 },
             restart: true,
             max_backtracks: 60,
+            slack: None,
         }
     }
 }
@@ -133,6 +142,11 @@ impl ProxGradParams {
         self.max_backtracks = n;
         self
     }
+    /// Set the relative slack of the backtracking test (default `10·ε` of the element type).
+    pub fn slack(mut self, slack: f64) -> Self {
+        self.slack = Some(slack);
+        self
+    }
     /// Validate.
     ///
     /// # Errors
@@ -140,6 +154,12 @@ impl ProxGradParams {
     pub fn check(&self) -> Result<()> {
         const OP: &str = "ProxGradParams";
         check_nonneg(OP, "tol", self.tol)?;
+        if self.criterion == Criterion::PrimalDualResiduals {
+            return Err(invalid(OP, "criterion", "PrimalDualResiduals", "is an ADMM criterion"));
+        }
+        if let Some(slack) = self.slack {
+            check_nonneg(OP, "slack", slack)?;
+        }
         match self.step {
             StepRule::Fixed(t) => check_pos(OP, "step", t)?,
             StepRule::Backtracking { initial, eta } => {
@@ -172,7 +192,14 @@ pub enum StopReason {
     MaxIterations,
 }
 
-/// Output of [`ista`] / [`fista`].
+impl StopReason {
+    /// `true` for [`StopReason::Converged`].
+    pub fn converged(&self) -> bool {
+        matches!(self, StopReason::Converged { .. })
+    }
+}
+
+/// Output of [`ista`] / [`fista`] / [`fista_linear`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolveResult<T> {
     /// Final iterate.
@@ -189,17 +216,108 @@ pub struct SolveResult<T> {
     pub restarts: usize,
     /// Step size in use at the end.
     pub step: f64,
-    /// Calls of [`Objective::value_grad`].
+    /// Step reductions of the backtracking line search, summed over all iterations.
+    pub backtracks: usize,
+    /// Gradient evaluations ([`Objective::value_grad`] / [`LinearSmooth::value_grad`]).
     pub grad_evals: usize,
-    /// Calls of [`Objective::value`].
+    /// Value-only evaluations ([`Objective::value`] / [`LinearSmooth::value`]).
     pub value_evals: usize,
 }
 
 impl<T> SolveResult<T> {
     /// `true` when the stopping criterion was met (not merely the iteration cap).
     pub fn converged(&self) -> bool {
-        matches!(self.stop, StopReason::Converged { .. })
+        self.stop.converged()
     }
+}
+
+/// One accepted iteration, as passed to the observer of [`fista_linear`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IterationStat {
+    /// Iteration number, from 1.
+    pub iteration: usize,
+    /// `F(x_k) = f(x_k) + g(x_k)` at the new iterate.
+    pub objective: f64,
+    /// Value of the stopping [`Criterion`] after this iteration.
+    pub change: f64,
+    /// Step `t` of this iteration (after any backtracking).
+    pub step: f64,
+    /// Step reductions in this iteration.
+    pub backtracks: usize,
+    /// Whether the momentum was reset after this iteration.
+    pub restarted: bool,
+}
+
+/// A smooth `f(x) = h(A x)` with `A` linear, for [`fista_linear`].
+///
+/// FISTA's extrapolated point `y = x_k + β(x_k − x_{k−1})` is a linear combination of iterates
+/// whose images `A x` the solver already knows, so `A y = A x_k + β(A x_k − A x_{k−1})` costs no
+/// application of `A` ([`LinearSmooth::extrapolate`]). An iteration then costs one
+/// [`LinearSmooth::apply`] per trial step and one [`LinearSmooth::value_grad`] (typically one
+/// adjoint) at `y`, instead of an extra application of `A` at `y`. This is what makes FISTA
+/// competitive for operators that are expensive to apply (convolutions through FFTs, dictionary
+/// spectra, …).
+///
+/// | item | meaning |
+/// |---|---|
+/// | `Image` | the representation of `A x` (spatial images, spectra, …) |
+/// | `Error` | the implementor's error type; solver errors ([`OptimError`]) convert into it |
+/// | [`dim`](LinearSmooth::dim) | number of variables |
+/// | [`image`](LinearSmooth::image) | a fresh image buffer (its content is overwritten before use) |
+/// | [`apply`](LinearSmooth::apply) | `ax ← A x` |
+/// | [`value`](LinearSmooth::value) | `f(x) = h(ax)` for `ax = A x` |
+/// | [`value_grad`](LinearSmooth::value_grad) | `f(x)` and `∇f(x) = Aᵀ∇h(ax)` |
+/// | [`extrapolate`](LinearSmooth::extrapolate) | `ay ← a + β(a − b)` (exact by linearity of `A`) |
+///
+/// Every [`Objective`] is a `LinearSmooth` with `A` the identity through [`fista`] and [`ista`].
+pub trait LinearSmooth<T: Real> {
+    /// The image `A x`.
+    type Image: Clone;
+    /// Error of the evaluations.
+    type Error: From<OptimError>;
+    /// Number of variables.
+    fn dim(&self) -> usize;
+    /// A buffer for one image.
+    fn image(&self) -> Self::Image;
+    /// `ax ← A x`.
+    ///
+    /// # Errors
+    /// Implementation-defined (e.g. a transform rejecting a buffer).
+    fn apply(&self, x: &[T], ax: &mut Self::Image) -> std::result::Result<(), Self::Error>;
+    /// `f(x)` from `ax = A x` (NaN/Inf is treated by the solver as a failed evaluation).
+    ///
+    /// # Errors
+    /// Implementation-defined.
+    fn value(&self, x: &[T], ax: &Self::Image) -> std::result::Result<f64, Self::Error>;
+    /// `f(x)` from `ax = A x`, and `∇f(x)` into `grad` (length [`LinearSmooth::dim`]).
+    ///
+    /// # Errors
+    /// Implementation-defined.
+    fn value_grad(&self, x: &[T], ax: &Self::Image, grad: &mut [T]) -> std::result::Result<f64, Self::Error>;
+    /// `ay ← a + β(a − b)`, the image of `x_a + β(x_a − x_b)` from the images `a`, `b`.
+    fn extrapolate(&self, beta: T, a: &Self::Image, b: &Self::Image, ay: &mut Self::Image);
+}
+
+/// An [`Objective`] as a [`LinearSmooth`] with `A` the identity (nothing cached).
+struct Plain<'a, F: ?Sized>(&'a F);
+
+impl<T: Real, F: Objective<T> + ?Sized> LinearSmooth<T> for Plain<'_, F> {
+    type Image = ();
+    type Error = OptimError;
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn image(&self) {}
+    fn apply(&self, _: &[T], _: &mut ()) -> Result<()> {
+        Ok(())
+    }
+    fn value(&self, x: &[T], _: &()) -> Result<f64> {
+        Ok(self.0.value(x).as_f64())
+    }
+    fn value_grad(&self, x: &[T], _: &(), grad: &mut [T]) -> Result<f64> {
+        Ok(self.0.value_grad(x, grad).as_f64())
+    }
+    fn extrapolate(&self, _: T, _: &(), _: &(), _: &mut ()) {}
 }
 
 /// ISTA (proximal gradient descent) for `min f(x) + g(x)` from `x0`. `params.restart` is ignored.
@@ -212,7 +330,7 @@ where
     F: Objective<T> + ?Sized,
     G: Prox<T> + ?Sized,
 {
-    solve("ista", false, f, g, x0, params)
+    solve("ista", false, &Plain(f), g, x0, params, &mut |_: &IterationStat| {})
 }
 
 /// FISTA (accelerated proximal gradient, Beck & Teboulle) for `min f(x) + g(x)` from `x0`, with
@@ -261,7 +379,64 @@ where
     F: Objective<T> + ?Sized,
     G: Prox<T> + ?Sized,
 {
-    solve("fista", true, f, g, x0, params)
+    solve("fista", true, &Plain(f), g, x0, params, &mut |_: &IterationStat| {})
+}
+
+/// FISTA for `min h(A x) + g(x)` from `x0`, keeping `A y` of the extrapolated point by linearity
+/// (see [`LinearSmooth`]); the same iteration, step rule, restart and stopping test as [`fista`].
+/// `observe` is called after every accepted iteration (pass `|_| {}` when not needed).
+///
+/// # Errors
+/// As [`fista`] (converted into `F::Error`), and the errors of `f`'s methods.
+///
+/// # Example
+/// `min ½‖A x − b‖² + λ‖x‖₁` with a diagonal `A` applied explicitly:
+/// ```
+/// use latent_optim::OptimError;
+/// use latent_optim::prox::L1;
+/// use latent_optim::solver::{fista_linear, LinearSmooth, ProxGradParams};
+///
+/// struct Diag { a: Vec<f64>, b: Vec<f64> }
+/// impl LinearSmooth<f64> for Diag {
+///     type Image = Vec<f64>;
+///     type Error = OptimError;
+///     fn dim(&self) -> usize { self.a.len() }
+///     fn image(&self) -> Vec<f64> { vec![0.0; self.a.len()] }
+///     fn apply(&self, x: &[f64], ax: &mut Vec<f64>) -> Result<(), OptimError> {
+///         for ((o, a), x) in ax.iter_mut().zip(&self.a).zip(x) { *o = a * x }
+///         Ok(())
+///     }
+///     fn value(&self, _: &[f64], ax: &Vec<f64>) -> Result<f64, OptimError> {
+///         Ok(0.5 * ax.iter().zip(&self.b).map(|(p, b)| (p - b) * (p - b)).sum::<f64>())
+///     }
+///     fn value_grad(&self, x: &[f64], ax: &Vec<f64>, g: &mut [f64]) -> Result<f64, OptimError> {
+///         for i in 0..g.len() { g[i] = self.a[i] * (ax[i] - self.b[i]) }
+///         self.value(x, ax)
+///     }
+///     fn extrapolate(&self, beta: f64, a: &Vec<f64>, b: &Vec<f64>, ay: &mut Vec<f64>) {
+///         for ((o, a), b) in ay.iter_mut().zip(a).zip(b) { *o = a + beta * (a - b) }
+///     }
+/// }
+/// let f = Diag { a: vec![2.0, 1.0], b: vec![4.0, 0.05] };
+/// let mut seen = 0;
+/// let p = ProxGradParams::new().step(0.25).tol(1e-12);
+/// let res = fista_linear(&f, &L1::new(0.1).unwrap(), &[0.0, 0.0], &p, |_| seen += 1).unwrap();
+/// assert!(res.converged() && seen == res.iterations);
+/// assert!((res.x[0] - 1.975).abs() < 1e-9 && res.x[1] == 0.0);
+/// ```
+pub fn fista_linear<T, F, G>(
+    f: &F,
+    g: &G,
+    x0: &[T],
+    params: &ProxGradParams,
+    mut observe: impl FnMut(&IterationStat),
+) -> std::result::Result<SolveResult<T>, F::Error>
+where
+    T: Real,
+    F: LinearSmooth<T> + ?Sized,
+    G: Prox<T> + ?Sized,
+{
+    solve("fista", true, f, g, x0, params, &mut observe)
 }
 
 /// Differences below `NOISE_FACTOR·ε·‖|y| + t|∇f(y)|‖` count as zero in the stopping test.
@@ -272,32 +447,35 @@ fn relative_change(num: f64, a: f64, b: f64) -> f64 {
     if num == 0.0 { 0.0 } else { num / den }
 }
 
-fn solve<T, F, G>(
+/// The one proximal-gradient loop behind [`ista`], [`fista`] and [`fista_linear`].
+fn solve<T, F, G, O>(
     op: &'static str,
     accelerate: bool,
     f: &F,
     g: &G,
     x0: &[T],
     params: &ProxGradParams,
-) -> Result<SolveResult<T>>
+    observe: &mut O,
+) -> std::result::Result<SolveResult<T>, F::Error>
 where
     T: Real,
-    F: Objective<T> + ?Sized,
+    F: LinearSmooth<T> + ?Sized,
     G: Prox<T> + ?Sized,
+    O: FnMut(&IterationStat) + ?Sized,
 {
     params.check()?;
     let n = f.dim();
     if n == 0 {
-        return Err(OptimError::Empty { op, what: "objective (dim() == 0)" });
+        return Err(OptimError::Empty { op, what: "objective (dim() == 0)" }.into());
     }
     check_len(op, "x0", n, x0.len())?;
-    check_finite(op, "x0", x0)?;
+    check_finite(op, "x0", x0).map_err(OptimError::from)?;
 
     let (mut step, eta) = match params.step {
         StepRule::Fixed(t) => (t, None),
         StepRule::Backtracking { initial, eta } => (initial, Some(eta)),
     };
-    let slack_factor = 10.0 * T::EPS.as_f64();
+    let slack_factor = params.slack.unwrap_or(10.0 * T::EPS.as_f64());
 
     let mut x = x0.to_vec();
     let mut x_prev = vec![T::zero(); n];
@@ -307,17 +485,21 @@ where
     // ISTA's next extrapolation point is its next iterate, so it evaluates trial points with
     // `value_grad` and reuses the accepted gradient (one evaluation per iteration, not two).
     let mut grad_p = if accelerate { Vec::new() } else { vec![T::zero(); n] };
-    let (mut grad_evals, mut value_evals, mut restarts) = (0usize, 0usize, 0usize);
+    // Images A x_k, A x_{k-1}, A y and A p of the trial point.
+    let (mut ax, mut ax_prev, mut ay, mut ap) = (f.image(), f.image(), f.image(), f.image());
+    f.apply(&x, &mut ax)?;
+    ay.clone_from(&ax);
+    let (mut grad_evals, mut value_evals, mut restarts, mut total_backtracks) = (0usize, 0usize, 0usize, 0usize);
 
     // Value and gradient at x0 (= y0).
-    let mut fy = f.value_grad(&y, &mut grad).as_f64();
+    let mut fy = f.value_grad(&y, &ay, &mut grad)?;
     grad_evals += 1;
     if !fy.is_finite() {
-        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: fy });
+        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: fy }.into());
     }
     let mut f_cur = fy + g.value(&x).as_f64();
     if f_cur.is_nan() {
-        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: f_cur });
+        return Err(OptimError::NonFiniteObjective { op, iteration: 0, value: f_cur }.into());
     }
     let mut have_grad = true;
     let mut history = Vec::with_capacity(params.max_iter.min(1 << 16) + 1);
@@ -328,14 +510,14 @@ where
 
     for k in 1..=params.max_iter {
         if !have_grad {
-            fy = f.value_grad(&y, &mut grad).as_f64();
+            fy = f.value_grad(&y, &ay, &mut grad)?;
             grad_evals += 1;
             if !fy.is_finite() {
-                return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fy });
+                return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fy }.into());
             }
         }
         have_grad = false;
-        check_finite(op, "gradient", &grad)?;
+        check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
 
         // Proximal-gradient step from y, with backtracking if requested.
         let mut backtracks = 0;
@@ -345,14 +527,14 @@ where
                 p[i] = y[i] - t * grad[i];
             }
             g.prox(&mut p, t)?;
+            f.apply(&p, &mut ap)?;
             let fp = if accelerate {
                 value_evals += 1;
-                f.value(&p)
+                f.value(&p, &ap)?
             } else {
                 grad_evals += 1;
-                f.value_grad(&p, &mut grad_p)
-            }
-            .as_f64();
+                f.value_grad(&p, &ap, &mut grad_p)?
+            };
             let Some(eta) = eta else { break fp };
             let mut lin = 0.0f64;
             let mut sq = 0.0f64;
@@ -368,18 +550,21 @@ where
             backtracks += 1;
             step /= eta;
             if backtracks >= params.max_backtracks || step <= 0.0 {
-                return Err(OptimError::LineSearchFailed { op, iteration: k, step, backtracks });
+                return Err(OptimError::LineSearchFailed { op, iteration: k, step, backtracks }.into());
             }
         };
+        total_backtracks += backtracks;
         if !fp.is_finite() {
-            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fp });
+            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: fp }.into());
         }
         let f_new = fp + g.value(&p).as_f64();
         if f_new.is_nan() {
-            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: f_new });
+            return Err(OptimError::NonFiniteObjective { op, iteration: k, value: f_new }.into());
         }
         std::mem::swap(&mut x_prev, &mut x);
         std::mem::swap(&mut x, &mut p);
+        std::mem::swap(&mut ax_prev, &mut ax);
+        std::mem::swap(&mut ax, &mut ap);
         history.push(f_new);
         iterations = k;
 
@@ -400,7 +585,8 @@ where
         let denoise = |v: T| (v.as_f64().sqrt() - noise).max(0.0);
         let (dx, dy) = (denoise(dx2), denoise(dy2));
         let change = match params.criterion {
-            Criterion::RelativeChangeX => {
+            // `check` rejects `PrimalDualResiduals` for proximal-gradient solvers.
+            Criterion::RelativeChangeX | Criterion::PrimalDualResiduals => {
                 relative_change(dx.max(dy), ops::norm2(&x).as_f64(), ops::norm2(&x_prev).as_f64())
             }
             Criterion::RelativeChangeObjective => {
@@ -416,22 +602,26 @@ where
             have_grad = true;
         }
 
-        // Next extrapolation point.
-        if accelerate && !(params.restart && f_new > f_cur) {
+        // Next extrapolation point (and its image, by linearity).
+        let restarted = accelerate && params.restart && f_new > f_cur;
+        if accelerate && !restarted {
             let m_next = 0.5 * (1.0 + (1.0 + 4.0 * momentum * momentum).sqrt());
             let beta = T::lit((momentum - 1.0) / m_next);
             momentum = m_next;
             for i in 0..n {
                 y[i] = x[i] + beta * (x[i] - x_prev[i]);
             }
+            f.extrapolate(beta, &ax, &ax_prev, &mut ay);
         } else {
             if accelerate {
                 restarts += 1;
                 momentum = 1.0;
             }
             y.copy_from_slice(&x);
+            ay.clone_from(&ax);
         }
         f_cur = f_new;
+        observe(&IterationStat { iteration: k, objective: f_new, change, step, backtracks, restarted });
 
         if change <= params.tol {
             stop = StopReason::Converged { criterion: params.criterion, change, tol: params.tol };
@@ -439,7 +629,18 @@ where
         }
     }
 
-    Ok(SolveResult { x, objective: f_cur, iterations, history, stop, restarts, step, grad_evals, value_evals })
+    Ok(SolveResult {
+        x,
+        objective: f_cur,
+        iterations,
+        history,
+        stop,
+        restarts,
+        step,
+        backtracks: total_backtracks,
+        grad_evals,
+        value_evals,
+    })
 }
 
 #[cfg(test)]
@@ -447,6 +648,7 @@ mod tests {
     use super::*;
     use crate::objective::{FnObjective, SeparableQuadratic};
     use crate::prox::{BoxConstraint, L1, Zero};
+    use latent_linalg::DMatrix;
 
     fn quad() -> SeparableQuadratic<f64> {
         SeparableQuadratic::new(vec![1.0, 4.0, 0.5], vec![2.0, -1.0, 0.1]).unwrap()
@@ -563,5 +765,87 @@ mod tests {
         let plain = ista(&f, &Zero, &[0.0, 0.0], &p).unwrap();
         assert_eq!(plain.restarts, 0);
         assert!(res.iterations < plain.iterations, "{} vs {}", res.iterations, plain.iterations);
+    }
+
+    /// `½‖A x − b‖²` with `A` applied explicitly, counting applications.
+    struct CountingLs {
+        a: DMatrix<f64>,
+        b: Vec<f64>,
+        applies: std::cell::Cell<usize>,
+    }
+
+    impl LinearSmooth<f64> for CountingLs {
+        type Image = Vec<f64>;
+        type Error = OptimError;
+        fn dim(&self) -> usize {
+            self.a.ncols()
+        }
+        fn image(&self) -> Vec<f64> {
+            vec![0.0; self.a.nrows()]
+        }
+        fn apply(&self, x: &[f64], ax: &mut Vec<f64>) -> Result<()> {
+            self.applies.set(self.applies.get() + 1);
+            let v = &self.a * latent_linalg::DVector::from_column_slice(x);
+            ax.copy_from_slice(v.as_slice());
+            Ok(())
+        }
+        fn value(&self, _: &[f64], ax: &Vec<f64>) -> Result<f64> {
+            Ok(0.5 * ax.iter().zip(&self.b).map(|(p, b)| (p - b) * (p - b)).sum::<f64>())
+        }
+        fn value_grad(&self, x: &[f64], ax: &Vec<f64>, grad: &mut [f64]) -> Result<f64> {
+            let r: Vec<f64> = ax.iter().zip(&self.b).map(|(p, b)| p - b).collect();
+            let g = self.a.transpose() * latent_linalg::DVector::from_vec(r);
+            grad.copy_from_slice(g.as_slice());
+            self.value(x, ax)
+        }
+        fn extrapolate(&self, beta: f64, a: &Vec<f64>, b: &Vec<f64>, ay: &mut Vec<f64>) {
+            for ((o, &a), &b) in ay.iter_mut().zip(a).zip(b) {
+                *o = a + beta * (a - b);
+            }
+        }
+    }
+
+    #[test]
+    fn fista_linear_matches_fista_with_one_apply_per_trial() {
+        use crate::objective::LeastSquares;
+        let a = DMatrix::from_row_slice(4, 3, &[1.0, 0.2, -0.5, 0.0, 1.5, 0.3, 0.7, -0.1, 1.0, 0.2, 0.4, -0.8]);
+        let b = vec![1.0, -2.0, 0.5, 0.3];
+        let g = L1::new(0.05).unwrap();
+        let p = ProxGradParams::new().backtracking(4.0, 2.0).tol(1e-11).max_iter(5000);
+        let plain = fista(&LeastSquares::new(a.clone(), b.clone()).unwrap(), &g, &[0.0; 3], &p).unwrap();
+        let f = CountingLs { a, b, applies: std::cell::Cell::new(0) };
+        let mut stats = Vec::new();
+        let lin = fista_linear(&f, &g, &[0.0; 3], &p, |s| stats.push(*s)).unwrap();
+        assert!(plain.converged() && lin.converged());
+        for (u, v) in plain.x.iter().zip(&lin.x) {
+            assert!((u - v).abs() < 1e-8, "{:?} vs {:?}", plain.x, lin.x);
+        }
+        assert!((plain.objective - lin.objective).abs() < 1e-10);
+        // one application for x0, then one per trial point; none at the extrapolated points
+        assert_eq!(f.applies.get(), 1 + lin.value_evals);
+        assert_eq!(lin.value_evals, lin.iterations + lin.backtracks);
+        assert_eq!(stats.len(), lin.iterations);
+        assert_eq!(stats.iter().map(|s| s.backtracks).sum::<usize>(), lin.backtracks);
+        assert_eq!(stats.iter().filter(|s| s.restarted).count(), lin.restarts);
+        for (s, h) in stats.iter().zip(&lin.history[1..]) {
+            assert_eq!(s.objective, *h);
+        }
+        assert_eq!(stats.last().map(|s| s.step), Some(lin.step));
+    }
+
+    #[test]
+    fn slack_and_admm_criterion_are_validated() {
+        let f = quad();
+        let p = ProxGradParams::new();
+        assert!(matches!(
+            fista(&f, &Zero, &[0.0; 3], &p.slack(-1.0)),
+            Err(OptimError::InvalidParameter { name: "slack", .. })
+        ));
+        assert!(matches!(
+            fista(&f, &Zero, &[0.0; 3], &p.criterion(Criterion::PrimalDualResiduals)),
+            Err(OptimError::InvalidParameter { name: "criterion", .. })
+        ));
+        let exact = fista(&f, &Zero, &[0.0; 3], &p.slack(0.0).tol(1e-12)).unwrap();
+        assert!(exact.converged());
     }
 }
