@@ -41,16 +41,8 @@ impl Default for DictSolver {
     }
 }
 
-/// Why learning stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LearnStop {
-    /// The relative objective decrease fell below the tolerance.
-    Converged,
-    /// The iteration cap (or the end of the data) was reached.
-    MaxIterations,
-    /// A callback asked to stop.
-    Callback,
-}
+/// Why learning stopped (latent's one learner stop reason).
+pub use latent_optim::fit::LearnStop;
 
 /// Diagnostics of one outer iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

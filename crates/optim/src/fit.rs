@@ -67,6 +67,19 @@ impl<P> Checked<P> {
     {
         P::fit_checked(self, data)
     }
+
+    /// Build the (untrained) model these parameters describe (see [`Build`]); its type is
+    /// usually inferred: `let model: Autoencoder<f32> = params.check()?.build()?`.
+    ///
+    /// # Errors
+    /// The model's own error when it cannot be built (e.g. an architecture whose shapes do not
+    /// chain for the given input size).
+    pub fn build<M>(&self) -> Result<M, P::Error>
+    where
+        P: Build<M>,
+    {
+        P::build_checked(self)
+    }
 }
 
 impl<P> std::ops::Deref for Checked<P> {
@@ -155,6 +168,32 @@ macro_rules! setters {
     };
 }
 
+/// What a checked parameter set builds without data: a network with fresh (seeded) weights,
+/// which a trainer then fits. Implemented by the parameter type; called as [`Checked::build`].
+pub trait Build<M>: ParamGuard {
+    /// Build the model.
+    ///
+    /// # Errors
+    /// The model's error when it cannot be built.
+    fn build_checked(params: &Checked<Self>) -> Result<M, Self::Error>;
+}
+
+/// Why a learning loop (dictionary learning, network training) stopped: the one stop reason of
+/// every learner in latent. Solvers of a single problem report [`crate::StopReason`] instead.
+///
+/// Files store the variant index: new variants go last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LearnStop {
+    /// The relative objective decrease fell below the tolerance.
+    Converged,
+    /// The iteration or epoch cap (or the end of the data) was reached.
+    MaxIterations,
+    /// A callback asked to stop.
+    Callback,
+    /// The monitored (validation) loss did not improve for `patience` epochs.
+    EarlyStopping,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +224,13 @@ mod tests {
         assert_eq!(P(-1).check().unwrap_err(), "value -1 < 0");
         assert_eq!(P(-3).check_ref().unwrap_err(), "value -3 < 0");
         assert_eq!(P(3).check_ref().unwrap().get().0, 3);
+        let built: Vec<i32> = P(2).check().unwrap().build().unwrap();
+        assert_eq!(built, vec![0, 0]);
+    }
+
+    impl Build<Vec<i32>> for P {
+        fn build_checked(p: &Checked<Self>) -> Result<Vec<i32>, String> {
+            Ok(vec![0; p.get().0 as usize])
+        }
     }
 }

@@ -12,7 +12,7 @@ pub mod schedule;
 pub mod solver;
 
 pub use error::{OptimError, Result};
-pub use fit::{Checked, Fit, ParamGuard};
+pub use fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradient, check_objective, check_vjp};
 pub use objective::{FnObjective, LeastSquares, Objective, Quadratic, SeparableQuadratic};
 pub use optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};

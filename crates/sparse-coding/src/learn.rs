@@ -96,16 +96,8 @@ pub struct Progress<'a, T: Real> {
 /// A callback: return `ControlFlow::Break(())` to stop learning early.
 pub type Callback<'a, T> = Box<dyn FnMut(&Progress<'_, T>) -> ControlFlow<()> + 'a>;
 
-/// Why learning stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LearnStop {
-    /// The relative objective decrease fell below the tolerance.
-    Converged,
-    /// The iteration cap (or the end of the data) was reached.
-    MaxIterations,
-    /// A callback asked to stop.
-    Callback,
-}
+/// Why learning stopped (latent's one learner stop reason).
+pub use latent_optim::fit::LearnStop;
 
 /// Parameters of [`BatchLearner`] (the lecture's batch algorithm).
 ///
