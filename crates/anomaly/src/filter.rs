@@ -189,7 +189,9 @@ mod tests {
             s ^= s << 17;
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
-        for (h, w, size, sigma) in [(21, 21, 9, 1.0), (7, 13, 11, 1.5), (1, 6, 3, 0.4), (40, 3, 17, 2.0), (5, 5, 7, 1.2)] {
+        for (h, w, size, sigma) in
+            [(21, 21, 9, 1.0), (7, 13, 11, 1.5), (1, 6, 3, 0.4), (40, 3, 17, 2.0), (5, 5, 7, 1.2)]
+        {
             let a: Vec<f64> = (0..h * w).map(|_| next() * 3.0 - 1.0).collect();
             for transpose in [false, true] {
                 let (new, old) = (SeparableFilter::gaussian(size, sigma), FilterBefore::gaussian(size, sigma));

@@ -766,7 +766,10 @@ mod blur_tests {
             let v: Vec<f64> = (0..w * h).map(|_| rng.random::<f64>() * 2.0 - 0.5).collect();
             let new = gaussian_blur(&v, w, h, sigma).unwrap();
             let old = gaussian_blur_before(&v, w, h, sigma);
-            assert_eq!(new.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), old.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                new.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                old.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 }

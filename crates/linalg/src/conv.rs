@@ -479,10 +479,12 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
 /// `dx_n += col2im(Wᵀ (K × O) · dy_n (O × P))` for every image (dx is overwritten).
 fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T]) -> Result<()> {
     if let Some(d) = g.fft() {
-        if let (Some(df), Some(wf), Some(xf)) = (cast::<T, f32>(dy), cast::<T, f32>(wmat), cast_mut::<T, f32>(&mut *dx)) {
+        if let (Some(df), Some(wf), Some(xf)) = (cast::<T, f32>(dy), cast::<T, f32>(wmat), cast_mut::<T, f32>(&mut *dx))
+        {
             return conv_fft::backward_input(&d, df, wf, xf);
         }
-        if let (Some(df), Some(wf), Some(xf)) = (cast::<T, f64>(dy), cast::<T, f64>(wmat), cast_mut::<T, f64>(&mut *dx)) {
+        if let (Some(df), Some(wf), Some(xf)) = (cast::<T, f64>(dy), cast::<T, f64>(wmat), cast_mut::<T, f64>(&mut *dx))
+        {
             return conv_fft::backward_input(&d, df, wf, xf);
         }
     }
@@ -522,9 +524,13 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
 /// `dW (O × K) = Σ_n dy_n (O × P) · cols_nᵀ (P × K)`, and `db[o] = Σ_n Σ_p dy_n[o, p]`.
 fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) -> Result<()> {
     if let Some(d) = g.fft() {
-        let done = if let (Some(xf), Some(df), Some(wf)) = (cast::<T, f32>(x), cast::<T, f32>(dy), cast_mut::<T, f32>(&mut *dw)) {
+        let done = if let (Some(xf), Some(df), Some(wf)) =
+            (cast::<T, f32>(x), cast::<T, f32>(dy), cast_mut::<T, f32>(&mut *dw))
+        {
             conv_fft::backward_weight(&d, n, xf, df, wf).map(|()| true)
-        } else if let (Some(xf), Some(df), Some(wf)) = (cast::<T, f64>(x), cast::<T, f64>(dy), cast_mut::<T, f64>(&mut *dw)) {
+        } else if let (Some(xf), Some(df), Some(wf)) =
+            (cast::<T, f64>(x), cast::<T, f64>(dy), cast_mut::<T, f64>(&mut *dw))
+        {
             conv_fft::backward_weight(&d, n, xf, df, wf).map(|()| true)
         } else {
             Ok(false)
@@ -634,7 +640,13 @@ fn check_bias<T: Real>(op: &'static str, bias: Option<&[T]>, o: usize) -> Result
     }
 }
 
-fn conv2d_impl<T: Real>(opts: &ConvOptions, x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, spec: &Conv2dSpec) -> Result<Tensor4<T>> {
+fn conv2d_impl<T: Real>(
+    opts: &ConvOptions,
+    x: &Tensor4<T>,
+    w: &Tensor4<T>,
+    bias: Option<&[T]>,
+    spec: &Conv2dSpec,
+) -> Result<Tensor4<T>> {
     let g = conv_geom("conv2d", x.shape(), w, spec)?.with::<T>("conv2d", opts)?;
     check_bias("conv2d", bias, g.o)?;
     let n = x.n();
@@ -668,7 +680,8 @@ fn conv2d_backward_weight_impl<T: Real>(
 ) -> Result<(Tensor4<T>, Vec<T>)> {
     let o = dy.c();
     let wshape = [o, x.c(), kernel.0, kernel.1];
-    let g = geom_from_shapes("conv2d_backward_weight", x.shape(), wshape, spec)?.with::<T>("conv2d_backward_weight", opts)?;
+    let g = geom_from_shapes("conv2d_backward_weight", x.shape(), wshape, spec)?
+        .with::<T>("conv2d_backward_weight", opts)?;
     dy.expect_shape("conv2d_backward_weight (dy)", [x.n(), g.o, g.ho, g.wo])?;
     let mut dw = Tensor4::zeros(wshape)?;
     let mut db = vec![T::zero(); o];
@@ -686,7 +699,21 @@ fn geom_from_shapes(op: &'static str, x: [usize; 4], w: [usize; 4], spec: &Conv2
         return Err(LinalgError::Empty { op, what: "channels" });
     }
     let (ho, wo) = spec.output_size(h, wd, kh, kw)?;
-    Ok(Geom { c, h, w: wd, o, kh, kw, sh: spec.stride.0, sw: spec.stride.1, ph: spec.pad.0, pw: spec.pad.1, ho, wo, path: Path::Gemm })
+    Ok(Geom {
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        sh: spec.stride.0,
+        sw: spec.stride.1,
+        ph: spec.pad.0,
+        pw: spec.pad.1,
+        ho,
+        wo,
+        path: Path::Gemm,
+    })
 }
 
 /// Output size of [`conv_transpose2d`]: `(H − 1)·s − 2p + k + output_padding`.
@@ -768,7 +795,8 @@ fn conv_transpose2d_impl<T: Real>(
     spec: &Conv2dSpec,
     output_padding: (usize, usize),
 ) -> Result<Tensor4<T>> {
-    let g = convt_geom("conv_transpose2d", x.shape(), w.shape(), spec, output_padding)?.with::<T>("conv_transpose2d", opts)?;
+    let g = convt_geom("conv_transpose2d", x.shape(), w.shape(), spec, output_padding)?
+        .with::<T>("conv_transpose2d", opts)?;
     check_bias("conv_transpose2d", bias, g.c)?;
     let n = x.n();
     let mut y = Tensor4::zeros([n, g.c, g.h, g.w])?;
@@ -934,7 +962,12 @@ pub fn conv2d<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, spec:
 ///
 /// # Errors
 /// [`LinalgError::ShapeMismatch`] when `dy` does not have the forward output's shape.
-pub fn conv2d_backward_input<T: Real>(dy: &Tensor4<T>, w: &Tensor4<T>, input_hw: (usize, usize), spec: &Conv2dSpec) -> Result<Tensor4<T>> {
+pub fn conv2d_backward_input<T: Real>(
+    dy: &Tensor4<T>,
+    w: &Tensor4<T>,
+    input_hw: (usize, usize),
+    spec: &Conv2dSpec,
+) -> Result<Tensor4<T>> {
     conv2d_backward_input_impl(&ConvOptions::default(), dy, w, input_hw, spec)
 }
 
@@ -942,7 +975,12 @@ pub fn conv2d_backward_input<T: Real>(dy: &Tensor4<T>, w: &Tensor4<T>, input_hw:
 ///
 /// # Errors
 /// [`LinalgError::ShapeMismatch`] when `dy` does not have the forward output's shape.
-pub fn conv2d_backward_weight<T: Real>(x: &Tensor4<T>, dy: &Tensor4<T>, kernel: (usize, usize), spec: &Conv2dSpec) -> Result<(Tensor4<T>, Vec<T>)> {
+pub fn conv2d_backward_weight<T: Real>(
+    x: &Tensor4<T>,
+    dy: &Tensor4<T>,
+    kernel: (usize, usize),
+    spec: &Conv2dSpec,
+) -> Result<(Tensor4<T>, Vec<T>)> {
     conv2d_backward_weight_impl(&ConvOptions::default(), x, dy, kernel, spec)
 }
 
@@ -951,7 +989,13 @@ pub fn conv2d_backward_weight<T: Real>(x: &Tensor4<T>, dy: &Tensor4<T>, kernel: 
 ///
 /// # Errors
 /// As [`conv_transpose2d_output_size`], and [`LinalgError::ShapeMismatch`] for channel/bias mismatches.
-pub fn conv_transpose2d<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<Tensor4<T>> {
+pub fn conv_transpose2d<T: Real>(
+    x: &Tensor4<T>,
+    w: &Tensor4<T>,
+    bias: Option<&[T]>,
+    spec: &Conv2dSpec,
+    output_padding: (usize, usize),
+) -> Result<Tensor4<T>> {
     conv_transpose2d_impl(&ConvOptions::default(), x, w, bias, spec, output_padding)
 }
 
@@ -959,7 +1003,13 @@ pub fn conv_transpose2d<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[
 ///
 /// # Errors
 /// [`LinalgError::ShapeMismatch`] when `dy` does not have the forward output's shape.
-pub fn conv_transpose2d_backward_input<T: Real>(dy: &Tensor4<T>, w: &Tensor4<T>, input_hw: (usize, usize), spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<Tensor4<T>> {
+pub fn conv_transpose2d_backward_input<T: Real>(
+    dy: &Tensor4<T>,
+    w: &Tensor4<T>,
+    input_hw: (usize, usize),
+    spec: &Conv2dSpec,
+    output_padding: (usize, usize),
+) -> Result<Tensor4<T>> {
     conv_transpose2d_backward_input_impl(&ConvOptions::default(), dy, w, input_hw, spec, output_padding)
 }
 
@@ -967,7 +1017,13 @@ pub fn conv_transpose2d_backward_input<T: Real>(dy: &Tensor4<T>, w: &Tensor4<T>,
 ///
 /// # Errors
 /// [`LinalgError::ShapeMismatch`] when `dy` does not have the forward output's shape.
-pub fn conv_transpose2d_backward_weight<T: Real>(x: &Tensor4<T>, dy: &Tensor4<T>, kernel: (usize, usize), spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<(Tensor4<T>, Vec<T>)> {
+pub fn conv_transpose2d_backward_weight<T: Real>(
+    x: &Tensor4<T>,
+    dy: &Tensor4<T>,
+    kernel: (usize, usize),
+    spec: &Conv2dSpec,
+    output_padding: (usize, usize),
+) -> Result<(Tensor4<T>, Vec<T>)> {
     conv_transpose2d_backward_weight_impl(&ConvOptions::default(), x, dy, kernel, spec, output_padding)
 }
 
@@ -991,7 +1047,14 @@ pub fn conv_transpose2d_backward_weight<T: Real>(x: &Tensor4<T>, dy: &Tensor4<T>
 /// assert_eq!(dx.unwrap(), conv_transpose2d_backward_input(&dy, &w, (4, 4), &spec, (0, 0)).unwrap());
 /// assert_eq!(dw.shape(), [3, 2, 4, 4]);
 /// ```
-pub fn conv_transpose2d_backward<T: Real>(x: &Tensor4<T>, w: &Tensor4<T>, dy: &Tensor4<T>, spec: &Conv2dSpec, output_padding: (usize, usize), need_dx: bool) -> Result<(Option<Tensor4<T>>, Tensor4<T>)> {
+pub fn conv_transpose2d_backward<T: Real>(
+    x: &Tensor4<T>,
+    w: &Tensor4<T>,
+    dy: &Tensor4<T>,
+    spec: &Conv2dSpec,
+    output_padding: (usize, usize),
+    need_dx: bool,
+) -> Result<(Option<Tensor4<T>>, Tensor4<T>)> {
     conv_transpose2d_backward_impl(&ConvOptions::default(), x, w, dy, spec, output_padding, need_dx)
 }
 
@@ -1006,7 +1069,13 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv2d`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv2d<T: Real>(&self, x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, spec: &Conv2dSpec) -> Result<Tensor4<T>> {
+    pub fn conv2d<T: Real>(
+        &self,
+        x: &Tensor4<T>,
+        w: &Tensor4<T>,
+        bias: Option<&[T]>,
+        spec: &Conv2dSpec,
+    ) -> Result<Tensor4<T>> {
         conv2d_impl(self, x, w, bias, spec)
     }
 
@@ -1015,7 +1084,13 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv2d_backward_input`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv2d_backward_input<T: Real>(&self, dy: &Tensor4<T>, w: &Tensor4<T>, input_hw: (usize, usize), spec: &Conv2dSpec) -> Result<Tensor4<T>> {
+    pub fn conv2d_backward_input<T: Real>(
+        &self,
+        dy: &Tensor4<T>,
+        w: &Tensor4<T>,
+        input_hw: (usize, usize),
+        spec: &Conv2dSpec,
+    ) -> Result<Tensor4<T>> {
         conv2d_backward_input_impl(self, dy, w, input_hw, spec)
     }
 
@@ -1024,7 +1099,13 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv2d_backward_weight`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv2d_backward_weight<T: Real>(&self, x: &Tensor4<T>, dy: &Tensor4<T>, kernel: (usize, usize), spec: &Conv2dSpec) -> Result<(Tensor4<T>, Vec<T>)> {
+    pub fn conv2d_backward_weight<T: Real>(
+        &self,
+        x: &Tensor4<T>,
+        dy: &Tensor4<T>,
+        kernel: (usize, usize),
+        spec: &Conv2dSpec,
+    ) -> Result<(Tensor4<T>, Vec<T>)> {
         conv2d_backward_weight_impl(self, x, dy, kernel, spec)
     }
 
@@ -1033,7 +1114,14 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv_transpose2d`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv_transpose2d<T: Real>(&self, x: &Tensor4<T>, w: &Tensor4<T>, bias: Option<&[T]>, spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<Tensor4<T>> {
+    pub fn conv_transpose2d<T: Real>(
+        &self,
+        x: &Tensor4<T>,
+        w: &Tensor4<T>,
+        bias: Option<&[T]>,
+        spec: &Conv2dSpec,
+        output_padding: (usize, usize),
+    ) -> Result<Tensor4<T>> {
         conv_transpose2d_impl(self, x, w, bias, spec, output_padding)
     }
 
@@ -1042,7 +1130,14 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv_transpose2d_backward_input`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv_transpose2d_backward_input<T: Real>(&self, dy: &Tensor4<T>, w: &Tensor4<T>, input_hw: (usize, usize), spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<Tensor4<T>> {
+    pub fn conv_transpose2d_backward_input<T: Real>(
+        &self,
+        dy: &Tensor4<T>,
+        w: &Tensor4<T>,
+        input_hw: (usize, usize),
+        spec: &Conv2dSpec,
+        output_padding: (usize, usize),
+    ) -> Result<Tensor4<T>> {
         conv_transpose2d_backward_input_impl(self, dy, w, input_hw, spec, output_padding)
     }
 
@@ -1051,7 +1146,14 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv_transpose2d_backward_weight`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv_transpose2d_backward_weight<T: Real>(&self, x: &Tensor4<T>, dy: &Tensor4<T>, kernel: (usize, usize), spec: &Conv2dSpec, output_padding: (usize, usize)) -> Result<(Tensor4<T>, Vec<T>)> {
+    pub fn conv_transpose2d_backward_weight<T: Real>(
+        &self,
+        x: &Tensor4<T>,
+        dy: &Tensor4<T>,
+        kernel: (usize, usize),
+        spec: &Conv2dSpec,
+        output_padding: (usize, usize),
+    ) -> Result<(Tensor4<T>, Vec<T>)> {
         conv_transpose2d_backward_weight_impl(self, x, dy, kernel, spec, output_padding)
     }
 
@@ -1060,7 +1162,15 @@ impl ConvOptions {
     /// # Errors
     /// As [`conv_transpose2d_backward`], and [`LinalgError::InvalidParameter`] for a forced kernel that cannot run
     /// here (see [`KernelChoice::available`]).
-    pub fn conv_transpose2d_backward<T: Real>(&self, x: &Tensor4<T>, w: &Tensor4<T>, dy: &Tensor4<T>, spec: &Conv2dSpec, output_padding: (usize, usize), need_dx: bool) -> Result<(Option<Tensor4<T>>, Tensor4<T>)> {
+    pub fn conv_transpose2d_backward<T: Real>(
+        &self,
+        x: &Tensor4<T>,
+        w: &Tensor4<T>,
+        dy: &Tensor4<T>,
+        spec: &Conv2dSpec,
+        output_padding: (usize, usize),
+        need_dx: bool,
+    ) -> Result<(Option<Tensor4<T>>, Tensor4<T>)> {
         conv_transpose2d_backward_impl(self, x, w, dy, spec, output_padding, need_dx)
     }
 }

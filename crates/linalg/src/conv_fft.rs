@@ -84,13 +84,7 @@ fn mul_acc<F: FftReal>(acc: &mut [Complex<F>], a: &[Complex<F>], b: &[Complex<F>
 }
 
 /// Forward convolution of `n` images: `y (n, o, ho, wo) = w ⋆ x + bias`.
-pub(crate) fn forward<F: FftReal>(
-    d: &Dims,
-    x: &[F],
-    w: &[F],
-    bias: Option<&[F]>,
-    y: &mut [F],
-) -> Result<()> {
+pub(crate) fn forward<F: FftReal>(d: &Dims, x: &[F], w: &[F], bias: Option<&[F]>, y: &mut [F]) -> Result<()> {
     let plan = d.plan::<F>()?;
     let (hp, wp, ho, wo) = (d.hp(), d.wp(), d.ho(), d.wo());
     let wspec = kernel_spectra(d, &plan, w, true)?;

@@ -384,9 +384,7 @@ fn add_value_noise(field: &mut [f64], h: usize, w: usize, cell: f64, weight: f64
 fn gaussian_blur(img: &[f64], h: usize, w: usize, sigma: f64, border: Border) -> Vec<f64> {
     // Both calls pass a finite sigma > 0 (checked by `check`, or >= 0.05 in `feather`) and a
     // whole h × w image, the only ways the filter can fail; an image is left unblurred otherwise.
-    Kernel1d::gaussian_truncated(sigma, 3.0)
-        .and_then(|k| k.apply(img, h, w, border))
-        .unwrap_or_else(|_| img.to_vec())
+    Kernel1d::gaussian_truncated(sigma, 3.0).and_then(|k| k.apply(img, h, w, border)).unwrap_or_else(|_| img.to_vec())
 }
 
 /// The random stream of call number `calls` of a seeded layer: reproducible, and independent of
@@ -526,7 +524,10 @@ mod blur_tests {
             for (new, old) in [(Border::Replicate, OldBorder::Replicate), (Border::Zero, OldBorder::Zero)] {
                 let a = gaussian_blur(&img, h, w, sigma, new);
                 let b = gaussian_blur_before(&img, h, w, sigma, old);
-                assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+                assert_eq!(
+                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                );
             }
         }
     }
