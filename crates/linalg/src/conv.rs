@@ -98,7 +98,10 @@ pub enum KernelChoice {
     DirectAvx2,
     /// 2-D FFTs of the padded planes (stride-1 convolutions of `f32` or `f64`; other strides
     /// take im2col + GEMM). Faster than the other paths only for large kernels, and it rounds
-    /// differently, so [`KernelChoice::Auto`] never picks it: ask for it where it pays.
+    /// differently, so [`KernelChoice::Auto`] never picks it: ask for it where it pays. Measured
+    /// with the `conv_kernels` example on `(2, 4, 64, 64)` inputs, 4 outputs, forward + both
+    /// gradients: it beats im2col + GEMM from 7×7 kernels and the direct AVX-512 kernels from
+    /// 15×15 (2.5 against 3.2 ms; at 31×31 8.6 against 16.7 ms).
     Fft,
 }
 
