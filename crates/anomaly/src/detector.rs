@@ -132,7 +132,7 @@ pub struct Calibration {
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams, Reconstructor, Result};
+/// use latent_anomaly::{Detector, DetectorParams, ParamGuard, Reconstructor, Result};
 /// use latent_linalg::Tensor4;
 /// // A "model" that only knows constant images: it reconstructs every image by its mean.
 /// struct Mean;
@@ -210,7 +210,7 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     ///
     /// # Example
     /// ```
-    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams, Reconstructor, Result};
+    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams, ParamGuard, Reconstructor, Result};
     /// use latent_linalg::Tensor4;
     /// // A "model" that can only draw flat images: it reconstructs every image by its mean.
     /// struct Mean;
