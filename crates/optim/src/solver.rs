@@ -837,6 +837,46 @@ mod tests {
     }
 
     #[test]
+    fn large_problems_give_the_same_bits_on_one_and_two_threads() {
+        // Above PAR_MIN the element-wise passes run in parallel in fixed chunks.
+        let n = PAR_MIN + 3 * CHUNK + 17;
+        let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 13) as f64 * 0.37).collect();
+        let b: Vec<f64> = (0..n).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let f = SeparableQuadratic::new(w, b).unwrap();
+        let p = ProxGradParams::new().backtracking(1.0, 2.0).tol(0.0).max_iter(40);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| fista(&f, &L1::new(0.3).unwrap(), &vec![0.0; n], &p).unwrap())
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.iterations, 40);
+        assert!(one.x.iter().zip(&two.x).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(one.history.iter().zip(&two.history).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(one.step.to_bits(), two.step.to_bits());
+    }
+
+    #[test]
+    fn chunked_passes_match_the_plain_loops() {
+        let n = PAR_MIN + CHUNK / 2;
+        let y: Vec<f64> = (0..n).map(|i| (i % 17) as f64 - 8.0).collect();
+        let g: Vec<f64> = (0..n).map(|i| ((i * 31) % 23) as f64 * 0.25 - 2.0).collect();
+        let mut p = vec![0.0; n];
+        assert!(gradient_step(&mut p, &y, &g, 0.5));
+        assert!(p.iter().enumerate().all(|(i, v)| *v == y[i] - 0.5 * g[i]));
+        let (lin, sq) = linear_model(&p, &y, &g);
+        let want_sq: f64 = (0..n).map(|i| (p[i] - y[i]) * (p[i] - y[i])).sum();
+        assert!((sq - want_sq).abs() <= 1e-12 * want_sq && lin < 0.0);
+        let mut bad = g.clone();
+        bad[PAR_MIN + 1] = f64::NAN;
+        assert!(!gradient_step(&mut p, &y, &bad, 0.5));
+        let x: Vec<f64> = y.iter().map(|v| v + 1.0).collect();
+        let mut yy = y.clone();
+        let (dx2, dy2, _) = step_lengths(&mut yy, &x, &y, &g, 0.5, Some(0.5));
+        assert_eq!((dx2, dy2), (n as f64, n as f64));
+        assert!(yy.iter().zip(&x).all(|(a, b)| *a == b + 0.5));
+    }
+
+    #[test]
     fn backtracking_finds_a_working_step_and_restarts_fire() {
         // Ill-conditioned quadratic, initial step far too long.
         let f = SeparableQuadratic::new(vec![100.0f64, 1.0], vec![1.0, 1.0]).unwrap();
