@@ -472,7 +472,11 @@ where
             .map(|((o, a), (b, c))| f(o, a, b, c))
             .collect()
     } else {
-        out.chunks_mut(CHUNK).zip(a.chunks(CHUNK)).zip(b.chunks(CHUNK).zip(c.chunks(CHUNK))).map(|((o, a), (b, c))| f(o, a, b, c)).collect()
+        out.chunks_mut(CHUNK)
+            .zip(a.chunks(CHUNK))
+            .zip(b.chunks(CHUNK).zip(c.chunks(CHUNK)))
+            .map(|((o, a), (b, c))| f(o, a, b, c))
+            .collect()
     }
 }
 
@@ -500,7 +504,11 @@ fn linear_model<T: Real>(p: &[T], y: &[T], grad: &[T]) -> (f64, f64) {
             .map(|((p, y), g)| linear_model_chunk(p, y, g))
             .collect::<Vec<_>>()
     } else {
-        p.chunks(CHUNK).zip(y.chunks(CHUNK)).zip(grad.chunks(CHUNK)).map(|((p, y), g)| linear_model_chunk(p, y, g)).collect()
+        p.chunks(CHUNK)
+            .zip(y.chunks(CHUNK))
+            .zip(grad.chunks(CHUNK))
+            .map(|((p, y), g)| linear_model_chunk(p, y, g))
+            .collect()
     };
     parts.into_iter().fold((0.0, 0.0), |(l, s), (a, b)| (l + a, s + b))
 }
