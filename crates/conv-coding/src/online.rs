@@ -10,12 +10,12 @@
 //! filters are updated by a few projected FISTA steps on the surrogate. The correlations are
 //! computed from the sparse maps' nonzeros only, so their cost scales with the sparsity.
 
+use crate::coder::Csc;
 use crate::dictupd::{FilterConstraint, project};
 use crate::error::{ConvCodingError, Result, finite, invalid, nonneg_param, shape, solver_err};
 use crate::filters::Filters;
 use crate::geometry::Boundary;
 use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_err, progress_bar, read_model_file};
-use crate::coder::Csc;
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;

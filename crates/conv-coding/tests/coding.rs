@@ -2,7 +2,8 @@
 //! brute-force lasso, masks, determinism and input validation.
 
 use latent_conv_coding::{
-    AdmmParams, Backend, Boundary, ConvCodingError, ConvOperator, Csc, CscParams, Filters, FistaParams, ParamGuard, StopReason, Tensor4,
+    AdmmParams, Backend, Boundary, ConvCodingError, ConvOperator, Csc, CscParams, Filters, FistaParams, ParamGuard,
+    StopReason, Tensor4,
 };
 use latent_linalg::DMatrix;
 use latent_sparse_coding::{CoordinateDescent, Encoder};
@@ -155,7 +156,9 @@ fn solvers_match_brute_force_lasso() {
             - DMatrix::from_column_slice(x.len(), 1, x.as_slice());
         let obj_cd = 0.5 * r.norm_squared() + lambda * s_cd.iter().map(|v| v.abs()).sum::<f64>();
         assert!((obj_cd - info.objective).abs() < 1e-10);
-        let a = Csc::from(admm(lambda).tol(1e-9).max_iter(20000).boundary(boundary).check().unwrap()).encode(&f, &x).unwrap();
+        let a = Csc::from(admm(lambda).tol(1e-9).max_iter(20000).boundary(boundary).check().unwrap())
+            .encode(&f, &x)
+            .unwrap();
         let b = Csc::from(fista(lambda, Backend::Fft).boundary(boundary).check().unwrap()).encode(&f, &x).unwrap();
         for (name, o, maps) in [("ADMM", a.objective(), &a.maps), ("FISTA", b.objective(), &b.maps)] {
             assert!((o - obj_cd).abs() <= 1e-6 * obj_cd, "{boundary:?} {name}: {o} vs lasso {obj_cd}");

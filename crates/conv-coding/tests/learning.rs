@@ -1,8 +1,8 @@
 //! Convolutional dictionary learning: batch (consensus ADMM and FISTA updates) and online.
 
 use latent_conv_coding::{
-    Backend, Boundary, CdlLearner, CdlParams, ConvCodingError, ConvOperator, Csc, CscParams, DictSolver, FilterConstraint,
-    Filters, FittedCdl, LearnStop, OnlineCdl, OnlineCdlParams, OnlineCdlState, ParamGuard, Tensor4,
+    Backend, Boundary, CdlLearner, CdlParams, ConvCodingError, ConvOperator, Csc, CscParams, DictSolver,
+    FilterConstraint, Filters, FittedCdl, LearnStop, OnlineCdl, OnlineCdlParams, OnlineCdlState, ParamGuard, Tensor4,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

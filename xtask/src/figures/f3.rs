@@ -226,8 +226,9 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     let (nc, np, nr) = (max_shifted_ncc(&conv, K), max_shifted_ncc(&patch, K), max_shifted_ncc(&random, K));
     // which convolutional filters the final dictionary actually uses on the training crops
     let spin = ctx.spinner("F3 usage");
-    let codes =
-        Csc::from(CscParams::new(lam_conv).max_iter(100).check().map_err(err)?).encode(&fit.filters, &x).map_err(err)?;
+    let codes = Csc::from(CscParams::new(lam_conv).max_iter(100).check().map_err(err)?)
+        .encode(&fit.filters, &x)
+        .map_err(err)?;
     spin.finish_and_clear();
     let plane = x.h() * x.w();
     let used_conv: Vec<bool> = (0..m)
