@@ -5,7 +5,7 @@
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
 use latent_autoencoder::{Autoencoder, TrainingState};
-use latent_conv_coding::{CdlParams, OnlineCdlParams, Tensor4};
+use latent_conv_coding::{CdlParams, OnlineCdl, OnlineCdlParams, ParamGuard, Tensor4};
 use latent_unet::{Padding, UNet, UnetParams};
 use std::path::Path;
 
@@ -35,7 +35,7 @@ fn main() {
     cdl.iterations = 2;
     let fitted = cdl.check().unwrap().fit(&x).unwrap();
     put("conv_coding_files", "dictionary", &fitted.to_bytes().unwrap());
-    let mut online = OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap();
+    let mut online = OnlineCdl::from(OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap());
     online.partial_fit(&x).unwrap();
     put("conv_coding_files", "online-state", &online.state().unwrap().to_bytes().unwrap());
 

@@ -3,7 +3,7 @@
 //! error or a value, never a panic; a dictionary that loads must code an image and a state that
 //! loads must take one more online step.
 #![no_main]
-use latent_conv_coding::{CscParams, FittedCdl, OnlineCdlParams, OnlineCdlState, Tensor4};
+use latent_conv_coding::{Csc, CscParams, FittedCdl, OnlineCdl, OnlineCdlParams, OnlineCdlState, ParamGuard, Tensor4};
 use latent_linalg::persist::wrap_payload;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,7 +28,7 @@ fn dictionary(bytes: &[u8]) {
         && f.count() <= 16
         && let Ok(coder) = CscParams::new(d.lambda).max_iter(5).check()
     {
-        let _ = coder.encode(f, &x);
+        let _ = Csc::from(coder).encode(f, &x);
     }
 }
 
@@ -44,7 +44,7 @@ fn state(bytes: &[u8]) {
     let mut p = OnlineCdlParams::new(m, (kh, kw), 0.1);
     p.code_iters = 3;
     if let Ok(learner) = p.check()
-        && let Ok(mut learner) = learner.with_state(s)
+        && let Ok(mut learner) = OnlineCdl::from(learner).with_state(s)
     {
         let _ = learner.partial_fit(&x);
     }

@@ -10,7 +10,9 @@
 //!   dictionary ρ = 10, α = 1.8 for both, their interleaved residual balancing, `AccurateDFid`
 //!   objective (projected filters, sparse maps). A second line runs our FISTA dictionary update.
 
-use latent_conv_coding::{AdmmParams, AutoRho, CdlParams, CscParams, DictSolver, FftReal, Filters, Tensor4};
+use latent_conv_coding::{
+    AdmmParams, AutoRho, CdlLearner, CdlParams, Csc, CscParams, DictSolver, FftReal, Filters, ParamGuard, Tensor4,
+};
 use latent_datasets::npy::read_npy;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -53,6 +55,7 @@ fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
         .tol(0.0)
         .history(true)
         .check()
+        .map(Csc::from)
         .map_err(|e| e.to_string())?;
     // one warm-up run (page faults, FFT plans), then the median of three
     let mut codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
@@ -93,7 +96,7 @@ fn dl_one<T: FftReal>(data: &Path, solver: DictSolver, name: &str) -> Result<Val
     p.iterations = 20;
     p.coding = AdmmParams::default().rho(50.0 * LAMBDA + 0.5).relax(1.8).auto_rho(Some(AutoRho::interleaved()));
     p.dict_solver = solver;
-    let learner = p.check().map_err(|e| e.to_string())?;
+    let learner = CdlLearner::from(p.check().map_err(|e| e.to_string())?);
     learner.fit_with(&crops, Some(&f16), None).map_err(|e| e.to_string())?;
     let mut times = Vec::new();
     let mut fit = None;

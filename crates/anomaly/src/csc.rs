@@ -4,7 +4,7 @@
 
 use crate::error::{AnomalyError, Result, check_finite, shape_err};
 use crate::reconstructor::Reconstructor;
-use latent_conv_coding::{Csc, CscParams, FftReal, Filters};
+use latent_conv_coding::{Csc, CscParams, FftReal, Filters, ParamGuard};
 use latent_linalg::Tensor4;
 
 /// A convolutional-sparse-coding reconstructor (filters `(M, C, kh, kw)` + a coder).
@@ -47,7 +47,7 @@ impl<T: FftReal> CscReconstructor<T> {
     /// # Errors
     /// [`AnomalyError::ConvCoding`] for invalid coder settings.
     pub fn new(filters: Filters<T>, params: CscParams<T>) -> Result<Self> {
-        Ok(Self { filters, coder: params.check()?, remove_mean: true })
+        Ok(Self { filters, coder: Csc::from(params.check()?), remove_mean: true })
     }
     /// Code mean-free planes (default) or the raw images.
     pub fn remove_mean(mut self, on: bool) -> Self {

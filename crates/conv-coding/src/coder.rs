@@ -10,26 +10,35 @@ use crate::spectral::Spectral;
 use crate::spectrum::DictSpectrum;
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
+use latent_optim::fit::Checked;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// A validated convolutional sparse coder (from [`CscParams::check`]).
+/// A convolutional sparse coder, built from checked parameters:
+/// `Csc::from(CscParams::new(λ)...check()?)`.
 ///
 /// # Example
 /// ```
-/// use latent_conv_coding::{CscParams, Filters, FistaParams};
+/// use latent_conv_coding::{Csc, CscParams, Filters, FistaParams, ParamGuard};
 /// use latent_linalg::Tensor4;
 /// let d = Filters::<f64>::random(4, 1, 4, 4, 0).unwrap();
 /// let x = Tensor4::from_fn([1, 1, 16, 16], |[_, _, i, j]| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.4).unwrap();
-/// let admm = CscParams::new(0.1).max_iter(300).tol(1e-6).check().unwrap().encode(&d, &x).unwrap();
-/// let fista = CscParams::new(0.1).max_iter(2000).tol(1e-9).fista(FistaParams::default()).check().unwrap()
-///     .encode(&d, &x).unwrap();
+/// let admm = Csc::from(CscParams::new(0.1).max_iter(300).tol(1e-6).check().unwrap()).encode(&d, &x).unwrap();
+/// let fista = Csc::from(CscParams::new(0.1).max_iter(2000).tol(1e-9).fista(FistaParams::default()).check().unwrap())
+///     .encode(&d, &x)
+///     .unwrap();
 /// assert!((admm.objective() - fista.objective()).abs() < 1e-3 * fista.objective());
 /// assert!(admm.nnz_fraction() < 0.5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Csc<T> {
     pub(crate) p: CscParams<T>,
+}
+
+impl<T> From<Checked<CscParams<T>>> for Csc<T> {
+    fn from(p: Checked<CscParams<T>>) -> Self {
+        Csc { p: p.into_inner() }
+    }
 }
 
 /// Maps of a batch of images and each image's diagnostics.

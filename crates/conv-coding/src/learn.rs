@@ -11,6 +11,7 @@ use crate::spectral::{Spectral, cz};
 use crate::spectrum::DictSpectrum;
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
+use latent_optim::fit::{Checked, Fit, ParamGuard};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
@@ -181,11 +182,14 @@ impl<T: latent_linalg::Real> CdlParams<T> {
             progress: false,
         }
     }
-    /// Validate.
-    ///
+}
+
+impl<T: latent_linalg::Real> ParamGuard for CdlParams<T> {
+    type Error = ConvCodingError;
+
     /// # Errors
     /// [`ConvCodingError::InvalidParameter`] naming the first bad value.
-    pub fn check(self) -> Result<CdlLearner<T>> {
+    fn validate(&self) -> Result<()> {
         check_lambda(self.lambda)?;
         if self.filters == 0 {
             return Err(invalid("filters", 0, "must be >= 1"));
@@ -200,7 +204,7 @@ impl<T: latent_linalg::Real> CdlParams<T> {
                 return Err(invalid(name, 0, "must be >= 1"));
             }
         }
-        self.coding.check()?;
+        self.coding.validate()?;
         match self.dict_solver {
             DictSolver::Consensus { rho, relax, auto_rho } => {
                 if let Some(r) = rho {
@@ -210,7 +214,7 @@ impl<T: latent_linalg::Real> CdlParams<T> {
                     return Err(invalid("dict relax", relax, "must be in (0, 2)"));
                 }
                 if let Some(a) = auto_rho {
-                    a.check()?;
+                    a.validate()?;
                 }
                 if self.boundary != Boundary::Periodic {
                     return Err(invalid(
@@ -227,15 +231,33 @@ impl<T: latent_linalg::Real> CdlParams<T> {
             }
         }
         nonneg_param("tol", self.tol)?;
-        Ok(CdlLearner { p: self })
+        Ok(())
     }
 }
 
-/// A validated batch learner (from [`CdlParams::check`]).
+impl<T: FftReal> Fit<Tensor4<T>> for CdlParams<T> {
+    type Fitted = FittedCdl<T>;
+
+    /// Learn filters from the images `(K, C, H, W)`, starting from random filters; see
+    /// [`CdlLearner::fit_with`] for initial filters and callbacks.
+    fn fit_checked(params: &Checked<Self>, images: &Tensor4<T>) -> Result<FittedCdl<T>> {
+        CdlLearner::from(params.clone()).fit(images)
+    }
+}
+
+impl<T> From<Checked<CdlParams<T>>> for CdlLearner<T> {
+    fn from(p: Checked<CdlParams<T>>) -> Self {
+        CdlLearner { p: p.into_inner() }
+    }
+}
+
+/// A batch learner built from checked parameters (`CdlLearner::from(params.check()?)`), for
+/// initial filters and callbacks ([`CdlLearner::fit_with`]); `params.check()?.fit(&images)` is
+/// the short form.
 ///
 /// # Example
 /// ```
-/// use latent_conv_coding::CdlParams;
+/// use latent_conv_coding::{CdlParams, ParamGuard};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::from_fn([2, 1, 24, 24], |[k, _, i, j]| (((i + 2 * k) / 3 + j / 4) % 2) as f64 - 0.5).unwrap();
 /// let mut p = CdlParams::new(4, (5, 5), 0.1);

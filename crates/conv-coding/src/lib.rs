@@ -22,6 +22,7 @@ pub use filters::Filters;
 pub use geometry::Boundary;
 pub use latent_linalg::Tensor4;
 pub use latent_linalg::fft::FftReal;
+pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
 pub use learn::{CdlCallback, CdlIter, CdlLearner, CdlParams, CdlProgress, DictSolver, FittedCdl, LearnStop};
 pub use online::{OnlineCdl, OnlineCdlParams, OnlineCdlState};
 pub use operator::{Backend, ConvOperator};

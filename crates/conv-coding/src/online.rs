@@ -10,6 +10,7 @@
 //! filters are updated by a few projected FISTA steps on the surrogate. The correlations are
 //! computed from the sparse maps' nonzeros only, so their cost scales with the sparsity.
 
+use crate::coder::Csc;
 use crate::dictupd::{FilterConstraint, project};
 use crate::error::{ConvCodingError, Result, finite, invalid, nonneg_param, shape, solver_err};
 use crate::filters::Filters;
@@ -18,6 +19,7 @@ use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
+use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -103,11 +105,14 @@ impl<T: FftReal> OnlineCdlParams<T> {
             progress: false,
         }
     }
-    /// Validate.
-    ///
+}
+
+impl<T: latent_linalg::Real> ParamGuard for OnlineCdlParams<T> {
+    type Error = ConvCodingError;
+
     /// # Errors
     /// [`ConvCodingError::InvalidParameter`] naming the first bad value.
-    pub fn check(self) -> Result<OnlineCdl<T>> {
+    fn validate(&self) -> Result<()> {
         check_lambda(self.lambda)?;
         if self.filters == 0 {
             return Err(invalid("filters", 0, "must be >= 1"));
@@ -122,8 +127,24 @@ impl<T: FftReal> OnlineCdlParams<T> {
         }
         nonneg_param("code_tol", self.code_tol)?;
         nonneg_param("forgetting", self.forgetting)?;
-        self.coding.check()?;
-        Ok(OnlineCdl { p: self, state: None })
+        self.coding.validate()?;
+        Ok(())
+    }
+}
+
+impl<T: FftReal> Fit<[Tensor4<T>]> for OnlineCdlParams<T> {
+    type Fitted = FittedCdl<T>;
+
+    /// `epochs` passes over the batches (each `(K, C, H, W)`) from a fresh learner; see
+    /// [`OnlineCdl`] for one batch at a time and warm restarts.
+    fn fit_checked(params: &Checked<Self>, batches: &[Tensor4<T>]) -> Result<FittedCdl<T>> {
+        OnlineCdl::from(params.clone()).fit(batches)
+    }
+}
+
+impl<T: latent_linalg::Real> From<Checked<OnlineCdlParams<T>>> for OnlineCdl<T> {
+    fn from(p: Checked<OnlineCdlParams<T>>) -> Self {
+        OnlineCdl { p: p.into_inner(), state: None }
     }
 }
 
@@ -145,13 +166,16 @@ pub struct OnlineCdlState<T: latent_linalg::Real> {
     pub power: Vec<f64>,
 }
 
-/// A validated online learner; [`OnlineCdl::partial_fit`] takes one batch of images at a time.
+/// An online learner built from checked parameters (`OnlineCdl::from(params.check()?)`);
+/// [`OnlineCdl::partial_fit`] takes one batch of images at a time, [`OnlineCdl::with_state`]
+/// continues from a saved state. `params.check()?.fit(&batches[..])` is the short form of a fresh
+/// [`OnlineCdl::fit`].
 ///
 /// # Example
 /// ```
-/// use latent_conv_coding::OnlineCdlParams;
+/// use latent_conv_coding::{OnlineCdl, OnlineCdlParams, ParamGuard};
 /// use latent_linalg::Tensor4;
-/// let mut learner = OnlineCdlParams::new(4, (4, 4), 0.1).check().unwrap();
+/// let mut learner = OnlineCdl::from(OnlineCdlParams::new(4, (4, 4), 0.1).check().unwrap());
 /// for k in 0..3 {
 ///     let x = Tensor4::from_fn([1, 1, 20, 20], |[_, _, i, j]| (((i + k) / 3 + j / 5) % 2) as f64 - 0.5).unwrap();
 ///     let obj = learner.partial_fit(&x).unwrap();
@@ -245,7 +269,7 @@ impl<T: FftReal> OnlineCdl<T> {
             .max_iter(p.code_iters)
             .tol(p.code_tol)
             .check()?;
-        let codes = coder.encode(&st.filters, images)?;
+        let codes = Csc::from(coder).encode(&st.filters, images)?;
         let obj = codes.objective();
         // batch statistics
         let n = h * w;
@@ -662,7 +686,7 @@ mod tests {
     #[test]
     fn files_round_trip_through_bytes_and_damage_is_a_format_error() {
         let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f64 / 5.0 - 0.4).unwrap();
-        let mut learner = OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap();
+        let mut learner = OnlineCdl::from(OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap());
         learner.partial_fit(&x).unwrap();
         let state = learner.state().unwrap().clone();
         let fitted = learner.fit(std::slice::from_ref(&x)).unwrap();

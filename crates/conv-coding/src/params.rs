@@ -3,6 +3,7 @@
 use crate::error::{Result, invalid, nonneg_param, pos_param};
 use crate::geometry::Boundary;
 use crate::operator::Backend;
+use latent_optim::fit::ParamGuard;
 use serde::{Deserialize, Serialize};
 
 /// Automatic penalty adaptation by residual balancing (Boyd et al. 2010, §3.4.1, with the
@@ -64,7 +65,14 @@ impl AutoRho {
             None => 1.0,
         }
     }
-    pub(crate) fn check(&self) -> Result<()> {
+}
+
+impl ParamGuard for AutoRho {
+    type Error = crate::ConvCodingError;
+
+    /// # Errors
+    /// [`crate::ConvCodingError::InvalidParameter`] naming the first bad value.
+    fn validate(&self) -> Result<()> {
         if self.period == 0 {
             return Err(invalid("auto_rho.period", 0, "must be >= 1"));
         }
@@ -79,6 +87,9 @@ impl AutoRho {
         }
         Ok(())
     }
+}
+
+impl AutoRho {
     /// The multiplier for normalised residuals `r`, `s` (1 = no change).
     pub(crate) fn factor(&self, r: f64, s: f64, xi: f64) -> f64 {
         let tau = if self.scaling {
@@ -145,7 +156,14 @@ impl AdmmParams {
     pub fn rho_for(&self, lambda: f64) -> f64 {
         self.rho.unwrap_or(50.0 * lambda + 1.0)
     }
-    pub(crate) fn check(&self) -> Result<()> {
+}
+
+impl ParamGuard for AdmmParams {
+    type Error = crate::ConvCodingError;
+
+    /// # Errors
+    /// [`crate::ConvCodingError::InvalidParameter`] naming the first bad value.
+    fn validate(&self) -> Result<()> {
         if let Some(r) = self.rho {
             pos_param("rho", r)?;
         }
@@ -153,7 +171,7 @@ impl AdmmParams {
             return Err(invalid("relax", self.relax, "must be in (0, 2)"));
         }
         if let Some(a) = &self.auto_rho {
-            a.check()?;
+            a.validate()?;
         }
         Ok(())
     }
@@ -206,7 +224,14 @@ impl FistaParams {
         self.restart = on;
         self
     }
-    pub(crate) fn check(&self) -> Result<()> {
+}
+
+impl ParamGuard for FistaParams {
+    type Error = crate::ConvCodingError;
+
+    /// # Errors
+    /// [`crate::ConvCodingError::InvalidParameter`] naming the first bad value.
+    fn validate(&self) -> Result<()> {
         if let Some(l) = self.lipschitz {
             pos_param("lipschitz", l)?;
         }
@@ -369,11 +394,16 @@ impl<T: latent_linalg::Real> CscParams<T> {
         self.history = on;
         self
     }
-    /// Validate.
-    ///
+}
+
+/// `CscParams::new(λ)...check()?` proves the parameters valid; the coder is
+/// `Csc::from(checked)` (see [`crate::Csc`]).
+impl<T: latent_linalg::Real> ParamGuard for CscParams<T> {
+    type Error = crate::ConvCodingError;
+
     /// # Errors
     /// [`crate::ConvCodingError::InvalidParameter`] naming the first bad value.
-    pub fn check(self) -> Result<crate::Csc<T>> {
+    fn validate(&self) -> Result<()> {
         check_lambda(self.lambda)?;
         if let Some(w) = &self.map_weights {
             if w.is_empty() {
@@ -388,10 +418,10 @@ impl<T: latent_linalg::Real> CscParams<T> {
         }
         nonneg_param("tol", self.tol)?;
         match &self.solver {
-            Solver::Admm(a) => a.check()?,
-            Solver::Fista(f) => f.check()?,
+            Solver::Admm(a) => a.validate()?,
+            Solver::Fista(f) => f.validate()?,
         }
-        Ok(crate::Csc { p: self })
+        Ok(())
     }
 }
 

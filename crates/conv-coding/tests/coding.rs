@@ -2,7 +2,8 @@
 //! brute-force lasso, masks, determinism and input validation.
 
 use latent_conv_coding::{
-    AdmmParams, Backend, Boundary, ConvCodingError, ConvOperator, CscParams, Filters, FistaParams, StopReason, Tensor4,
+    AdmmParams, Backend, Boundary, ConvCodingError, ConvOperator, Csc, CscParams, Filters, FistaParams, ParamGuard,
+    StopReason, Tensor4,
 };
 use latent_linalg::DMatrix;
 use latent_sparse_coding::{CoordinateDescent, Encoder};
@@ -111,17 +112,17 @@ fn admm_and_fista_agree() {
     ];
     for (seed, (name, p, c)) in cases.into_iter().enumerate() {
         let (f, x) = problem(3, c, 4, 3, 12, 10, seed as u64);
-        let a = p.clone().check().unwrap().encode(&f, &x).unwrap();
+        let a = Csc::from(p.clone().check().unwrap()).encode(&f, &x).unwrap();
         assert!(a.info[0].stop.converged(), "{name}: ADMM did not converge");
         for domain in [Backend::Fft, Backend::Direct] {
             let mut q = fista(p.lambda, domain).boundary(p.boundary).nonneg(p.nonneg);
             q.map_weights = p.map_weights.clone();
-            let b = q.check().unwrap().encode(&f, &x).unwrap();
+            let b = Csc::from(q.check().unwrap()).encode(&f, &x).unwrap();
             let (oa, ob) = (a.objective(), b.objective());
             assert!((oa - ob).abs() <= 1e-4 * ob, "{name} ({domain:?}): ADMM {oa} vs FISTA {ob}");
         }
         // the reported objective is the objective of the returned maps
-        let direct = p.clone().check().unwrap().objective(&f, &x, &a.maps, None).unwrap()[0];
+        let direct = Csc::from(p.clone().check().unwrap()).objective(&f, &x, &a.maps, None).unwrap()[0];
         assert!((direct - a.objective()).abs() <= 1e-9 * direct, "{name}: reported {} vs {direct}", a.objective());
     }
 }
@@ -155,8 +156,10 @@ fn solvers_match_brute_force_lasso() {
             - DMatrix::from_column_slice(x.len(), 1, x.as_slice());
         let obj_cd = 0.5 * r.norm_squared() + lambda * s_cd.iter().map(|v| v.abs()).sum::<f64>();
         assert!((obj_cd - info.objective).abs() < 1e-10);
-        let a = admm(lambda).tol(1e-9).max_iter(20000).boundary(boundary).check().unwrap().encode(&f, &x).unwrap();
-        let b = fista(lambda, Backend::Fft).boundary(boundary).check().unwrap().encode(&f, &x).unwrap();
+        let a = Csc::from(admm(lambda).tol(1e-9).max_iter(20000).boundary(boundary).check().unwrap())
+            .encode(&f, &x)
+            .unwrap();
+        let b = Csc::from(fista(lambda, Backend::Fft).boundary(boundary).check().unwrap()).encode(&f, &x).unwrap();
         for (name, o, maps) in [("ADMM", a.objective(), &a.maps), ("FISTA", b.objective(), &b.maps)] {
             assert!((o - obj_cd).abs() <= 1e-6 * obj_cd, "{boundary:?} {name}: {o} vs lasso {obj_cd}");
             let err = maps.as_slice().iter().zip(&s_cd).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max);
@@ -183,7 +186,7 @@ fn mask_excludes_its_pixels() {
     for p in
         [admm(0.1).max_iter(300), fista(0.1, Backend::Fft).max_iter(300), fista(0.1, Backend::Direct).max_iter(300)]
     {
-        let coder = p.tol(0.0).check().unwrap();
+        let coder = Csc::from(p.tol(0.0).check().unwrap());
         let a = coder.encode_with(&f, &x, Some(&mask), None).unwrap();
         let b = coder.encode_with(&f, &x2, Some(&mask), None).unwrap();
         let diff = a.maps.as_slice().iter().zip(b.maps.as_slice()).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max);
@@ -211,7 +214,7 @@ fn deterministic_across_thread_counts() {
                 CscParams::new(0.05f32).max_iter(40).fista(FistaParams::default()),
                 CscParams::new(0.05f32).max_iter(20).fista(FistaParams::default().domain(Backend::Direct)),
             ] {
-                let c = p.check().unwrap().encode(&f, &x).unwrap();
+                let c = Csc::from(p.check().unwrap()).encode(&f, &x).unwrap();
                 out.push((c.maps.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), c.objective().to_bits()));
             }
             out
@@ -226,7 +229,7 @@ fn bad_input_is_a_typed_error() {
     let f = Filters::<f64>::random(2, 1, 5, 5, 0).unwrap();
     let x = random_tensor([1, 1, 8, 8], 1);
     let small = random_tensor([1, 1, 4, 8], 1);
-    let coder = CscParams::new(0.1).check().unwrap();
+    let coder = Csc::from(CscParams::new(0.1).check().unwrap());
     assert!(matches!(coder.encode(&f, &small), Err(ConvCodingError::Shape { .. })));
     let mut nan = x.clone();
     nan.as_mut_slice()[5] = f64::NAN;
@@ -244,7 +247,7 @@ fn bad_input_is_a_typed_error() {
         Err(ConvCodingError::InvalidParameter { name: "relax", .. })
     ));
     assert!(matches!(
-        CscParams::new(0.1).map_weights(vec![1.0]).check().unwrap().encode(&f, &x),
+        Csc::from(CscParams::new(0.1).map_weights(vec![1.0]).check().unwrap()).encode(&f, &x),
         Err(ConvCodingError::InvalidParameter { name: "map_weights", .. })
     ));
     let three = random_tensor([1, 3, 8, 8], 2);
@@ -294,7 +297,7 @@ fn layouts_and_diagnostics() {
     assert_eq!(f.filter(1).unwrap()[..2], [1.0, 5.0]);
     assert_eq!(f.to_hwm(), hwm);
     let (f, x) = problem(3, 1, 3, 3, 12, 12, 2);
-    let c = CscParams::new(0.1).history(true).max_iter(50).tol(0.0).check().unwrap().encode(&f, &x).unwrap();
+    let c = Csc::from(CscParams::new(0.1).history(true).max_iter(50).tol(0.0).check().unwrap()).encode(&f, &x).unwrap();
     let i = &c.info[0];
     assert_eq!((i.iterations, i.history.len(), i.stop), (50, 50, StopReason::MaxIterations));
     assert!(i.primal_residual < 0.1 && i.dual_residual < 0.1 && i.rho > 0.0);

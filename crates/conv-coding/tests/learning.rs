@@ -1,8 +1,8 @@
 //! Convolutional dictionary learning: batch (consensus ADMM and FISTA updates) and online.
 
 use latent_conv_coding::{
-    Backend, Boundary, CdlParams, ConvCodingError, ConvOperator, CscParams, DictSolver, FilterConstraint, Filters,
-    FittedCdl, LearnStop, OnlineCdlParams, OnlineCdlState, Tensor4,
+    Backend, Boundary, CdlLearner, CdlParams, ConvCodingError, ConvOperator, Csc, CscParams, DictSolver,
+    FilterConstraint, Filters, FittedCdl, LearnStop, OnlineCdl, OnlineCdlParams, OnlineCdlState, ParamGuard, Tensor4,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -105,7 +105,7 @@ fn learned_filters_generalise() {
     p.dict_iters = 3;
     p.dict_solver = DictSolver::Fista { eta: 2.0 };
     let fit = p.check().unwrap().fit(&train).unwrap();
-    let coder = CscParams::new(0.05).max_iter(300).check().unwrap();
+    let coder = Csc::from(CscParams::new(0.05).max_iter(300).check().unwrap());
     let learned = coder.encode(&fit.filters, &test).unwrap().objective();
     let random = coder.encode(&Filters::random(4, 1, 6, 6, 99).unwrap(), &test).unwrap().objective();
     let oracle = coder.encode(&truth, &test).unwrap().objective();
@@ -126,12 +126,12 @@ fn online_learning_and_warm_restart() {
         p.shuffle = false;
         p
     };
-    let mut full = params().check().unwrap();
+    let mut full = OnlineCdl::from(params().check().unwrap());
     let fit = full.fit(&batches).unwrap();
     assert_eq!(fit.history.len(), 12);
     // held-out image: the learned filters code it much better than the initial ones
     let held = synthetic(&truth, 1, 28, 28, 999);
-    let coder = CscParams::new(0.05).max_iter(300).check().unwrap();
+    let coder = Csc::from(CscParams::new(0.05).max_iter(300).check().unwrap());
     let init = Filters::<f64>::random(4, 1, 5, 5, 0).unwrap();
     let (learned, initial) =
         (coder.encode(&fit.filters, &held).unwrap().objective(), coder.encode(&init, &held).unwrap().objective());
@@ -146,20 +146,20 @@ fn online_learning_and_warm_restart() {
     let dir = std::env::temp_dir().join(format!("latent-cdl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("online.state");
-    let mut a = params().check().unwrap();
+    let mut a = OnlineCdl::from(params().check().unwrap());
     for b in &batches[..6] {
         a.partial_fit(b).unwrap();
     }
     a.state().unwrap().save(&path).unwrap();
     let restored = OnlineCdlState::<f64>::load(&path).unwrap();
     assert_eq!(&restored, a.state().unwrap());
-    let mut b = params().check().unwrap().with_state(restored).unwrap();
+    let mut b = OnlineCdl::from(params().check().unwrap()).with_state(restored).unwrap();
     for x in &batches[6..] {
         b.partial_fit(x).unwrap();
     }
     assert_eq!(b.state().unwrap().filters, full.state().unwrap().filters);
     // a state for another dictionary shape is refused
-    let other = OnlineCdlParams::<f64>::new(3, (5, 5), 0.05).check().unwrap();
+    let other = OnlineCdl::from(OnlineCdlParams::<f64>::new(3, (5, 5), 0.05).check().unwrap());
     assert!(matches!(other.with_state(b.state().unwrap().clone()), Err(ConvCodingError::Shape { .. })));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -185,7 +185,7 @@ fn save_and_load() {
     std::fs::write(&path, &bytes[..20]).unwrap();
     assert!(matches!(FittedCdl::<f64>::load(&path), Err(ConvCodingError::Format(_))));
     // an online state file is not a dictionary file
-    let mut o = OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap();
+    let mut o = OnlineCdl::from(OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap());
     o.partial_fit(&x).unwrap();
     o.state().unwrap().save(&path).unwrap();
     assert!(matches!(FittedCdl::<f64>::load(&path), Err(ConvCodingError::Format(_))));
@@ -208,7 +208,7 @@ fn learning_is_deterministic_across_thread_counts() {
                 let fit = p.check().unwrap().fit(&x).unwrap();
                 out.push(fit.filters.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
-            let mut o = OnlineCdlParams::new(4, (5, 4), 0.05).check().unwrap();
+            let mut o = OnlineCdl::from(OnlineCdlParams::new(4, (5, 4), 0.05).check().unwrap());
             o.partial_fit(&x).unwrap();
             out.push(o.state().unwrap().filters.as_slice().iter().map(|v| v.to_bits()).collect());
             out
@@ -231,7 +231,7 @@ fn learning_validation() {
     let mut p = CdlParams::new(2, (3, 3), 0.1);
     p.dict_solver = DictSolver::Fista { eta: 1.0 };
     assert!(matches!(p.check(), Err(ConvCodingError::InvalidParameter { name: "eta", .. })));
-    let learner = CdlParams::new(2, (9, 9), 0.1).check().unwrap();
+    let learner = CdlLearner::from(CdlParams::new(2, (9, 9), 0.1).check().unwrap());
     let x = Tensor4::<f64>::zeros([1, 1, 8, 8]).unwrap();
     assert!(matches!(learner.fit(&x), Err(ConvCodingError::Shape { .. })));
     let mut nan = Tensor4::<f64>::zeros([1, 1, 12, 12]).unwrap();
@@ -240,7 +240,7 @@ fn learning_validation() {
     let wrong = Filters::<f64>::random(3, 1, 9, 9, 0).unwrap();
     let ok = Tensor4::<f64>::zeros([1, 1, 12, 12]).unwrap();
     assert!(matches!(learner.fit_with(&ok, Some(&wrong), None), Err(ConvCodingError::Shape { .. })));
-    let mut online = OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap();
+    let mut online = OnlineCdl::from(OnlineCdlParams::new(2, (3, 3), 0.1).check().unwrap());
     assert!(matches!(online.fit(&[]), Err(ConvCodingError::Empty(_))));
     assert!(matches!(OnlineCdlParams::new(2, (3, 3), 0.1f64).check().map(|_| ()), Ok(())));
 }

@@ -447,6 +447,106 @@ fn relative_change(num: f64, a: f64, b: f64) -> f64 {
     if num == 0.0 { 0.0 } else { num / den }
 }
 
+/// Length above which the element-wise passes of the proximal-gradient loop run in parallel.
+const PAR_MIN: usize = 1 << 15;
+/// Fixed chunk length of those passes: reductions sum each chunk in index order and combine the
+/// chunk sums in chunk order, so the result does not depend on the thread count (and equals the
+/// sequential loop, which uses the same chunks).
+const CHUNK: usize = 1 << 13;
+
+/// Apply `f` to matching chunks of the mutable `out` and the inputs, in parallel above
+/// [`PAR_MIN`]; returns the per-chunk results in chunk order.
+fn chunked<T, R, F>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: F) -> Vec<R>
+where
+    T: Real,
+    R: Send,
+    F: Fn(&mut [T], &[T], &[T], &[T]) -> R + Sync + Send,
+{
+    use rayon::prelude::*;
+    let n = out.len();
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    if n >= PAR_MIN {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK).zip(c.par_chunks(CHUNK)))
+            .map(|((o, a), (b, c))| f(o, a, b, c))
+            .collect()
+    } else {
+        out.chunks_mut(CHUNK)
+            .zip(a.chunks(CHUNK))
+            .zip(b.chunks(CHUNK).zip(c.chunks(CHUNK)))
+            .map(|((o, a), (b, c))| f(o, a, b, c))
+            .collect()
+    }
+}
+
+/// The trial point `p = y − t∇f(y)`; `false` when the gradient holds NaN/Inf (one fused pass).
+fn gradient_step<T: Real>(p: &mut [T], y: &[T], grad: &[T], t: T) -> bool {
+    chunked(p, y, grad, grad, |p, y, g, _| {
+        let mut finite = true;
+        for ((p, &y), &g) in p.iter_mut().zip(y).zip(g) {
+            finite &= g.finite();
+            *p = y - t * g;
+        }
+        finite
+    })
+    .into_iter()
+    .all(|v| v)
+}
+
+/// `(⟨∇f(y), p − y⟩, ‖p − y‖²)` in `f64`, for the backtracking test (one pass, fixed chunks).
+fn linear_model<T: Real>(p: &[T], y: &[T], grad: &[T]) -> (f64, f64) {
+    let parts = if p.len() >= PAR_MIN {
+        use rayon::prelude::*;
+        p.par_chunks(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .map(|((p, y), g)| linear_model_chunk(p, y, g))
+            .collect::<Vec<_>>()
+    } else {
+        p.chunks(CHUNK)
+            .zip(y.chunks(CHUNK))
+            .zip(grad.chunks(CHUNK))
+            .map(|((p, y), g)| linear_model_chunk(p, y, g))
+            .collect()
+    };
+    parts.into_iter().fold((0.0, 0.0), |(l, s), (a, b)| (l + a, s + b))
+}
+
+fn linear_model_chunk<T: Real>(p: &[T], y: &[T], g: &[T]) -> (f64, f64) {
+    let (mut lin, mut sq) = (0.0f64, 0.0f64);
+    for ((&p, &y), &g) in p.iter().zip(y).zip(g) {
+        let d = (p - y).as_f64();
+        lin += g.as_f64() * d;
+        sq += d * d;
+    }
+    (lin, sq)
+}
+
+/// One fused pass after an accepted step: the squared lengths `‖x − x_prev‖²`, `‖x − y‖²` and the
+/// rounding scale `‖|y| + t|∇f(y)|‖²` (each summed in fixed chunks), then the next extrapolation
+/// point `y ← x + β (x − x_prev)` (`None`: `y ← x`).
+fn step_lengths<T: Real>(y: &mut [T], x: &[T], x_prev: &[T], grad: &[T], t: T, beta: Option<T>) -> (T, T, T) {
+    chunked(y, x, x_prev, grad, |y, x, xp, g| {
+        let (mut dx2, mut dy2, mut scale2) = (T::zero(), T::zero(), T::zero());
+        for (((y, &x), &xp), &g) in y.iter_mut().zip(x).zip(xp).zip(g) {
+            let d = x - xp;
+            let e = x - *y;
+            let s = y.abs() + t * g.abs();
+            dx2 += d * d;
+            dy2 += e * e;
+            scale2 += s * s;
+            *y = match beta {
+                Some(beta) => x + beta * d,
+                None => x,
+            };
+        }
+        (dx2, dy2, scale2)
+    })
+    .into_iter()
+    .fold((T::zero(), T::zero(), T::zero()), |(a, b, c), (d, e, f)| (a + d, b + e, c + f))
+}
+
 /// The one proximal-gradient loop behind [`ista`], [`fista`] and [`fista_linear`].
 fn solve<T, F, G, O>(
     op: &'static str,
@@ -507,6 +607,8 @@ where
     let mut momentum = 1.0f64;
     let mut stop = StopReason::MaxIterations;
     let mut iterations = 0;
+    // ‖x‖ of the current iterate once computed (the next iteration's ‖x_prev‖).
+    let mut norm_x: Option<f64> = None;
 
     for k in 1..=params.max_iter {
         if !have_grad {
@@ -517,14 +619,13 @@ where
             }
         }
         have_grad = false;
-        check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
 
         // Proximal-gradient step from y, with backtracking if requested.
         let mut backtracks = 0;
         let fp = loop {
             let t = T::lit(step);
-            for i in 0..n {
-                p[i] = y[i] - t * grad[i];
+            if !gradient_step(&mut p, &y, &grad, t) {
+                check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
             }
             g.prox(&mut p, t)?;
             f.apply(&p, &mut ap)?;
@@ -536,13 +637,7 @@ where
                 f.value_grad(&p, &ap, &mut grad_p)?
             };
             let Some(eta) = eta else { break fp };
-            let mut lin = 0.0f64;
-            let mut sq = 0.0f64;
-            for i in 0..n {
-                let d = (p[i] - y[i]).as_f64();
-                lin += grad[i].as_f64() * d;
-                sq += d * d;
-            }
+            let (lin, sq) = linear_model(&p, &y, &grad);
             let model = fy + lin + sq / (2.0 * step);
             if fp.is_finite() && fp <= model + slack_factor * fy.abs().max(fp.abs()) {
                 break fp;
@@ -571,23 +666,28 @@ where
         // Length of the proximal-gradient step from y (x_prev holds x_k, x holds x_{k+1}), and
         // the rounding level of that step: x_{k+1} is computed from y − t∇f(y), so differences
         // below a few ε·‖|y| + t|∇f(y)|‖ are noise.
-        let t = T::lit(step);
-        let (mut dx2, mut dy2, mut scale2) = (T::zero(), T::zero(), T::zero());
-        for i in 0..n {
-            let d = x[i] - x_prev[i];
-            let e = x[i] - y[i];
-            let s = y[i].abs() + t * grad[i].abs();
-            dx2 += d * d;
-            dy2 += e * e;
-            scale2 += s * s;
-        }
+        // The same pass moves y to the next extrapolation point.
+        let restarted = accelerate && params.restart && f_new > f_cur;
+        let beta = if accelerate && !restarted {
+            let m_next = 0.5 * (1.0 + (1.0 + 4.0 * momentum * momentum).sqrt());
+            let beta = T::lit((momentum - 1.0) / m_next);
+            momentum = m_next;
+            Some(beta)
+        } else {
+            None
+        };
+        let (dx2, dy2, scale2) = step_lengths(&mut y, &x, &x_prev, &grad, T::lit(step), beta);
         let noise = NOISE_FACTOR * T::EPS.as_f64() * scale2.as_f64().sqrt();
         let denoise = |v: T| (v.as_f64().sqrt() - noise).max(0.0);
         let (dx, dy) = (denoise(dx2), denoise(dy2));
         let change = match params.criterion {
             // `check` rejects `PrimalDualResiduals` for proximal-gradient solvers.
             Criterion::RelativeChangeX | Criterion::PrimalDualResiduals => {
-                relative_change(dx.max(dy), ops::norm2(&x).as_f64(), ops::norm2(&x_prev).as_f64())
+                // ‖x_prev‖ is the previous iteration's ‖x‖ (x_prev is that x, swapped in).
+                let prev = norm_x.unwrap_or_else(|| ops::norm2(&x_prev).as_f64());
+                let cur = ops::norm2(&x).as_f64();
+                norm_x = Some(cur);
+                relative_change(dx.max(dy), cur, prev)
             }
             Criterion::RelativeChangeObjective => {
                 let df = if f_new == f_cur { 0.0 } else { (f_new - f_cur).abs() };
@@ -602,22 +702,14 @@ where
             have_grad = true;
         }
 
-        // Next extrapolation point (and its image, by linearity).
-        let restarted = accelerate && params.restart && f_new > f_cur;
-        if accelerate && !restarted {
-            let m_next = 0.5 * (1.0 + (1.0 + 4.0 * momentum * momentum).sqrt());
-            let beta = T::lit((momentum - 1.0) / m_next);
-            momentum = m_next;
-            for i in 0..n {
-                y[i] = x[i] + beta * (x[i] - x_prev[i]);
-            }
+        // The image of the next extrapolation point (y itself moved in `step_lengths`), by linearity.
+        if let Some(beta) = beta {
             f.extrapolate(beta, &ax, &ax_prev, &mut ay);
         } else {
             if accelerate {
                 restarts += 1;
                 momentum = 1.0;
             }
-            y.copy_from_slice(&x);
             ay.clone_from(&ax);
         }
         f_cur = f_new;
@@ -750,6 +842,46 @@ mod tests {
         });
         let e = fista(&liar, &Zero, &[0.0], &ProxGradParams::new().max_backtracks(10)).unwrap_err();
         assert!(matches!(e, OptimError::LineSearchFailed { backtracks: 10, .. }), "{e}");
+    }
+
+    #[test]
+    fn large_problems_give_the_same_bits_on_one_and_two_threads() {
+        // Above PAR_MIN the element-wise passes run in parallel in fixed chunks.
+        let n = PAR_MIN + 3 * CHUNK + 17;
+        let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 13) as f64 * 0.37).collect();
+        let b: Vec<f64> = (0..n).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let f = SeparableQuadratic::new(w, b).unwrap();
+        let p = ProxGradParams::new().backtracking(1.0, 2.0).tol(0.0).max_iter(40);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| fista(&f, &L1::new(0.3).unwrap(), &vec![0.0; n], &p).unwrap())
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.iterations, 40);
+        assert!(one.x.iter().zip(&two.x).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(one.history.iter().zip(&two.history).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(one.step.to_bits(), two.step.to_bits());
+    }
+
+    #[test]
+    fn chunked_passes_match_the_plain_loops() {
+        let n = PAR_MIN + CHUNK / 2;
+        let y: Vec<f64> = (0..n).map(|i| (i % 17) as f64 - 8.0).collect();
+        let g: Vec<f64> = (0..n).map(|i| ((i * 31) % 23) as f64 * 0.25 - 2.0).collect();
+        let mut p = vec![0.0; n];
+        assert!(gradient_step(&mut p, &y, &g, 0.5));
+        assert!(p.iter().enumerate().all(|(i, v)| *v == y[i] - 0.5 * g[i]));
+        let (lin, sq) = linear_model(&p, &y, &g);
+        let want_sq: f64 = (0..n).map(|i| (p[i] - y[i]) * (p[i] - y[i])).sum();
+        assert!((sq - want_sq).abs() <= 1e-12 * want_sq && lin < 0.0);
+        let mut bad = g.clone();
+        bad[PAR_MIN + 1] = f64::NAN;
+        assert!(!gradient_step(&mut p, &y, &bad, 0.5));
+        let x: Vec<f64> = y.iter().map(|v| v + 1.0).collect();
+        let mut yy = y.clone();
+        let (dx2, dy2, _) = step_lengths(&mut yy, &x, &y, &g, 0.5, Some(0.5));
+        assert_eq!((dx2, dy2), (n as f64, n as f64));
+        assert!(yy.iter().zip(&x).all(|(a, b)| *a == b + 0.5));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::common::{err, natural_images, psnr};
 use super::plot::{Canvas, Chart, Kind, Series, linear, symmetric, tile_sheet};
 use super::{Ctx, Figure};
-use latent_conv_coding::{Boundary, CdlParams, CdlProgress, CscParams, DictSolver, Filters, Tensor4};
+use latent_conv_coding::{Boundary, CdlLearner, CdlParams, CdlProgress, Csc, CscParams, DictSolver, Filters, Tensor4};
 use latent_datasets::GrayImage;
 use latent_datasets::patches::extract_random_patches;
 use latent_linalg::DMatrix;
@@ -169,9 +169,7 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     p.seed = ctx.seed;
     let bar = ctx.progress(iters as u64, "F3 conv dictionary");
     let init = data_filters(&x, m, ctx.seed)?;
-    let fit = p
-        .check()
-        .map_err(err)?
+    let fit = CdlLearner::from(p.check().map_err(err)?)
         .fit_with(
             &x,
             Some(&init),
@@ -228,7 +226,9 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     let (nc, np, nr) = (max_shifted_ncc(&conv, K), max_shifted_ncc(&patch, K), max_shifted_ncc(&random, K));
     // which convolutional filters the final dictionary actually uses on the training crops
     let spin = ctx.spinner("F3 usage");
-    let codes = CscParams::new(lam_conv).max_iter(100).check().map_err(err)?.encode(&fit.filters, &x).map_err(err)?;
+    let codes = Csc::from(CscParams::new(lam_conv).max_iter(100).check().map_err(err)?)
+        .encode(&fit.filters, &x)
+        .map_err(err)?;
     spin.finish_and_clear();
     let plane = x.h() * x.w();
     let used_conv: Vec<bool> = (0..m)
@@ -404,14 +404,8 @@ fn run_f3b(ctx: &mut Ctx) -> Result<(), String> {
     // code the held-out image with zero padding (no wrap-around at its border)
     let xi = Tensor4::from_vec([1, 1, size, size], high.clone()).map_err(err)?;
     let spin = ctx.spinner("F3b coding");
-    let codes = CscParams::new(lambda)
-        .boundary(Boundary::ZeroPad)
-        .max_iter(300)
-        .tol(1e-4)
-        .check()
-        .map_err(err)?
-        .encode(&fit.filters, &xi)
-        .map_err(err)?;
+    let coder = CscParams::new(lambda).boundary(Boundary::ZeroPad).max_iter(300).tol(1e-4).check().map_err(err)?;
+    let codes = Csc::from(coder).encode(&fit.filters, &xi).map_err(err)?;
     spin.finish_and_clear();
     let rec_high = codes.reconstruct(&fit.filters).map_err(err)?;
     let rec: Vec<f32> = rec_high.as_slice().iter().zip(&low).map(|(a, b)| a + b).collect();
