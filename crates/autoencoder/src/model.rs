@@ -36,18 +36,7 @@ pub fn per_sample_mse<T: Real>(x: &Tensor4<T>, xh: &Tensor4<T>) -> Result<Vec<T>
     if xh.len() != x.len() {
         return Err(shape_err("reconstruction_errors", x.shape(), xh.shape()));
     }
-    let d = x.sample_len();
-    if d == 0 {
-        return Ok(vec![T::zero(); x.n()]);
-    }
-    Ok(x.as_slice()
-        .chunks_exact(d)
-        .zip(xh.as_slice().chunks_exact(d))
-        .map(|(a, b)| {
-            let s: f64 = a.iter().zip(b).map(|(&u, &v)| (u - v).as_f64().powi(2)).sum();
-            T::lit(s / d as f64)
-        })
-        .collect())
+    Ok(x.per_sample_mse(xh)?)
 }
 
 impl<T: Real, E: Encoder<T> + ?Sized> Encoder<T> for &E {

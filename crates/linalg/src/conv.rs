@@ -186,6 +186,38 @@ pub struct ConvOptions {
     pub kernel: KernelChoice,
 }
 
+/// A stride-1 convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, padding;
+/// the geometry both the direct and the FFT kernels work on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stride1 {
+    pub c: usize,
+    pub o: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ph: usize,
+    pub pw: usize,
+}
+
+impl Stride1 {
+    pub(crate) fn hp(&self) -> usize {
+        self.h + 2 * self.ph
+    }
+    pub(crate) fn wp(&self) -> usize {
+        self.w + 2 * self.pw
+    }
+    pub(crate) fn ho(&self) -> usize {
+        self.hp() + 1 - self.kh
+    }
+    pub(crate) fn wo(&self) -> usize {
+        self.wp() + 1 - self.kw
+    }
+    pub(crate) fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+}
+
 /// Geometry of one convolution: the "image side" (c, h, w) and the "output side" (o, ho, wo),
 /// and the kernel family this call runs on where the shape allows it.
 #[derive(Debug, Clone, Copy)]
@@ -226,30 +258,15 @@ impl Geom {
     /// direct kernels (see [`crate::conv_direct`]).
     fn direct(&self) -> Option<Direct> {
         let Path::Direct(isa) = self.path else { return None };
-        (self.sh == 1 && self.sw == 1 && !self.is_pointwise()).then_some(Direct {
-            c: self.c,
-            o: self.o,
-            h: self.h,
-            w: self.w,
-            kh: self.kh,
-            kw: self.kw,
-            ph: self.ph,
-            pw: self.pw,
-            isa,
-        })
+        (self.sh == 1 && self.sw == 1 && !self.is_pointwise()).then_some(Direct { g: self.stride1(), isa })
     }
     /// The FFT view of a stride-1 convolution, when this call runs on the FFT path.
     fn fft(&self) -> Option<conv_fft::Dims> {
-        (self.path == Path::Fft && self.sh == 1 && self.sw == 1).then_some(conv_fft::Dims {
-            c: self.c,
-            o: self.o,
-            h: self.h,
-            w: self.w,
-            kh: self.kh,
-            kw: self.kw,
-            ph: self.ph,
-            pw: self.pw,
-        })
+        (self.path == Path::Fft && self.sh == 1 && self.sw == 1).then(|| self.stride1())
+    }
+    /// The stride-1 view of this geometry (meaningful when both strides are 1).
+    fn stride1(&self) -> Stride1 {
+        Stride1 { c: self.c, o: self.o, h: self.h, w: self.w, kh: self.kh, kw: self.kw, ph: self.ph, pw: self.pw }
     }
     /// This geometry with the kernel choice of `opts` resolved for `T`.
     fn with<T: Real>(mut self, op: &'static str, opts: &ConvOptions) -> Result<Self> {

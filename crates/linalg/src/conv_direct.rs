@@ -19,7 +19,7 @@
 //! Every output element is produced by one task in a fixed order, and weight gradients are summed
 //! over fixed groups of images in a fixed order, so results do not depend on the thread count.
 
-use crate::conv::GROUP;
+use crate::conv::{GROUP, Stride1};
 use rayon::prelude::*;
 use std::any::TypeId;
 use std::cell::RefCell;
@@ -51,37 +51,23 @@ const OB: usize = 8;
 const WO: usize = 4;
 const WK: usize = 6;
 
-/// A stride-1 convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, padding.
+/// A stride-1 convolution in the conv view ([`Stride1`]: image `(c, h, w)`, kernel `(o, c, kh, kw)`,
+/// padding; its fields and sizes read through `Deref`) and the instruction set to run it with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Direct {
-    pub c: usize,
-    pub o: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub ph: usize,
-    pub pw: usize,
+    pub g: Stride1,
     /// The instruction set the kernels run with (one the CPU has: see [`supports`]).
     pub isa: Isa,
 }
 
+impl std::ops::Deref for Direct {
+    type Target = Stride1;
+    fn deref(&self) -> &Stride1 {
+        &self.g
+    }
+}
+
 impl Direct {
-    fn hp(&self) -> usize {
-        self.h + 2 * self.ph
-    }
-    fn wp(&self) -> usize {
-        self.w + 2 * self.pw
-    }
-    fn ho(&self) -> usize {
-        self.hp() + 1 - self.kh
-    }
-    fn wo(&self) -> usize {
-        self.wp() + 1 - self.kw
-    }
-    fn taps(&self) -> usize {
-        self.kh * self.kw
-    }
     /// Flat output positions in the padded-width layout.
     fn pq(&self) -> usize {
         self.ho() * self.wp()
@@ -252,7 +238,8 @@ pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32], dx: &m
             }
         }
     }
-    let t = Direct { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw, isa: d.isa };
+    let g = Stride1 { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw };
+    let t = Direct { g, isa: d.isa };
     debug_assert_eq!((t.ho(), t.wo()), (d.h, d.w));
     forward(&t, n, dy, &wf, None, dx);
 }

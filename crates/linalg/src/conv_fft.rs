@@ -19,35 +19,9 @@ use crate::fft::{Fft2, FftReal};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
-/// A stride-1 convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, padding.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Dims {
-    pub c: usize,
-    pub o: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub ph: usize,
-    pub pw: usize,
-}
+pub(crate) use crate::conv::Stride1 as Dims;
 
 impl Dims {
-    fn hp(&self) -> usize {
-        self.h + 2 * self.ph
-    }
-    fn wp(&self) -> usize {
-        self.w + 2 * self.pw
-    }
-    fn ho(&self) -> usize {
-        self.hp() + 1 - self.kh
-    }
-    fn wo(&self) -> usize {
-        self.wp() + 1 - self.kw
-    }
-    fn taps(&self) -> usize {
-        self.kh * self.kw
-    }
     fn plan<F: FftReal>(&self) -> Result<Fft2<F>> {
         Fft2::new(self.hp(), self.wp())
     }

@@ -132,6 +132,29 @@ impl<T: Real> Tensor4<T> {
     pub fn sample_len(&self) -> usize {
         self.shape[1] * self.shape[2] * self.shape[3]
     }
+    /// Per-sample mean squared difference `‖xₙ − yₙ‖² / (C·H·W)` against `other` (accumulated in
+    /// `f64`): the reconstruction error of every reconstructor in latent.
+    ///
+    /// # Errors
+    /// [`crate::LinalgError::ShapeMismatch`] when `other` does not have as many elements.
+    pub fn per_sample_mse(&self, other: &Self) -> Result<Vec<T>> {
+        if other.len() != self.len() {
+            return Err(mismatch("per_sample_mse", format!("{:?} against {:?}", self.shape(), other.shape())));
+        }
+        let d = self.sample_len();
+        if d == 0 {
+            return Ok(vec![T::zero(); self.n()]);
+        }
+        Ok(self
+            .as_slice()
+            .chunks_exact(d)
+            .zip(other.as_slice().chunks_exact(d))
+            .map(|(a, b)| {
+                let s: f64 = a.iter().zip(b).map(|(&u, &v)| (u - v).as_f64().powi(2)).sum();
+                T::lit(s / d as f64)
+            })
+            .collect())
+    }
     /// One sample's (C, H, W) block; `None` when `n` is out of range.
     pub fn sample(&self, n: usize) -> Option<&[T]> {
         let l = self.sample_len();
