@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example conv_ae`
 
+use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::{LrSchedule, TrainParams};
 

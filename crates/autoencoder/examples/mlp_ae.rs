@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example mlp_ae`
 
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::Autoencoder;
 use latent_autoencoder::models::MlpAeParams;
 

@@ -1,6 +1,7 @@
 //! Every layer, loss and penalty against the shared finite-difference checker
 //! (`latent_optim::gradcheck`), as property tests over random small shapes, in f64.
 
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard};
 use latent_autoencoder::layers::batchnorm::BatchNorm;
 use latent_autoencoder::layers::conv::{Conv2d, ConvGeometry, ConvTranspose2d};
 use latent_autoencoder::layers::dense::Dense;
@@ -272,7 +273,7 @@ fn whole_models_with_all_penalties() {
         .penalties(pen)
         .check()
         .unwrap()
-        .build::<f64>()
+        .build::<Autoencoder<f64>>()
         .unwrap();
     check_model_gradient(&conv, &rand_tensor([3, 1, 6, 6], 5, 0.0, 1.0));
 }

@@ -74,7 +74,7 @@ impl WeightMapParams {
     ///
     /// # Errors
     /// [`crate::UnetError::InvalidParameter`] naming `w0` or `sigma`.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         check_nonneg("w0", self.w0)?;
         check_pos("sigma", self.sigma)
     }
