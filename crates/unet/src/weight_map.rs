@@ -233,7 +233,7 @@ pub fn weight_map(
     n_classes: usize,
     p: &WeightMapParams,
 ) -> Result<Vec<f32>> {
-    p.check()?;
+    p.validate()?;
     if n_classes < 2 {
         return Err(invalid("n_classes", n_classes, "must be >= 2"));
     }
