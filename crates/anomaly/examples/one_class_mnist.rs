@@ -7,6 +7,7 @@
 use latent_anomaly::{
     Detector, DetectorParams, ImageScore, MapParams, PatchCoder, PatchDictionaryParams, Result, auroc,
 };
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::Activation;
 use latent_autoencoder::models::MlpAeParams;
 use latent_datasets::{FashionMnist, Mnist, one_class_split};
