@@ -3,7 +3,7 @@
 //! Needs `latent-unet` and `latent-linalg` as dependencies of xtask.
 
 use latent_linalg::Tensor4;
-use latent_unet::{SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
+use latent_unet::{ParamGuard, SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::time::Instant;

@@ -9,7 +9,7 @@ use latent_datasets::cells::{CellSample, SynthCells, synth_cell_set};
 use latent_unet::data::{Split, evaluate, split, standardize};
 use latent_unet::metrics::evaluate_classes;
 use latent_unet::weight_map::{WeightMapParams, class_map, weight_map};
-use latent_unet::{Padding, SegMetrics, SegTrainer, TrainParams, UNet, UnetParams};
+use latent_unet::{Padding, ParamGuard, SegMetrics, SegTrainer, TrainParams, UNet, UnetParams};
 use serde_json::json;
 
 pub const FIGURE: Figure = Figure {
