@@ -4,7 +4,7 @@
 
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
-use latent_autoencoder::{Autoencoder, TrainingState};
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, TrainingState};
 use latent_conv_coding::{CdlParams, OnlineCdlParams, Tensor4};
 use latent_unet::{Padding, UNet, UnetParams};
 use std::path::Path;
