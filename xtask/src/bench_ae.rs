@@ -2,9 +2,9 @@
 //!
 //! Needs `latent-autoencoder`, `latent-datasets` and `latent-linalg` as dependencies of xtask.
 
-use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, Trainable};
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::{ModelOptimizer, OptimizerKind, Trainer};
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, Trainable};
 use latent_linalg::Tensor4;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};

@@ -270,7 +270,6 @@ impl TrainParams {
         self.resume_from = Some(path.into());
         self
     }
-
 }
 
 impl ParamGuard for TrainParams {

@@ -1,7 +1,6 @@
 //! Every layer, loss and penalty against the shared finite-difference checker
 //! (`latent_optim::gradcheck`), as property tests over random small shapes, in f64.
 
-use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard};
 use latent_autoencoder::layers::batchnorm::BatchNorm;
 use latent_autoencoder::layers::conv::{Conv2d, ConvGeometry, ConvTranspose2d};
 use latent_autoencoder::layers::dense::Dense;
@@ -14,6 +13,7 @@ use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams, Penalties
 use latent_autoencoder::{
     Activation, ActivationLayer, KlSparsity, Layer, Loss, Mode, NoiseModel, Trainable, WeightSet,
 };
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient, check_vjp};
 use proptest::prelude::*;

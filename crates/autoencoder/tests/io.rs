@@ -39,8 +39,12 @@ fn save_load_gives_identical_outputs() {
     std::fs::remove_file(&path).ok();
 
     // f64, convolutional
-    let conv =
-        ConvAeParams::new([1, 6, 6]).encoder_stage(ConvStage::new(3, 3, 2, 1)).check().unwrap().build::<Autoencoder<f64>>().unwrap();
+    let conv = ConvAeParams::new([1, 6, 6])
+        .encoder_stage(ConvStage::new(3, 3, 2, 1))
+        .check()
+        .unwrap()
+        .build::<Autoencoder<f64>>()
+        .unwrap();
     let back = Autoencoder::<f64>::from_bytes(&conv.to_bytes().unwrap()).unwrap();
     let x64 = Tensor4::from_fn([3, 1, 6, 6], |[n, _, i, j]| (n + i * j) as f64 / 30.0).unwrap();
     assert_eq!(conv.reconstruct(&x64).unwrap(), back.reconstruct(&x64).unwrap());

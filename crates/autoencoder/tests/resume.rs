@@ -2,11 +2,11 @@
 //! from its last state file ends bit-identical (weights, loss history, counters) to a run that was
 //! never interrupted, on 1 and 2 threads; hostile or mismatched state files are typed errors.
 
-use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::resume::{STATE_FORMAT_VERSION, TrainingState};
-use latent_autoencoder::train::{Control, EpochContext, LrSchedule, OptimizerKind, LearnStop, TrainParams, Trainer};
+use latent_autoencoder::train::{Control, EpochContext, LearnStop, LrSchedule, OptimizerKind, TrainParams, Trainer};
 use latent_autoencoder::{Autoencoder, AutoencoderError, NoiseModel, Param, Trainable};
+use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::optimizer::SgdParams;
 use rand::{Rng, SeedableRng};

@@ -1,10 +1,10 @@
 //! Training behaviour: loss decreases, determinism across thread counts, the NaN guard and
 //! checkpoints, early stopping, callbacks, denoising mode, parameter validation.
 
-use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_autoencoder::models::{ConvAeParams, ConvStage, LinearAeParams, MlpAeParams, SparseReluAeParams};
-use latent_autoencoder::train::{Control, EpochContext, LrSchedule, OptimizerKind, LearnStop, TrainParams, Trainer};
+use latent_autoencoder::train::{Control, EpochContext, LearnStop, LrSchedule, OptimizerKind, TrainParams, Trainer};
 use latent_autoencoder::{Autoencoder, AutoencoderError, Mode, NoiseModel, Trainable};
+use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::optimizer::SgdParams;
 use rand::{Rng, SeedableRng};

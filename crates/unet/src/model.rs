@@ -11,10 +11,10 @@ use latent_autoencoder::layers::pool::MaxPool2d;
 use latent_autoencoder::{Activation, ActivationLayer, AnyLayer, AutoencoderError, Layer, Mode, Param, Sequential};
 use latent_linalg::pool::{center_crop, center_crop_backward, concat_channels, split_channels};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::ParamGuard;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use latent_optim::fit::ParamGuard;
 
 /// Two 3×3 convolutions with ReLU (batch norm between convolution and ReLU when asked).
 fn conv_block<T: Real>(cin: usize, cout: usize, p: &UnetParams, rng: &mut ChaCha8Rng) -> Result<Sequential<T>> {

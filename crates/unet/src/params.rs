@@ -307,7 +307,6 @@ impl UnetParams {
     pub fn channels(&self, l: usize) -> usize {
         self.base_channels << l
     }
-
 }
 
 /// `check()` validates the architecture; `build()` then makes the network.

@@ -205,7 +205,6 @@ impl TrainParams {
         /// Set the seed.
         seed: u64,
     }
-
 }
 
 impl ParamGuard for TrainParams {

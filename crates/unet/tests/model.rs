@@ -146,9 +146,14 @@ fn bad_input_sizes_are_typed_errors_naming_valid_sizes() {
         }
         other => panic!("{other:?}"),
     }
-    let valid_net =
-        UnetParams::new().depth(3).base_channels(2).padding(Padding::Valid).check().unwrap().build::<UNet<f32>>()
-            .unwrap();
+    let valid_net = UnetParams::new()
+        .depth(3)
+        .base_channels(2)
+        .padding(Padding::Valid)
+        .check()
+        .unwrap()
+        .build::<UNet<f32>>()
+        .unwrap();
     let x = Tensor4::<f32>::zeros([1, 1, 44, 45]).unwrap();
     let e = valid_net.predict(&x).unwrap_err();
     assert!(matches!(e, UnetError::InputSize { axis: "width", size: 45, .. }), "{e}");
