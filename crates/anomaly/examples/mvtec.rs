@@ -12,6 +12,7 @@
 //! runs on those files. Writes `mvtec_<category>_examples.png` (heatmaps of the first test images
 //! of every defect type) to the current folder.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::heatmap::heatmap_panel;
 use latent_anomaly::{
     Detector, DetectorParams, EvalParams, EvalReport, MapParams, PatchCoder, PatchDictionaryParams, Result, RgbImage,
@@ -44,7 +45,7 @@ fn run(root: &PathBuf, category: &str, downscale: usize) -> Result<()> {
     println!("== {category}");
     let cat = MvtecCategory::open(root, category)?;
     let train = load_mvtec_train::<f32>(&cat, downscale)?;
-    let eval = EvalParams::new().downscale(downscale);
+    let eval = EvalParams::new().downscale(downscale).check()?;
 
     let t = Instant::now();
     let crops = random_crops(&train, TILE, TILE, 4000, 1)?;

@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p latent-anomaly --example one_class_mnist [fashion]`
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     Detector, DetectorParams, ImageScore, MapParams, PatchCoder, PatchDictionaryParams, Result, auroc,
 };

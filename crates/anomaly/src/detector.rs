@@ -4,9 +4,10 @@
 use crate::error::{AnomalyError, Result, check_finite, invalid, shape_err};
 use crate::maps::{MapConfig, MapParams};
 use crate::metrics::quantile;
-use crate::normalize::{MapNormalizer, NormalizerConfig};
+use crate::normalize::{MapNormalizer, NormalizerParams};
 use crate::reconstructor::Reconstructor;
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
@@ -34,7 +35,8 @@ impl Tiling {
     }
 }
 
-/// Detector settings (builder; [`DetectorParams::check`] validates them).
+/// Detector settings (builder; [`ParamGuard::check`] validates them into the
+/// [`Checked<DetectorParams>`] that [`Detector::new`] takes).
 ///
 /// | parameter | default | meaning | range |
 /// |---|---|---|---|
@@ -77,12 +79,15 @@ impl DetectorParams {
         self.batch_size = n;
         self
     }
-    /// Validate.
-    ///
+}
+
+impl ParamGuard for DetectorParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming `batch_size`, `tiling.height`, `tiling.width`,
     /// `tiling.stride` or a map parameter.
-    pub fn check(&self) -> Result<DetectorConfig> {
+    fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(invalid("batch_size", 0, "must be >= 1"));
         }
@@ -97,25 +102,7 @@ impl DetectorParams {
                 return Err(invalid("tiling.stride", t.stride, "must be in 1..=min(tile height, tile width)"));
             }
         }
-        Ok(DetectorConfig { params: *self, map: self.map.check()? })
-    }
-}
-
-/// Validated detector settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorConfig {
-    params: DetectorParams,
-    map: MapConfig,
-}
-
-impl DetectorConfig {
-    /// The parameters.
-    pub fn params(&self) -> &DetectorParams {
-        &self.params
-    }
-    /// The map settings.
-    pub fn map(&self) -> &MapConfig {
-        &self.map
+        self.map.validate()
     }
 }
 
@@ -145,7 +132,7 @@ pub struct Calibration {
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams, Reconstructor, Result};
+/// use latent_anomaly::{Detector, DetectorParams, ParamGuard, Reconstructor, Result};
 /// use latent_linalg::Tensor4;
 /// // A "model" that only knows constant images: it reconstructs every image by its mean.
 /// struct Mean;
@@ -172,15 +159,18 @@ pub struct Calibration {
 #[derive(Debug, Clone)]
 pub struct Detector<T, R> {
     model: R,
-    config: DetectorConfig,
+    config: Checked<DetectorParams>,
+    /// The map computer of `config.map` (with its precomputed SSIM window).
+    maps: MapConfig,
     normalizer: Option<MapNormalizer>,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
-    /// Wrap a model.
-    pub fn new(model: R, config: DetectorConfig) -> Self {
-        Self { model, config, normalizer: None, _t: PhantomData }
+    /// Wrap a model with checked settings (`DetectorParams::new()...check()?`).
+    pub fn new(model: R, config: Checked<DetectorParams>) -> Self {
+        let maps = MapConfig::from_valid(config.map);
+        Self { model, config, maps, normalizer: None, _t: PhantomData }
     }
     /// The model.
     pub fn model(&self) -> &R {
@@ -191,8 +181,12 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
         self.model
     }
     /// The settings.
-    pub fn config(&self) -> &DetectorConfig {
+    pub fn config(&self) -> &Checked<DetectorParams> {
         &self.config
+    }
+    /// The map computer built from the map settings.
+    pub fn map_config(&self) -> &MapConfig {
+        &self.maps
     }
     /// The map normaliser, when one is attached.
     pub fn normalizer(&self) -> Option<&MapNormalizer> {
@@ -212,11 +206,11 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// [`crate::normalize::Side::TwoSided`] (see [`crate::normalize`]).
     ///
     /// # Errors
-    /// As [`Detector::reconstruct`] and [`NormalizerConfig::fit`].
+    /// As [`Detector::reconstruct`] and [`MapNormalizer`]'s fit (`Checked<NormalizerParams>::fit`).
     ///
     /// # Example
     /// ```
-    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams, Reconstructor, Result};
+    /// use latent_anomaly::{Detector, DetectorParams, NormalizerParams, ParamGuard, Reconstructor, Result};
     /// use latent_linalg::Tensor4;
     /// // A "model" that can only draw flat images: it reconstructs every image by its mean.
     /// struct Mean;
@@ -245,7 +239,7 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// assert!(z.get([0, 0, 8, 12]).unwrap() > 10.0 * z.get([0, 0, 8, 3]).unwrap().max(0.1));
     /// # Ok::<(), latent_anomaly::AnomalyError>(())
     /// ```
-    pub fn normalize_on(mut self, normal: &Tensor4<T>, params: &NormalizerConfig) -> Result<Self> {
+    pub fn normalize_on(mut self, normal: &Tensor4<T>, params: &Checked<NormalizerParams>) -> Result<Self> {
         self.normalizer = None;
         let raw = self.anomaly_maps(normal)?;
         self.normalizer = Some(params.fit(&raw)?);
@@ -276,7 +270,7 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
             return Err(AnomalyError::Empty { what: "images" });
         }
         check_finite("images", x.as_slice())?;
-        match self.config.params.tiling {
+        match self.config.tiling {
             None => self.reconstruct_whole(x),
             Some(t) => self.reconstruct_tiled(x, t),
         }
@@ -284,7 +278,7 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
 
     /// Whole images, `batch_size` samples per model call.
     fn reconstruct_whole(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        let bs = self.config.params.batch_size;
+        let bs = self.config.batch_size;
         let d = x.sample_len();
         let [n, c, h, w] = x.shape();
         let mut out = Vec::with_capacity(x.len());
@@ -298,7 +292,7 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
 
     /// Tile by tile, `batch_size` tiles per model call, overlaps averaged (accumulated in `f64`).
     fn reconstruct_tiled(&self, x: &Tensor4<T>, t: Tiling) -> Result<Tensor4<T>> {
-        let bs = self.config.params.batch_size;
+        let bs = self.config.batch_size;
         let [n, c, h, w] = x.shape();
         if h < t.height || w < t.width {
             return Err(shape_err(
@@ -366,11 +360,11 @@ impl<T: Real, R: Reconstructor<T>> Detector<T, R> {
     /// As [`Detector::reconstruct`].
     pub fn analyze(&self, x: &Tensor4<T>) -> Result<Analysis<T>> {
         let reconstruction = self.reconstruct(x)?;
-        let mut maps = self.config.map.maps(x, &reconstruction)?;
+        let mut maps = self.maps.maps(x, &reconstruction)?;
         if let Some(nz) = &self.normalizer {
             maps = nz.apply(&maps)?;
         }
-        let scores = self.config.map.scores(&maps)?;
+        let scores = self.maps.scores(&maps)?;
         Ok(Analysis { reconstruction, maps, scores })
     }
 

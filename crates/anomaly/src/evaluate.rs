@@ -15,6 +15,7 @@ use latent_datasets::GrayImage;
 use latent_datasets::image::stack_images;
 use latent_datasets::mvtec::MvtecCategory;
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -101,11 +102,14 @@ impl EvalParams {
         self.batch_images = n;
         self
     }
-    /// Validate.
-    ///
+}
+
+impl ParamGuard for EvalParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming the bad value.
-    pub fn check(&self) -> Result<Self> {
+    fn validate(&self) -> Result<()> {
         if self.downscale == 0 || self.downscale > 64 {
             return Err(invalid("downscale", self.downscale, "must be in 1..=64"));
         }
@@ -115,7 +119,7 @@ impl EvalParams {
         if self.batch_images == 0 {
             return Err(invalid("batch_images", 0, "must be >= 1"));
         }
-        Ok(*self)
+        Ok(())
     }
 }
 
@@ -173,13 +177,12 @@ pub struct Evaluation<T> {
 /// # Errors
 /// [`AnomalyError::LengthMismatch`]/[`AnomalyError::Empty`] for an inconsistent test set,
 /// [`AnomalyError::SingleClass`] when it lacks normal or anomalous images (or pixels), the
-/// detector's errors, and [`AnomalyError::InvalidParameter`] for bad `params`.
+/// and the detector's errors.
 pub fn evaluate<T: Real, R: Reconstructor<T>>(
     detector: &Detector<T, R>,
     test: &TestSet<T>,
-    params: &EvalParams,
+    params: &Checked<EvalParams>,
 ) -> Result<Evaluation<T>> {
-    let params = params.check()?;
     test.validate()?;
     let [n, c, h, w] = test.images.shape();
     let d = c * h * w;
@@ -334,7 +337,7 @@ pub fn load_mvtec_test<T: Real>(category: &MvtecCategory, downscale: usize) -> R
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams, EvalParams, evaluate_mvtec, load_mvtec_train};
+/// use latent_anomaly::{Detector, DetectorParams, EvalParams, ParamGuard, evaluate_mvtec, load_mvtec_train};
 /// use latent_anomaly::{PatchCoder, PatchDictionaryParams};
 /// use latent_datasets::anomaly::{AnomalyConfig, generate_anomaly_set, load_texture};
 /// use latent_datasets::mvtec::MvtecCategory;
@@ -346,7 +349,7 @@ pub fn load_mvtec_test<T: Real>(category: &MvtecCategory, downscale: usize) -> R
 /// let train = load_mvtec_train::<f32>(&cat, 1)?;
 /// let dict = PatchDictionaryParams::new().atoms(32).coder(PatchCoder::Omp { k: 3 }).train_patches(2000).check()?.fit(&train)?;
 /// let det = Detector::new(dict, DetectorParams::new().check()?);
-/// let eval = evaluate_mvtec(&det, &cat, &EvalParams::new())?;
+/// let eval = evaluate_mvtec(&det, &cat, &EvalParams::new().check()?)?;
 /// assert_eq!(eval.report.per_defect.len(), 6);
 /// assert!(eval.report.pixel_auroc > 0.5);
 /// # std::fs::remove_dir_all(&root).ok();
@@ -355,11 +358,10 @@ pub fn load_mvtec_test<T: Real>(category: &MvtecCategory, downscale: usize) -> R
 pub fn evaluate_mvtec<T: Real, R: Reconstructor<T>>(
     detector: &Detector<T, R>,
     category: &MvtecCategory,
-    params: &EvalParams,
+    params: &Checked<EvalParams>,
 ) -> Result<Evaluation<T>> {
-    let params = params.check()?;
     let test = load_mvtec_test(category, params.downscale)?;
-    evaluate(detector, &test, &params)
+    evaluate(detector, &test, params)
 }
 
 /// `count` random `height × width` crops of the images `(N, C, H, W)` (all channels of a crop

@@ -6,89 +6,38 @@
 //! and no padding values are invented.
 
 use crate::error::{Result, check_finite, check_pos, invalid, shape_err};
+use latent_linalg::filter::{Border, Kernel1d, blur_planes};
 use latent_linalg::{Real, Tensor4};
-use rayon::prelude::*;
 
-/// A symmetric 1-D kernel of odd length applied along rows and columns, with border
-/// renormalisation.
+/// A symmetric 1-D kernel of odd length applied along rows and columns with border
+/// renormalisation: `latent_linalg::filter`'s [`Kernel1d`] under [`Border::Renormalize`], for
+/// the local means of SSIM (whose parameters are validated before a filter is built).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SeparableFilter {
-    k: Vec<f64>,
+    k: Kernel1d,
 }
 
 impl SeparableFilter {
-    /// Normalised Gaussian taps `exp(−d²/2σ²)` for `d = −r..=r`, `size = 2r + 1`.
+    /// Normalised Gaussian taps `exp(−d²/2σ²)` for `d = −r..=r`, `size = 2r + 1`; `size` odd and
+    /// at most 255, `sigma` finite and positive (as `SsimParams::check` ensures).
     pub(crate) fn gaussian(size: usize, sigma: f64) -> Self {
-        let r = (size / 2) as f64;
-        let k: Vec<f64> = (0..size).map(|i| (-(i as f64 - r).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
-        Self::normalised(k)
+        Self { k: Kernel1d::gaussian(sigma, size / 2).expect("SSIM window and sigma are validated by check()") }
     }
 
-    /// `size` equal taps.
+    /// `size` equal taps; `size` odd and at most 255 (as `SsimParams::check` ensures).
     pub(crate) fn uniform(size: usize) -> Self {
-        Self::normalised(vec![1.0; size])
-    }
-
-    fn normalised(k: Vec<f64>) -> Self {
-        let s: f64 = k.iter().sum();
-        Self { k: k.into_iter().map(|v| v / s).collect() }
-    }
-
-    /// Sum of the taps that fall inside `0..n` around each position.
-    fn norms(&self, n: usize) -> Vec<f64> {
-        let r = self.k.len() / 2;
-        (0..n)
-            .map(|i| {
-                let (lo, hi) = (i.saturating_sub(r), (i + r).min(n - 1));
-                (lo..=hi).map(|j| self.k[j + r - i]).sum()
-            })
-            .collect()
+        Self { k: Kernel1d::uniform(size).expect("SSIM window is validated by check()") }
     }
 
     /// Filter an `h × w` plane (`transpose = false`) or apply the adjoint of that linear map
-    /// (`transpose = true`, used for gradients).
+    /// (`transpose = true`, used for gradients); `src` holds `h·w > 0` values.
     pub(crate) fn apply(&self, src: &[f64], h: usize, w: usize, transpose: bool) -> Vec<f64> {
-        let r = self.k.len() / 2;
-        let (zr, zc) = (self.norms(h), self.norms(w));
-        let mut tmp = vec![0.0; h * w];
-        for y in 0..h {
-            let row = &src[y * w..(y + 1) * w];
-            for x in 0..w {
-                let (lo, hi) = (x.saturating_sub(r), (x + r).min(w - 1));
-                let mut s = 0.0;
-                if transpose {
-                    for m in lo..=hi {
-                        s += self.k[m + r - x] * row[m] / zc[m];
-                    }
-                    tmp[y * w + x] = s;
-                } else {
-                    for m in lo..=hi {
-                        s += self.k[m + r - x] * row[m];
-                    }
-                    tmp[y * w + x] = s / zc[x];
-                }
-            }
-        }
-        let mut out = vec![0.0; h * w];
-        for y in 0..h {
-            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
-            let o = &mut out[y * w..(y + 1) * w];
-            for j in lo..=hi {
-                let kk = self.k[j + r - y];
-                let row = &tmp[j * w..(j + 1) * w];
-                if transpose {
-                    let c = kk / zr[j];
-                    o.iter_mut().zip(row).for_each(|(a, &b)| *a += c * b);
-                } else {
-                    o.iter_mut().zip(row).for_each(|(a, &b)| *a += kk * b);
-                }
-            }
-            if !transpose {
-                let z = zr[y];
-                o.iter_mut().for_each(|a| *a /= z);
-            }
-        }
-        out
+        let r = if transpose {
+            self.k.apply_adjoint(src, h, w, Border::Renormalize)
+        } else {
+            self.k.apply(src, h, w, Border::Renormalize)
+        };
+        r.expect("SSIM planes are non-empty h × w planes (checked by the callers)")
     }
 }
 
@@ -129,16 +78,8 @@ pub fn gaussian_blur<T: Real>(x: &Tensor4<T>, sigma: f64) -> Result<Tensor4<T>> 
         return Err(crate::AnomalyError::Empty { what: "tensor to smooth" });
     }
     check_finite("tensor to smooth", x.as_slice())?;
-    let f = SeparableFilter::gaussian(gaussian_kernel_size(sigma), sigma);
-    let (h, w) = (x.h(), x.w());
-    let plane = h * w;
-    let mut out = x.clone();
-    out.as_mut_slice().par_chunks_mut(plane).zip(x.as_slice().par_chunks(plane)).for_each(|(o, s)| {
-        let src: Vec<f64> = s.iter().map(|v| v.as_f64()).collect();
-        let r = f.apply(&src, h, w, false);
-        o.iter_mut().zip(r).for_each(|(a, b)| *a = T::lit(b));
-    });
-    Ok(out)
+    let k = Kernel1d::gaussian(sigma, gaussian_kernel_size(sigma) / 2)?;
+    Ok(blur_planes(x, &k, Border::Renormalize)?)
 }
 
 /// Error unless `a` and `b` have the same shape.
@@ -152,6 +93,127 @@ pub(crate) fn same_shape<T: Real>(op: &'static str, a: &Tensor4<T>, b: &Tensor4<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter as it was before it moved to `latent_linalg::filter` (reference for the test).
+    #[derive(Debug, Clone, PartialEq)]
+    struct FilterBefore {
+        k: Vec<f64>,
+    }
+
+    impl FilterBefore {
+        /// Normalised Gaussian taps `exp(−d²/2σ²)` for `d = −r..=r`, `size = 2r + 1`.
+        fn gaussian(size: usize, sigma: f64) -> Self {
+            let r = (size / 2) as f64;
+            let k: Vec<f64> = (0..size).map(|i| (-(i as f64 - r).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
+            Self::normalised(k)
+        }
+
+        /// `size` equal taps.
+        fn uniform(size: usize) -> Self {
+            Self::normalised(vec![1.0; size])
+        }
+
+        fn normalised(k: Vec<f64>) -> Self {
+            let s: f64 = k.iter().sum();
+            Self { k: k.into_iter().map(|v| v / s).collect() }
+        }
+
+        /// Sum of the taps that fall inside `0..n` around each position.
+        fn norms(&self, n: usize) -> Vec<f64> {
+            let r = self.k.len() / 2;
+            (0..n)
+                .map(|i| {
+                    let (lo, hi) = (i.saturating_sub(r), (i + r).min(n - 1));
+                    (lo..=hi).map(|j| self.k[j + r - i]).sum()
+                })
+                .collect()
+        }
+
+        /// Filter an `h × w` plane (`transpose = false`) or apply the adjoint of that linear map
+        /// (`transpose = true`, used for gradients).
+        fn apply(&self, src: &[f64], h: usize, w: usize, transpose: bool) -> Vec<f64> {
+            let r = self.k.len() / 2;
+            let (zr, zc) = (self.norms(h), self.norms(w));
+            let mut tmp = vec![0.0; h * w];
+            for y in 0..h {
+                let row = &src[y * w..(y + 1) * w];
+                for x in 0..w {
+                    let (lo, hi) = (x.saturating_sub(r), (x + r).min(w - 1));
+                    let mut s = 0.0;
+                    if transpose {
+                        for m in lo..=hi {
+                            s += self.k[m + r - x] * row[m] / zc[m];
+                        }
+                        tmp[y * w + x] = s;
+                    } else {
+                        for m in lo..=hi {
+                            s += self.k[m + r - x] * row[m];
+                        }
+                        tmp[y * w + x] = s / zc[x];
+                    }
+                }
+            }
+            let mut out = vec![0.0; h * w];
+            for y in 0..h {
+                let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+                let o = &mut out[y * w..(y + 1) * w];
+                for j in lo..=hi {
+                    let kk = self.k[j + r - y];
+                    let row = &tmp[j * w..(j + 1) * w];
+                    if transpose {
+                        let c = kk / zr[j];
+                        o.iter_mut().zip(row).for_each(|(a, &b)| *a += c * b);
+                    } else {
+                        o.iter_mut().zip(row).for_each(|(a, &b)| *a += kk * b);
+                    }
+                }
+                if !transpose {
+                    let z = zr[y];
+                    o.iter_mut().for_each(|a| *a /= z);
+                }
+            }
+            out
+        }
+    }
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn linalg_filter_is_bit_identical_to_the_old_one() {
+        let mut s = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for (h, w, size, sigma) in
+            [(21, 21, 9, 1.0), (7, 13, 11, 1.5), (1, 6, 3, 0.4), (40, 3, 17, 2.0), (5, 5, 7, 1.2)]
+        {
+            let a: Vec<f64> = (0..h * w).map(|_| next() * 3.0 - 1.0).collect();
+            for transpose in [false, true] {
+                let (new, old) = (SeparableFilter::gaussian(size, sigma), FilterBefore::gaussian(size, sigma));
+                assert_eq!(bits(&new.apply(&a, h, w, transpose)), bits(&old.apply(&a, h, w, transpose)));
+                let (new, old) = (SeparableFilter::uniform(size), FilterBefore::uniform(size));
+                assert_eq!(bits(&new.apply(&a, h, w, transpose)), bits(&old.apply(&a, h, w, transpose)));
+            }
+            // the Tensor4 blur, f64 and f32 (computed in f64, rounded once, as before)
+            let x = Tensor4::from_vec([1, 1, h, w], a.clone()).unwrap();
+            let want = FilterBefore::gaussian(gaussian_kernel_size(sigma), sigma).apply(&a, h, w, false);
+            assert_eq!(bits(gaussian_blur(&x, sigma).unwrap().as_slice()), bits(&want));
+            let x32 = Tensor4::from_vec([1, 1, h, w], a.iter().map(|&v| v as f32).collect()).unwrap();
+            let wide: Vec<f64> = x32.as_slice().iter().map(|&v| v as f64).collect();
+            let want32: Vec<u32> = FilterBefore::gaussian(gaussian_kernel_size(sigma), sigma)
+                .apply(&wide, h, w, false)
+                .iter()
+                .map(|&v| (v as f32).to_bits())
+                .collect();
+            let got32: Vec<u32> = gaussian_blur(&x32, sigma).unwrap().as_slice().iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got32, want32);
+        }
+    }
 
     #[test]
     fn transpose_is_the_adjoint() {

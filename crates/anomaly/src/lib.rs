@@ -17,17 +17,18 @@ pub mod ssim;
 pub mod ssim_ae;
 
 pub use csc::CscReconstructor;
-pub use detector::{Analysis, Calibration, Detector, DetectorConfig, DetectorParams, Tiling};
+pub use detector::{Analysis, Calibration, Detector, DetectorParams, Tiling};
 pub use error::{AnomalyError, Result};
 pub use evaluate::{
     DefectReport, EvalParams, EvalReport, Evaluation, TestSet, evaluate, evaluate_mvtec, load_mvtec_test,
     load_mvtec_train, random_crops,
 };
 pub use heatmap::{RgbImage, heatmap_panel, jet};
+pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
 pub use maps::{ImageScore, MapConfig, MapKind, MapParams};
 pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quantile};
-pub use normalize::{MapNormalizer, NormalizerConfig, NormalizerParams, Scope, Side};
-pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryLearner, PatchDictionaryParams};
+pub use normalize::{MapNormalizer, NormalizerParams, Scope, Side};
+pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryParams};
 pub use reconstructor::Reconstructor;
 pub use restore::{RestorationCheck, corrupted_pixel_auroc, restoration_check};
 pub use ssim::{Ssim, SsimParams};

@@ -4,6 +4,7 @@ use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid};
 use crate::filter::{gaussian_blur, same_shape};
 use crate::ssim::{Ssim, SsimParams};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use serde::{Deserialize, Serialize};
 
 /// How a pixel's anomaly value is computed from the input `x` and the reconstruction `x̂`.
@@ -33,11 +34,12 @@ pub enum ImageScore {
     Mean,
 }
 
-/// Anomaly-map settings (builder; [`MapParams::check`] returns a ready [`MapConfig`]).
+/// Anomaly-map settings (builder; [`ParamGuard::check`] validates them, and
+/// `MapConfig::from(checked)` builds the map computer).
 ///
 /// | parameter | default | meaning | range |
 /// |---|---|---|---|
-/// | `kind` | `SquaredError` | per-pixel measure, see [`MapKind`] | SSIM parameters as [`SsimParams::check`] |
+/// | `kind` | `SquaredError` | per-pixel measure, see [`MapKind`] | SSIM parameters as [`SsimParams`]' [`ParamGuard::validate`] |
 /// | `smoothing` | `None` | Gaussian smoothing σ of the map, in pixels | finite, `(0, 1000]` |
 /// | `score` | `Max` | image score pooled from the (smoothed) map, see [`ImageScore`] | — |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -81,32 +83,36 @@ impl MapParams {
         self.score = score;
         self
     }
-    /// Validate.
-    ///
+}
+
+impl ParamGuard for MapParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming `smoothing` or an SSIM parameter.
-    pub fn check(&self) -> Result<MapConfig> {
+    fn validate(&self) -> Result<()> {
         if let Some(s) = self.smoothing {
             check_pos("smoothing", s)?;
             if s > 1000.0 {
                 return Err(invalid("smoothing", s, "must be at most 1000 pixels"));
             }
         }
-        let ssim = match self.kind {
-            MapKind::Ssim(p) => Some(p.check()?),
-            _ => None,
-        };
-        Ok(MapConfig { params: *self, ssim })
+        match self.kind {
+            MapKind::Ssim(p) => p.validate(),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Validated map settings.
+/// The map computer of checked [`MapParams`]: holds the precomputed SSIM window (when the map
+/// kind is SSIM); built with `MapConfig::from(params.check()?)`.
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::maps::{ImageScore, MapParams};
+/// use latent_anomaly::maps::{ImageScore, MapConfig, MapParams};
+/// use latent_anomaly::ParamGuard;
 /// use latent_linalg::Tensor4;
-/// let cfg = MapParams::new().score(ImageScore::Mean).check()?;
+/// let cfg = MapConfig::from(MapParams::new().score(ImageScore::Mean).check()?);
 /// let x = Tensor4::<f32>::from_vec([1, 1, 1, 4], vec![0.0, 0.5, 1.0, 1.0])?;
 /// let xh = Tensor4::<f32>::from_vec([1, 1, 1, 4], vec![0.0, 0.5, 1.0, 0.0])?;
 /// let maps = cfg.maps(&x, &xh)?;
@@ -120,7 +126,23 @@ pub struct MapConfig {
     ssim: Option<Ssim>,
 }
 
+impl From<Checked<MapParams>> for MapConfig {
+    fn from(params: Checked<MapParams>) -> Self {
+        Self::from_valid(params.into_inner())
+    }
+}
+
 impl MapConfig {
+    /// Build from parameters that passed [`ParamGuard::validate`] (directly or as part of
+    /// checked detector settings).
+    pub(crate) fn from_valid(params: MapParams) -> Self {
+        let ssim = match params.kind {
+            MapKind::Ssim(p) => Some(Ssim::from_valid(p)),
+            _ => None,
+        };
+        Self { params, ssim }
+    }
+
     /// The parameters.
     pub fn params(&self) -> &MapParams {
         &self.params

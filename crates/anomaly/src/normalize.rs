@@ -32,6 +32,7 @@
 use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid, shape_err};
 use crate::filter::gaussian_blur;
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, Fit, ParamGuard};
 use serde::{Deserialize, Serialize};
 
 /// Which deviations from the normal residual energy are anomalous.
@@ -63,7 +64,8 @@ pub const MIN_SPREAD: f64 = 1e-3;
 /// `Φ(1)`, the standard normal CDF at one: the quantiles `Φ(±1)` of a Gaussian are `mean ± std`.
 const PHI_1: f64 = 0.841_344_746_068_543;
 
-/// Map-normaliser settings (builder; [`NormalizerParams::check`] validates them).
+/// Map-normaliser settings (builder; [`ParamGuard::check`] validates them, and
+/// `Checked::fit` on normal anomaly maps returns the [`MapNormalizer`]).
 ///
 /// | parameter | default | meaning | range |
 /// |---|---|---|---|
@@ -114,11 +116,14 @@ impl NormalizerParams {
         self.scope = scope;
         self
     }
-    /// Validate.
-    ///
+}
+
+impl ParamGuard for NormalizerParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming `window` or `floor`.
-    pub fn check(&self) -> Result<NormalizerConfig> {
+    fn validate(&self) -> Result<()> {
         check_pos("window", self.window)?;
         if self.window > 1000.0 {
             return Err(invalid("window", self.window, "must be at most 1000 pixels"));
@@ -127,14 +132,8 @@ impl NormalizerParams {
         if self.floor > 1.0 {
             return Err(invalid("floor", self.floor, "must be in (0, 1]"));
         }
-        Ok(NormalizerConfig { params: *self })
+        Ok(())
     }
-}
-
-/// Validated normaliser settings; [`NormalizerConfig::fit`] estimates the normal statistics.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NormalizerConfig {
-    params: NormalizerParams,
 }
 
 /// Statistics of the normal log-energy: median and the two half-spreads.
@@ -169,6 +168,7 @@ impl SplitStats {
 ///
 /// # Example
 /// ```
+/// use latent_anomaly::ParamGuard;
 /// use latent_anomaly::normalize::{NormalizerParams, Side};
 /// use latent_linalg::Tensor4;
 /// // Normal maps: a residual that is about 1 everywhere (busy texture, never reconstructed exactly).
@@ -200,11 +200,8 @@ pub struct MapNormalizer {
     size: (usize, usize),
 }
 
-impl NormalizerConfig {
-    /// The parameters.
-    pub fn params(&self) -> &NormalizerParams {
-        &self.params
-    }
+impl<T: Real> Fit<Tensor4<T>> for NormalizerParams {
+    type Fitted = MapNormalizer;
 
     /// Estimate the normal statistics from the anomaly maps `(N, 1, H, W)` of held-out
     /// **normal** images (maps with several channels are averaged over channels).
@@ -214,7 +211,7 @@ impl NormalizerConfig {
     /// [`AnomalyError::InvalidParameter`] for negative map values (an energy is `>= 0`), for
     /// maps that are zero everywhere (no error level to compare with), and for
     /// [`Scope::PerPixel`] with fewer than 3 maps.
-    pub fn fit<T: Real>(&self, normal_maps: &Tensor4<T>) -> Result<MapNormalizer> {
+    fn fit_checked(params: &Checked<Self>, normal_maps: &Tensor4<T>) -> Result<MapNormalizer> {
         let [n, _, h, w] = normal_maps.shape();
         if normal_maps.is_empty() {
             return Err(AnomalyError::Empty { what: "normal maps" });
@@ -225,10 +222,10 @@ impl NormalizerConfig {
         if !(mean > 0.0) {
             return Err(invalid("normal maps", "all zero", "need a positive mean error level to normalise by"));
         }
-        let floor = self.params.floor * mean;
-        let s = log_energy(&plain, [n, h, w], self.params.window, floor)?;
+        let floor = params.floor * mean;
+        let s = log_energy(&plain, [n, h, w], params.window, floor)?;
         let plane = h * w;
-        let stats = match self.params.scope {
+        let stats = match params.scope {
             Scope::Global => {
                 let mut v = s;
                 v.sort_unstable_by(f64::total_cmp);
@@ -247,7 +244,7 @@ impl NormalizerConfig {
                     .collect()
             }
         };
-        Ok(MapNormalizer { params: self.params, floor, stats, size: (h, w) })
+        Ok(MapNormalizer { params: **params, floor, stats, size: (h, w) })
     }
 }
 

@@ -10,7 +10,8 @@
 use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid};
 use crate::reconstructor::Reconstructor;
 use latent_linalg::{DMatrix, Real, Tensor4, Trans, matmul};
-use latent_sparse_coding::{Encoder, FittedDictionary, Lars, Omp, OnlineParams, ParamGuard};
+use latent_optim::fit::{Checked, Fit, ParamGuard};
+use latent_sparse_coding::{Encoder, FittedDictionary, Lars, Omp, OnlineParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,8 @@ pub enum PatchCoder {
     },
 }
 
-/// Patch-dictionary detector settings (builder; [`PatchDictionaryParams::check`] validates).
+/// Patch-dictionary detector settings (builder; [`ParamGuard::check`] validates them, and
+/// `Checked::fit` on normal images learns the [`PatchDictionary`]).
 ///
 /// | parameter | default | meaning | range |
 /// |---|---|---|---|
@@ -85,22 +87,12 @@ impl Default for PatchDictionaryParams {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
-        $($(#[$doc])*
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$name = v;
-            self
-        })*
-    };
-}
-
 impl PatchDictionaryParams {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
     }
-    setters!(
+    latent_optim::setters!(
         /// Set the patch side.
         patch: usize,
         /// Set the reconstruction stride.
@@ -122,12 +114,14 @@ impl PatchDictionaryParams {
         /// Set the seed.
         seed: u64,
     );
+}
 
-    /// Validate.
-    ///
+impl ParamGuard for PatchDictionaryParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming the first bad value.
-    pub fn check(&self) -> Result<PatchDictionaryLearner> {
+    fn validate(&self) -> Result<()> {
         if self.patch == 0 || self.patch > 64 {
             return Err(invalid("patch", self.patch, "must be in 1..=64"));
         }
@@ -162,21 +156,15 @@ impl PatchDictionaryParams {
         if self.batch_size == 0 {
             return Err(invalid("batch_size", 0, "must be >= 1"));
         }
-        Ok(PatchDictionaryLearner { params: *self })
+        Ok(())
     }
-}
-
-/// Validated settings: [`PatchDictionaryLearner::fit`] learns the dictionary.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PatchDictionaryLearner {
-    params: PatchDictionaryParams,
 }
 
 /// A learned patch dictionary: a [`Reconstructor`] for images of any size `>= patch`.
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{PatchCoder, PatchDictionaryParams, Reconstructor};
+/// use latent_anomaly::{ParamGuard, PatchCoder, PatchDictionaryParams, Reconstructor};
 /// use latent_linalg::Tensor4;
 /// // normal images: vertical stripes of random phase; the anomaly is a horizontal bar
 /// let stripes = |n: usize| Tensor4::<f64>::from_fn([n, 1, 16, 16], |[i, _, _, x]| ((x + i) % 4 < 2) as u8 as f64);
@@ -221,11 +209,8 @@ fn center_columns<T: Real>(m: &mut DMatrix<T>) -> Vec<T> {
         .collect()
 }
 
-impl PatchDictionaryLearner {
-    /// The settings.
-    pub fn params(&self) -> &PatchDictionaryParams {
-        &self.params
-    }
+impl<T: Real> Fit<Tensor4<T>> for PatchDictionaryParams {
+    type Fitted = PatchDictionary<T>;
 
     /// Learn a dictionary on random patches of the normal images `(N, C, H, W)` (every channel
     /// plane is a gray image).
@@ -233,8 +218,8 @@ impl PatchDictionaryLearner {
     /// # Errors
     /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`], [`AnomalyError::ShapeMismatch`]
     /// for images smaller than a patch, and dictionary-learning errors.
-    pub fn fit<T: Real>(&self, images: &Tensor4<T>) -> Result<PatchDictionary<T>> {
-        let p = self.params;
+    fn fit_checked(params: &Checked<Self>, images: &Tensor4<T>) -> Result<PatchDictionary<T>> {
+        let p = **params;
         if images.is_empty() {
             return Err(AnomalyError::Empty { what: "training images" });
         }

@@ -24,7 +24,7 @@
 //!
 //! # Example: a model defined outside the crate
 //! ```
-//! use latent_anomaly::{AnomalyError, Detector, DetectorParams, Reconstructor, Result};
+//! use latent_anomaly::{AnomalyError, Detector, DetectorParams, ParamGuard, Reconstructor, Result};
 //! use latent_linalg::Tensor4;
 //!
 //! /// The model's own error type.

@@ -179,7 +179,7 @@ pub fn restoration_check<T: Real, R: Reconstructor<T>>(
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::{Detector, DetectorParams, Reconstructor, Result, corrupted_pixel_auroc};
+/// use latent_anomaly::{Detector, DetectorParams, ParamGuard, Reconstructor, Result, corrupted_pixel_auroc};
 /// use latent_autoencoder::{BlobNoise, NoiseModel};
 /// use latent_linalg::Tensor4;
 /// let clean = Tensor4::<f32>::from_fn([4, 1, 16, 16], |[n, _, i, j]| ((n + 2 * i + 3 * j) % 5) as f32 / 5.0)?;

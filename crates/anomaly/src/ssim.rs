@@ -17,10 +17,12 @@
 use crate::error::{AnomalyError, Result, check_finite, check_pos, invalid};
 use crate::filter::{SeparableFilter, same_shape};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// SSIM settings (builder; [`SsimParams::check`] returns a ready [`Ssim`]).
+/// SSIM settings (builder; [`ParamGuard::check`] validates them and `Ssim::from(checked)`
+/// precomputes the window).
 ///
 /// | parameter | default | meaning | range |
 /// |---|---|---|---|
@@ -80,12 +82,14 @@ impl SsimParams {
         self.k2 = k2;
         self
     }
+}
 
-    /// Validate and precompute the window.
-    ///
+impl ParamGuard for SsimParams {
+    type Error = AnomalyError;
+
     /// # Errors
     /// [`AnomalyError::InvalidParameter`] naming `window`, `sigma`, `dynamic_range`, `k1` or `k2`.
-    pub fn check(&self) -> Result<Ssim> {
+    fn validate(&self) -> Result<()> {
         if self.window == 0 || self.window.is_multiple_of(2) || self.window > 255 {
             return Err(invalid("window", self.window, "must be odd and in 1..=255"));
         }
@@ -94,24 +98,26 @@ impl SsimParams {
         }
         check_pos("dynamic_range", self.dynamic_range)?;
         check_pos("k1", self.k1)?;
-        check_pos("k2", self.k2)?;
-        let filter = match self.sigma {
-            Some(s) => SeparableFilter::gaussian(self.window, s),
-            None => SeparableFilter::uniform(self.window),
-        };
-        let c1 = (self.k1 * self.dynamic_range).powi(2);
-        let c2 = (self.k2 * self.dynamic_range).powi(2);
-        Ok(Ssim { params: *self, filter, c1, c2 })
+        check_pos("k2", self.k2)
     }
 }
 
-/// A validated SSIM: maps, scores, and the loss with its gradient.
+impl From<Checked<SsimParams>> for Ssim {
+    /// Precompute the window and the constants.
+    fn from(params: Checked<SsimParams>) -> Self {
+        Self::from_valid(params.into_inner())
+    }
+}
+
+/// SSIM of checked [`SsimParams`] with its precomputed window: maps, scores, and the loss with
+/// its gradient.
 ///
 /// # Example
 /// ```
-/// use latent_anomaly::ssim::SsimParams;
+/// use latent_anomaly::ParamGuard;
+/// use latent_anomaly::ssim::{Ssim, SsimParams};
 /// use latent_linalg::Tensor4;
-/// let ssim = SsimParams::new().check()?;
+/// let ssim = Ssim::from(SsimParams::new().check()?);
 /// let x = Tensor4::<f64>::from_fn([1, 1, 16, 16], |[_, _, i, j]| ((i * 3 + j) % 5) as f64 / 5.0)?;
 /// assert!((ssim.mean(&x, &x)?[0] - 1.0).abs() < 1e-12);
 /// let mut y = x.clone();
@@ -137,6 +143,17 @@ struct Stats {
 }
 
 impl Ssim {
+    /// Build from parameters that passed [`ParamGuard::validate`].
+    pub(crate) fn from_valid(params: SsimParams) -> Self {
+        let filter = match params.sigma {
+            Some(s) => SeparableFilter::gaussian(params.window, s),
+            None => SeparableFilter::uniform(params.window),
+        };
+        let c1 = (params.k1 * params.dynamic_range).powi(2);
+        let c2 = (params.k2 * params.dynamic_range).powi(2);
+        Self { params, filter, c1, c2 }
+    }
+
     /// The parameters.
     pub fn params(&self) -> &SsimParams {
         &self.params
@@ -239,9 +256,10 @@ impl Ssim {
     ///
     /// # Example
     /// ```
-    /// use latent_anomaly::ssim::SsimParams;
+    /// use latent_anomaly::ParamGuard;
+    /// use latent_anomaly::ssim::{Ssim, SsimParams};
     /// use latent_linalg::Tensor4;
-    /// let ssim = SsimParams::new().window(5).check()?;
+    /// let ssim = Ssim::from(SsimParams::new().window(5).check()?);
     /// let t = Tensor4::<f64>::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * j) % 4) as f64 / 4.0)?;
     /// let mut p = t.clone();
     /// p.map_inplace(|v| 0.5 * v + 0.2);

@@ -16,6 +16,7 @@ use latent_autoencoder::{
     Activation, Autoencoder, AutoencoderError, Checked, Layer, Loss, Mode, Objective, Param, Sequential, Trainable,
 };
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::ParamGuard;
 
 /// An autoencoder trained with the SSIM loss. Build with [`SsimAutoencoder::new`], train with
 /// [`SsimAutoencoder::fit`] (or the autoencoder crate's [`Trainer`]), use as a [`Reconstructor`].
@@ -58,7 +59,7 @@ impl<T: Real> SsimAutoencoder<T> {
             encoder: model.encoder().clone(),
             code_activation: model.code_activation(),
             decoder: model.decoder().clone(),
-            ssim: ssim.check()?,
+            ssim: Ssim::from(ssim.check()?),
             mse_weight: 0.0,
         })
     }

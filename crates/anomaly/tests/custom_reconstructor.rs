@@ -2,6 +2,7 @@
 //! runs through the whole detector (tiling, maps, calibration, evaluation with image AUROC,
 //! pixel AUROC and AUPRO), and its failures come back with the model's typed error as the source.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     AnomalyError, Detector, DetectorParams, EvalParams, MapParams, Reconstructor, Result, TestSet, evaluate, metrics,
 };
@@ -110,7 +111,7 @@ fn a_user_defined_reconstructor_runs_the_whole_detector() {
         let cal = det.calibrate(&smooth(6, side, 200), 0.99).unwrap();
         assert!(cal.pixel > 0.0 && cal.image >= cal.pixel);
         // evaluation: every metric, overall and per defect type
-        let e = evaluate(&det, &test, &EvalParams::new()).unwrap();
+        let e = evaluate(&det, &test, &EvalParams::new().check().unwrap()).unwrap();
         let r = &e.report;
         assert_eq!((r.n_normal, r.n_anomalous), (4, 4));
         assert_eq!(r.image_auroc, 1.0, "{tiles:?}");
@@ -157,7 +158,7 @@ fn a_failing_reconstructor_keeps_its_own_error_as_the_source() {
     let mut masks = vec![false; 2 * 4 * 9];
     masks[40] = true;
     let test = TestSet { images: tiny.clone(), masks, defects: vec!["good".into(), "spot".into()] };
-    check(evaluate(&det, &test, &EvalParams::new()).unwrap_err());
+    check(evaluate(&det, &test, &EvalParams::new().check().unwrap()).unwrap_err());
     let boxed: Box<dyn Reconstructor<f64>> = Box::new(LocalMean { radius: 2 });
     let det = Detector::new(boxed, DetectorParams::new().tiles(4, 9, 2).check().unwrap());
     check(det.reconstruct(&Tensor4::zeros([1, 1, 6, 12]).unwrap()).unwrap_err());

@@ -1,5 +1,6 @@
 //! Detector, maps, tiling, evaluation and heatmaps with reconstructors whose behaviour is known.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::heatmap::{compare_masks, heatmap_panel};
 use latent_anomaly::{
     AnomalyError, Detector, DetectorParams, EvalParams, ImageScore, MapParams, Reconstructor, Result, RgbImage,
@@ -154,7 +155,7 @@ fn evaluation_of_a_perfect_detector() {
     // the row mean spreads a defect over its row, but the error is largest on the defect itself
     let det = Detector::new(RowMean, DetectorParams::new().check().unwrap());
     let test = TestSet { images, masks, defects };
-    let e = evaluate(&det, &test, &EvalParams::new()).unwrap();
+    let e = evaluate(&det, &test, &EvalParams::new().check().unwrap()).unwrap();
     let r = &e.report;
     assert_eq!((r.n_normal, r.n_anomalous), (3, 3));
     assert_eq!(r.image_auroc, 1.0);
@@ -167,9 +168,15 @@ fn evaluation_of_a_perfect_detector() {
     assert_eq!(e.scores.len(), 6);
     // an inconsistent test set is rejected
     let bad = TestSet { images: stripes(2, 4, 4), masks: vec![false; 31], defects: vec!["good".into(); 2] };
-    assert!(matches!(evaluate(&det, &bad, &EvalParams::new()), Err(AnomalyError::LengthMismatch { .. })));
+    assert!(matches!(
+        evaluate(&det, &bad, &EvalParams::new().check().unwrap()),
+        Err(AnomalyError::LengthMismatch { .. })
+    ));
     let normal_only = TestSet { images: stripes(2, 4, 4), masks: vec![false; 32], defects: vec!["good".into(); 2] };
-    assert!(matches!(evaluate(&det, &normal_only, &EvalParams::new()), Err(AnomalyError::SingleClass { .. })));
+    assert!(matches!(
+        evaluate(&det, &normal_only, &EvalParams::new().check().unwrap()),
+        Err(AnomalyError::SingleClass { .. })
+    ));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! directions of anomaly, exact regions, per-pixel statistics, scale invariance, validation and
 //! the detector integration.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     AnomalyError, Detector, DetectorParams, MapNormalizer, NormalizerParams, Reconstructor, Result, Scope, Side,
     metrics::pixel_auroc,

@@ -1,6 +1,7 @@
 //! The sparse-coding reconstructors (patch dictionary, convolutional sparse coding) plug into the
 //! detector like an autoencoder and localise what the normal data does not contain.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     AnomalyError, CscReconstructor, Detector, DetectorParams, MapParams, PatchCoder, PatchDictionaryParams,
     Reconstructor, metrics,

@@ -1,5 +1,6 @@
 //! Restoring (blob-denoising) autoencoders and `restoration_check`.
 
+use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     AnomalyError, Detector, DetectorParams, MapParams, Reconstructor, corrupted_pixel_auroc, restoration_check,
 };

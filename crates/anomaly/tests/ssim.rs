@@ -1,7 +1,8 @@
 //! SSIM: identity, symmetry, its gradient (the shared gradient checker), and the SSIM
 //! autoencoder's parameter gradients.
 
-use latent_anomaly::ssim::SsimParams;
+use latent_anomaly::ParamGuard;
+use latent_anomaly::ssim::{Ssim, SsimParams};
 use latent_anomaly::{AnomalyError, Reconstructor, SsimAutoencoder};
 use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
@@ -19,7 +20,7 @@ fn random(shape: [usize; 4], seed: u64) -> Tensor4<f64> {
 
 #[test]
 fn ssim_of_an_image_with_itself_is_one() {
-    let ssim = SsimParams::new().check().unwrap();
+    let ssim = Ssim::from(SsimParams::new().check().unwrap());
     for x in [random([2, 3, 13, 9], 1), Tensor4::full([1, 1, 5, 5], 0.3).unwrap()] {
         let m = ssim.map(&x, &x).unwrap();
         assert_eq!(m.shape(), [x.n(), 1, x.h(), x.w()]);
@@ -33,7 +34,7 @@ fn ssim_of_an_image_with_itself_is_one() {
 
 #[test]
 fn ssim_is_symmetric_bounded_and_structural() {
-    let ssim = SsimParams::new().check().unwrap();
+    let ssim = Ssim::from(SsimParams::new().check().unwrap());
     let x = random([1, 1, 20, 20], 2);
     let y = random([1, 1, 20, 20], 3);
     let (a, b) = (ssim.map(&x, &y).unwrap(), ssim.map(&y, &x).unwrap());
@@ -56,7 +57,7 @@ fn ssim_loss_gradient_passes_the_shared_gradient_check() {
         (SsimParams::new().window(5).uniform(), [1, 1, 7, 6], 5),
         (SsimParams::new().window(3).gaussian(0.8).dynamic_range(2.0), [3, 1, 5, 5], 6),
     ] {
-        let ssim = params.check().unwrap();
+        let ssim = Ssim::from(params.check().unwrap());
         let target = random(shape, seed);
         let mut pred = random(shape, seed + 100);
         pred.as_mut_slice().iter_mut().zip(target.as_slice()).for_each(|(p, t)| *p = 0.5 * *p + 0.5 * t);
@@ -77,7 +78,7 @@ fn ssim_loss_gradient_passes_the_shared_gradient_check() {
 
 #[test]
 fn ssim_loss_is_minimal_at_the_target() {
-    let ssim = SsimParams::new().check().unwrap();
+    let ssim = Ssim::from(SsimParams::new().check().unwrap());
     let x = random([2, 1, 10, 10], 7);
     let mut g = vec![1.0; x.len()];
     assert_eq!(ssim.loss_grad(&x, &x, &mut g).unwrap(), 0.0);
@@ -95,7 +96,7 @@ fn ssim_rejects_bad_input() {
         SsimParams::new().dynamic_range(f64::NAN).check(),
         Err(AnomalyError::InvalidParameter { name: "dynamic_range", .. })
     ));
-    let ssim = SsimParams::new().check().unwrap();
+    let ssim = Ssim::from(SsimParams::new().check().unwrap());
     let x = random([1, 1, 4, 4], 1);
     let y = random([1, 1, 4, 5], 1);
     assert!(matches!(ssim.map(&x, &y), Err(AnomalyError::ShapeMismatch { .. })));

@@ -13,6 +13,7 @@ use crate::dataset::rng_from_seed;
 use crate::error::{DatasetError, Result, invalid};
 use crate::image::{GrayImage, LabelImage, read_png, read_png_labels, stack_images};
 use crate::paths::{CELLS, data_dir};
+use latent_linalg::filter::{Border, Kernel1d};
 use latent_linalg::{Real, Tensor4};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -696,7 +697,7 @@ pub fn synth_cells(cfg: &SynthCells, seed: u64) -> Result<CellSample> {
             *o = map[*o as usize];
         }
     }
-    let mut img = gaussian_blur(&value, w, h, cfg.blur_sigma);
+    let mut img = gaussian_blur(&value, w, h, cfg.blur_sigma)?;
     for v in img.iter_mut() {
         let e: f64 = StandardNormal.sample(&mut rng);
         *v = (*v + cfg.noise_sigma * e).clamp(0.0, 1.0);
@@ -720,28 +721,55 @@ pub fn synth_cell_set(cfg: &SynthCells, count: usize, seed: u64) -> Result<Vec<C
         .collect()
 }
 
-/// Separable Gaussian blur with mirror boundary (σ = 0 returns a copy).
-pub(crate) fn gaussian_blur(v: &[f64], w: usize, h: usize, sigma: f64) -> Vec<f64> {
+/// Separable Gaussian blur with mirror boundary, radius ⌈3σ⌉ (σ ≤ 0 returns a copy).
+fn gaussian_blur(v: &[f64], w: usize, h: usize, sigma: f64) -> Result<Vec<f64>> {
     if sigma <= 0.0 {
-        return v.to_vec();
+        return Ok(v.to_vec());
     }
-    let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect();
-    let s: f64 = k.iter().sum();
-    let k: Vec<f64> = k.iter().map(|x| x / s).collect();
-    let mut tmp = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            tmp[y * w + x] =
-                k.iter().enumerate().map(|(j, kj)| kj * v[y * w + mirror(x as i64 + j as i64 - r, w)]).sum();
+    Ok(Kernel1d::gaussian_truncated(sigma, 3.0)?.apply(v, h, w, Border::Mirror)?)
+}
+
+#[cfg(test)]
+mod blur_tests {
+    use super::*;
+
+    /// The blur as it was before it moved to `latent_linalg::filter` (reference for the test).
+    fn gaussian_blur_before(v: &[f64], w: usize, h: usize, sigma: f64) -> Vec<f64> {
+        if sigma <= 0.0 {
+            return v.to_vec();
+        }
+        let r = (3.0 * sigma).ceil() as i64;
+        let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+        let s: f64 = k.iter().sum();
+        let k: Vec<f64> = k.iter().map(|x| x / s).collect();
+        let mut tmp = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                tmp[y * w + x] =
+                    k.iter().enumerate().map(|(j, kj)| kj * v[y * w + mirror(x as i64 + j as i64 - r, w)]).sum();
+            }
+        }
+        let mut out = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                out[y * w + x] =
+                    k.iter().enumerate().map(|(j, kj)| kj * tmp[mirror(y as i64 + j as i64 - r, h) * w + x]).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn linalg_blur_is_bit_identical_to_the_old_one() {
+        let mut rng = rng_from_seed(5);
+        for (w, h, sigma) in [(37, 23, 1.0), (8, 5, 2.6), (1, 9, 0.7), (64, 64, 1.0), (3, 3, 4.0), (16, 2, 0.3)] {
+            let v: Vec<f64> = (0..w * h).map(|_| rng.random::<f64>() * 2.0 - 0.5).collect();
+            let new = gaussian_blur(&v, w, h, sigma).unwrap();
+            let old = gaussian_blur_before(&v, w, h, sigma);
+            assert_eq!(
+                new.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                old.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
-    let mut out = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] =
-                k.iter().enumerate().map(|(j, kj)| kj * tmp[mirror(y as i64 + j as i64 - r, h) * w + x]).sum();
-        }
-    }
-    out
 }

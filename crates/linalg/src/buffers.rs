@@ -14,19 +14,8 @@
 //! step page-faults every page back in (measured on the conv autoencoder step of
 //! `cargo xtask bench conv_ae_step`: 700 page faults per step, a fifth of its time).
 //!
-//! | setting | default | meaning | range |
-//! |---|---|---|---|
-//! | [`set_max_bytes`] | [`DEFAULT_MAX_BYTES`] | bytes cached per thread (0 disables the cache) | any |
-//!
-//! # Example
-//! ```
-//! use latent_linalg::buffers;
-//! let v: Vec<f32> = buffers::take(1 << 16);
-//! assert!(v.is_empty() && v.capacity() >= 1 << 16);
-//! buffers::give(v); // cached for the next `take` of a similar size on this thread
-//! let w: Vec<f32> = buffers::take(1 << 16);
-//! assert!(w.capacity() >= 1 << 16);
-//! ```
+//! Crate-internal: only linalg's own kernels and [`Tensor4`](crate::Tensor4) take from and give
+//! to the cache; other crates get warm memory through them without seeing it.
 
 use crate::real::Real;
 use std::cell::RefCell;
@@ -47,6 +36,7 @@ pub fn max_bytes() -> usize {
     MAX.load(Ordering::Relaxed)
 }
 
+#[cfg(test)]
 /// Set the per-thread byte budget; 0 turns the cache off. Returns the previous value.
 pub fn set_max_bytes(bytes: usize) -> usize {
     MAX.swap(bytes, Ordering::Relaxed)
@@ -182,6 +172,7 @@ pub(crate) fn give_any<T>(v: Vec<T>) {
     });
 }
 
+#[cfg(test)]
 /// Free every buffer cached by this thread.
 pub fn clear() {
     let _ = CACHE.try_with(|c| {
@@ -192,6 +183,7 @@ pub fn clear() {
     });
 }
 
+#[cfg(test)]
 /// Bytes cached by this thread.
 pub fn cached_bytes() -> usize {
     CACHE.try_with(|c| c.try_borrow().map_or(0, |c| c.bytes)).unwrap_or(0)
@@ -202,10 +194,12 @@ pub fn cached_bytes() -> usize {
 pub struct Scratch<T: Real>(Vec<T>);
 
 impl<T: Real> Scratch<T> {
+    #[cfg(test)]
     /// An empty scratch vector (takes nothing from the cache until [`Scratch::zeroed`]).
     pub fn new() -> Self {
         Self(Vec::new())
     }
+    #[cfg(test)]
     /// The vector resized to `n` elements, all zero (reusing the current or a cached buffer).
     pub fn zeroed(&mut self, n: usize) -> &mut Vec<T> {
         self.reserve(n);

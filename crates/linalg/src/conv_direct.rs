@@ -62,6 +62,8 @@ pub(crate) struct Direct {
     pub kw: usize,
     pub ph: usize,
     pub pw: usize,
+    /// The instruction set the kernels run with (one the CPU has: see [`supports`]).
+    pub isa: Isa,
 }
 
 impl Direct {
@@ -100,38 +102,35 @@ impl Direct {
 
 /// Instruction set of the direct kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isa {
+pub(crate) enum Isa {
     /// 16 lanes, 32 registers.
     Avx512,
     /// 8 lanes, 16 registers (AVX2 + FMA).
     Avx2,
 }
 
-/// Forbid the AVX-512 kernels even where the CPU has them (tests use it to run the AVX2 kernels).
-static AVX2_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Use only the AVX2 kernels (or not); returns the previous setting.
-pub(crate) fn set_avx2_only(on: bool) -> bool {
-    AVX2_ONLY.swap(on, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The best instruction set of the direct kernels on this CPU, if any.
-fn isa() -> Option<Isa> {
+/// `true` when the CPU has the instruction set `isa` and `T` is `f32` (the kernels' type).
+pub(crate) fn supports<T: 'static>(isa: Isa) -> bool {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
-            return Some(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Some(Isa::Avx2);
+        match isa {
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
         }
     }
-    None
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
 }
 
-/// `true` when the direct kernels run on this CPU for element type `T`.
-pub(crate) fn available<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>() && isa().is_some()
+/// The best instruction set of the direct kernels for `T` on this CPU, if any.
+pub(crate) fn best<T: 'static>() -> Option<Isa> {
+    [Isa::Avx512, Isa::Avx2].into_iter().find(|&isa| supports::<T>(isa))
 }
 
 /// View a `T` slice as `f32` when `T` is `f32`.
@@ -253,7 +252,7 @@ pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32], dx: &m
             }
         }
     }
-    let t = Direct { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw };
+    let t = Direct { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw, isa: d.isa };
     debug_assert_eq!((t.ho(), t.wo()), (d.h, d.w));
     forward(&t, n, dy, &wf, None, dx);
 }
@@ -298,6 +297,11 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
     }
 }
 
+/// AVX-512 forward: blocks of 8 output channels × 48 positions (24 accumulators).
+///
+/// # Safety
+/// The CPU must support AVX-512F, and the slices must satisfy the bounds that [`fwd_kernel`]
+/// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
@@ -317,10 +321,15 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
                 *a = [bv; 3];
             }
             for c in 0..d.c {
-                // SAFETY (whole block): indices stay below c*s + pqr + max(offs) <= d.c*s (asserted).
+                // SAFETY: c < d.c and q0 < pqr <= s, so c·s + q0 < d.c·s <= xp.len() (asserted by
+                // `fwd_kernel`): the pointer stays inside `xp`.
                 let xc = unsafe { xptr.add(c * s + q0) };
+                // SAFETY: c·taps·opad + o0 < d.c·taps·opad <= wt.len() (asserted): inside `wt`.
                 let wc = unsafe { wptr.add(c * taps * opad + o0) };
                 for (t, &off) in offs.iter().enumerate() {
+                    // SAFETY: q0 + 48 <= pqr (pqr is a multiple of CH = 48) and pqr + off <= s
+                    // (asserted), so the three 16-lane loads read c·s + q0 + off .. c·s + q0 + off
+                    // + 48 <= (c + 1)·s <= xp.len(); unaligned loads accept any address.
                     let xv = unsafe {
                         [
                             _mm512_loadu_ps(xc.add(off)),
@@ -328,8 +337,11 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
                             _mm512_loadu_ps(xc.add(off + 32)),
                         ]
                     };
+                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < d.c·taps·opad: inside `wt`.
                     let wrow = unsafe { wc.add(t * opad) };
                     for oo in 0..OB {
+                        // SAFETY: o0 + oo < opad (opad is a multiple of OB), so the read is at
+                        // (c·taps + t)·opad + o0 + oo < wt.len().
                         let wv = _mm512_set1_ps(unsafe { *wrow.add(oo) });
                         acc[oo][0] = _mm512_fmadd_ps(wv, xv[0], acc[oo][0]);
                         acc[oo][1] = _mm512_fmadd_ps(wv, xv[1], acc[oo][1]);
@@ -338,7 +350,8 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
                 }
             }
             for (oo, a) in acc.iter().enumerate() {
-                // SAFETY: (o0 + oo) * pqr + q0 + 48 <= opad * pqr.
+                // SAFETY: (o0 + oo)·pqr + q0 + 48 <= opad·pqr <= yp.len() (asserted), so the three
+                // 16-lane unaligned stores write inside `yp`, which is borrowed mutably.
                 unsafe {
                     let dst = yptr.add((o0 + oo) * pqr + q0);
                     _mm512_storeu_ps(dst, a[0]);
@@ -352,6 +365,11 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
     }
 }
 
+/// AVX-512 weight gradient: blocks of 4 output channels × 6 (channel, tap) pairs.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and the slices must satisfy the bounds that [`wgrad_kernel`]
+/// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn wgrad_avx512(
@@ -378,17 +396,25 @@ unsafe fn wgrad_avx512(
         let mut k0 = 0;
         while k0 < kpad {
             let mut acc = [[_mm512_setzero_ps(); WK]; WO];
+            // SAFETY: every pair offset is channel·s + tap offset with channel < d.c, so it is
+            // below d.c·s = xs <= xp.len() (asserted by `wgrad_kernel`): inside `xp`.
             let xptrs: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(pair[k0 + j]) });
+            // SAFETY: o0 + i < opad, so (o0 + i)·pqr < opad·pqr = ds <= dyp.len(): inside `dyp`.
             let dptrs: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptr.add((o0 + i) * pqr) });
             for img in 0..imgs {
-                // SAFETY: image `img` starts at img * xs (img * ds) and its buffers are in bounds (asserted).
+                // SAFETY: img < imgs and xp.len() >= imgs·xs (asserted): image `img` of `xp` starts
+                // at img·xs, and the offset within it is below xs.
                 let xi: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptrs[j].add(img * xs) });
+                // SAFETY: likewise img·ds plus an offset below ds, and dyp.len() >= imgs·ds.
                 let di: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptrs[i].add(img * ds) });
                 let mut q = 0;
                 while q < pqr {
-                    // SAFETY: q + 16 <= pqr; pair offsets + pqr <= d.c * s (asserted above).
+                    // SAFETY: q + 16 <= pqr (a multiple of 16) and pair offset + pqr <= channel·s +
+                    // s <= xs (asserted: pqr + tap offset <= s), so each 16-lane load stays inside
+                    // image `img` of `xp`.
                     let xv: [__m512; WK] = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xi[j].add(q)) });
                     for i in 0..WO {
+                        // SAFETY: (o0 + i)·pqr + q + 16 <= opad·pqr = ds: inside image `img` of `dyp`.
                         let dv = unsafe { _mm512_loadu_ps(di[i].add(q)) };
                         for j in 0..WK {
                             acc[i][j] = _mm512_fmadd_ps(dv, xv[j], acc[i][j]);
@@ -415,13 +441,19 @@ fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: 
     let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
     assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(OB) && pqr.is_multiple_of(CH));
-    match isa() {
-        // SAFETY: the CPU has the instruction set (detected); bounds asserted above.
+    debug_assert!(supports::<f32>(d.isa));
+    match d.isa {
+        // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
+        // through `supports`, which runs the CPU feature detection), so the `target_feature`
+        // function may be called; its pointer reads and writes stay within the slices by the
+        // bounds asserted above (see the kernel's comments).
         #[cfg(target_arch = "x86_64")]
-        Some(Isa::Avx512) => unsafe { fwd_avx512(d, xp, wt, b, opad, offs, yp) },
+        Isa::Avx512 => unsafe { fwd_avx512(d, xp, wt, b, opad, offs, yp) },
+        // SAFETY: as above, for AVX2 + FMA.
         #[cfg(target_arch = "x86_64")]
-        Some(Isa::Avx2) => unsafe { fwd_avx2(d, xp, wt, b, opad, offs, yp) },
-        _ => unreachable!("direct kernels are only selected where `isa()` finds an instruction set"),
+        Isa::Avx2 => unsafe { fwd_avx2(d, xp, wt, b, opad, offs, yp) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("`supports` finds no instruction set off x86-64, so no `Direct` exists"),
     }
 }
 
@@ -441,13 +473,19 @@ fn wgrad_kernel(
     let (xs, ds) = (d.c * s, opad * pqr);
     assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(WO) && k > 0);
-    match isa() {
-        // SAFETY: the CPU has the instruction set (detected); bounds asserted above.
+    debug_assert!(supports::<f32>(d.isa));
+    match d.isa {
+        // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
+        // through `supports`, which runs the CPU feature detection), so the `target_feature`
+        // function may be called; its pointer reads stay within the slices by the bounds asserted
+        // above (see the kernel's comments) and `part` is written through safe indexing.
         #[cfg(target_arch = "x86_64")]
-        Some(Isa::Avx512) => unsafe { wgrad_avx512(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        Isa::Avx512 => unsafe { wgrad_avx512(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        // SAFETY: as above, for AVX2 + FMA.
         #[cfg(target_arch = "x86_64")]
-        Some(Isa::Avx2) => unsafe { wgrad_avx2(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
-        _ => unreachable!("direct kernels are only selected where `isa()` finds an instruction set"),
+        Isa::Avx2 => unsafe { wgrad_avx2(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("`supports` finds no instruction set off x86-64, so no `Direct` exists"),
     }
 }
 
@@ -465,6 +503,10 @@ fn pair_offsets(d: &Direct, taps: usize, offs: &[usize]) -> Vec<usize> {
 
 /// AVX2 forward: blocks of 4 output channels × 16 positions (8 accumulators of 8 lanes; a
 /// larger block would not leave registers for the loads on 16 registers).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and the slices must satisfy the bounds that [`fwd_kernel`]
+/// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
@@ -483,13 +525,20 @@ unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, o
                 *a = [_mm256_set1_ps(b[o0 + oo]); 2];
             }
             for c in 0..d.c {
-                // SAFETY (whole block): indices stay below c*s + pqr + max(offs) <= d.c*s (asserted by the caller).
+                // SAFETY: c < d.c and q0 < pqr <= s, so c·s + q0 < d.c·s <= xp.len() (asserted by
+                // `fwd_kernel`): the pointer stays inside `xp`.
                 let xc = unsafe { xptr.add(c * s + q0) };
+                // SAFETY: c·taps·opad + o0 < d.c·taps·opad <= wt.len() (asserted): inside `wt`.
                 let wc = unsafe { wptr.add(c * taps * opad + o0) };
                 for (t, &off) in offs.iter().enumerate() {
+                    // SAFETY: q0 + 16 <= pqr (a multiple of 48) and pqr + off <= s (asserted), so
+                    // both 8-lane loads read below c·s + q0 + off + 16 <= (c + 1)·s <= xp.len().
                     let xv = unsafe { [_mm256_loadu_ps(xc.add(off)), _mm256_loadu_ps(xc.add(off + 8))] };
+                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < d.c·taps·opad: inside `wt`.
                     let wrow = unsafe { wc.add(t * opad) };
                     for oo in 0..O2 {
+                        // SAFETY: o0 + oo < opad (opad is a multiple of OB = 8, blocks of O2 = 4), so
+                        // the read is at (c·taps + t)·opad + o0 + oo < wt.len().
                         let wv = _mm256_set1_ps(unsafe { *wrow.add(oo) });
                         acc[oo][0] = _mm256_fmadd_ps(wv, xv[0], acc[oo][0]);
                         acc[oo][1] = _mm256_fmadd_ps(wv, xv[1], acc[oo][1]);
@@ -497,7 +546,8 @@ unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, o
                 }
             }
             for (oo, a) in acc.iter().enumerate() {
-                // SAFETY: (o0 + oo) * pqr + q0 + 16 <= opad * pqr.
+                // SAFETY: (o0 + oo)·pqr + q0 + 16 <= opad·pqr <= yp.len() (asserted), so both 8-lane
+                // unaligned stores write inside `yp`, which is borrowed mutably.
                 unsafe {
                     let dst = yptr.add((o0 + oo) * pqr + q0);
                     _mm256_storeu_ps(dst, a[0]);
@@ -511,6 +561,10 @@ unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, o
 }
 
 /// AVX2 weight gradient: blocks of 2 output channels × 6 (channel, tap) pairs.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and the slices must satisfy the bounds that [`wgrad_kernel`]
+/// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn wgrad_avx2(
@@ -537,14 +591,19 @@ unsafe fn wgrad_avx2(
         while k0 < pair.len() {
             let mut acc = [[_mm256_setzero_ps(); WK]; O2];
             for img in 0..imgs {
-                // SAFETY: image `img` starts at img * xs (img * ds); q + 8 <= pqr and pair offsets
-                // + pqr <= s (asserted by the caller).
+                // SAFETY: img < imgs, xp.len() >= imgs·xs (asserted by `wgrad_kernel`) and every
+                // pair offset is below xs = d.c·s: the pointer stays inside image `img` of `xp`.
                 let xi: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(img * xs + pair[k0 + j]) });
+                // SAFETY: (o0 + i)·pqr < opad·pqr = ds and dyp.len() >= imgs·ds: inside `dyp`.
                 let di: [*const f32; O2] = std::array::from_fn(|i| unsafe { dptr.add(img * ds + (o0 + i) * pqr) });
                 let mut q = 0;
                 while q < pqr {
+                    // SAFETY: q + 8 <= pqr (a multiple of 16), so each 8-lane load ends at most at
+                    // img·ds + (o0 + i + 1)·pqr <= (img + 1)·ds.
                     let dv: [__m256; O2] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(di[i].add(q)) });
                     for j in 0..WK {
+                        // SAFETY: pair offset + q + 8 <= channel·s + pqr + tap offset <= (channel +
+                        // 1)·s <= xs (asserted: pqr + tap offset <= s): inside image `img` of `xp`.
                         let xv = unsafe { _mm256_loadu_ps(xi[j].add(q)) };
                         for i in 0..O2 {
                             acc[i][j] = _mm256_fmadd_ps(dv[i], xv, acc[i][j]);

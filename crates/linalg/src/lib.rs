@@ -1,11 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod buffers;
+mod buffers;
 pub mod conv;
 mod conv_direct;
+mod conv_fft;
 pub mod error;
 pub mod fft;
+pub mod filter;
 
 pub mod ops;
 pub mod persist;

@@ -31,15 +31,9 @@ thread_local! {
 
 /// Run `f` as the per-item work of a parallel loop: products (and other kernels that ask
 /// [`in_serial_section`]) inside it stay on the calling thread. Results do not depend on it;
-/// only how the work is split does.
-///
-/// # Example
-/// ```
-/// use latent_linalg::product::{in_serial_section, serial};
-/// assert!(!in_serial_section());
-/// assert!(serial(in_serial_section));
-/// ```
-pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+/// only how the work is split does. Crate-internal: linalg's kernels decide how they split
+/// their own work.
+pub(crate) fn serial<R>(f: impl FnOnce() -> R) -> R {
     struct Guard;
     impl Drop for Guard {
         fn drop(&mut self) {
@@ -51,8 +45,15 @@ pub fn serial<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the calling thread is inside a [`serial`] section (then it should not split its work
-/// across threads).
+/// Whether the calling thread is running the per-item work of one of linalg's parallel loops (a
+/// convolution's per-image work, say). Code that may be called from there — an optimizer step
+/// inside a training loop, for instance — should then not split its own work across threads.
+///
+/// # Example
+/// ```
+/// use latent_linalg::product::in_serial_section;
+/// assert!(!in_serial_section()); // the main thread is not inside linalg's per-item work
+/// ```
 pub fn in_serial_section() -> bool {
     SERIAL_DEPTH.with(std::cell::Cell::get) > 0
 }

@@ -3,7 +3,6 @@
 
 pub mod data;
 pub mod error;
-pub mod fast_conv;
 pub mod io;
 pub mod loss;
 pub mod metrics;

@@ -2,7 +2,6 @@
 //! assembled from `latent-autoencoder` layers, itself a [`Layer`] (forward, backward, params).
 
 use crate::error::{Result, UnetError, check_finite, shape_err};
-use crate::fast_conv::{conv3x3, conv3x3_backward};
 use crate::params::{Checked, Geometry, Padding, UnetParams, check_hw};
 use latent_autoencoder::layers::batchnorm::BatchNorm;
 use latent_autoencoder::layers::conv::{Conv2d, ConvGeometry, ConvTranspose2d};
@@ -54,13 +53,6 @@ struct Cache<T> {
     dec: Vec<Vec<Tensor4<T>>>,
 }
 
-/// The padding of a convolution the shifted-product kernels handle (3×3, stride 1, padding 0
-/// or 1), `None` otherwise.
-fn fast_pad<T: Real>(c: &Conv2d<T>) -> Option<usize> {
-    let g = c.geometry();
-    (g.kernel == (3, 3) && g.stride == (1, 1) && g.pad.0 == g.pad.1 && g.pad.0 <= 1).then_some(g.pad.0)
-}
-
 fn no_dx() -> UnetError {
     UnetError::State { op: "U-Net backward", detail: "input gradient was not computed".into() }
 }
@@ -70,19 +62,11 @@ fn block_out<T>(acts: &[Tensor4<T>]) -> Result<&Tensor4<T>> {
     acts.last().ok_or_else(|| UnetError::State { op: "U-Net", detail: "empty block".into() })
 }
 
-/// Evaluation-mode pass through a block; 3×3 convolutions run on [`crate::fast_conv`].
+/// Evaluation-mode pass through a block.
 fn block_infer<T: Real>(block: &Sequential<T>, x: &Tensor4<T>) -> Result<Tensor4<T>> {
     let mut cur: Option<Tensor4<T>> = None;
     for layer in block.layers() {
-        let input = cur.as_ref().unwrap_or(x);
-        cur = Some(match layer {
-            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
-                let mut y = conv3x3(input, c.weight(), c.bias(), fast_pad(c).unwrap_or(1))?;
-                c.activation().apply(y.as_mut_slice());
-                y
-            }
-            other => other.infer(input)?,
-        });
+        cur = Some(layer.infer(cur.as_ref().unwrap_or(x))?);
     }
     Ok(cur.unwrap_or_else(|| x.clone()))
 }
@@ -91,15 +75,7 @@ fn block_infer<T: Real>(block: &Sequential<T>, x: &Tensor4<T>) -> Result<Tensor4
 fn block_forward<T: Real>(block: &mut Sequential<T>, x: &Tensor4<T>, mode: Mode) -> Result<Vec<Tensor4<T>>> {
     let mut acts: Vec<Tensor4<T>> = Vec::with_capacity(block.len());
     for layer in block.layers_mut() {
-        let input = acts.last().unwrap_or(x);
-        let y = match layer {
-            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
-                let mut y = conv3x3(input, c.weight(), c.bias(), fast_pad(c).unwrap_or(1))?;
-                c.activation().apply(y.as_mut_slice());
-                y
-            }
-            other => other.forward(input, mode)?,
-        };
+        let y = layer.forward(acts.last().unwrap_or(x), mode)?;
         acts.push(y);
     }
     if acts.is_empty() {
@@ -131,39 +107,12 @@ fn block_backward<T: Real>(
     for i in (0..layers.len()).rev() {
         let input = if i == 0 { x } else { &acts[i - 1] };
         let output = &acts[i];
-        let want_dx = i > 0 || need_dx;
-        match &mut layers[i] {
-            AnyLayer::Conv2d(c) if fast_pad(c).is_some() => {
-                if g.shape() != output.shape() {
-                    return Err(shape_err(
-                        "conv backward",
-                        format!("{:?}", output.shape()),
-                        format!("{:?}", g.shape()),
-                    ));
-                }
-                c.activation().backward_inplace(output.as_slice(), g.as_mut_slice());
-                let grads = conv3x3_backward(input, c.weight(), &g, fast_pad(c).unwrap_or(1), want_dx)?;
-                let (dx, gw, gb) = (grads.dx, grads.weight, grads.bias);
-                let mut ps = c.params();
-                for (k, p) in ps.iter_mut().enumerate() {
-                    let src: &[T] = if k == 0 { &gw } else { &gb };
-                    for (a, &b) in p.grad.iter_mut().zip(src) {
-                        *a += b;
-                    }
-                }
-                match dx {
-                    Some(dx) => g = dx,
-                    None => return Ok(None),
-                }
-            }
-            other => {
-                if !want_dx {
-                    other.backward_params(input, output, &g)?;
-                    return Ok(None);
-                }
-                g = other.backward(input, output, &g)?;
-            }
+        let layer = &mut layers[i];
+        if i == 0 && !need_dx {
+            layer.backward_params(input, output, &g)?;
+            return Ok(None);
         }
+        g = layer.backward(input, output, &g)?;
     }
     Ok(Some(g))
 }

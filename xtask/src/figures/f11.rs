@@ -7,10 +7,10 @@ use super::{Ctx, Figure};
 use indicatif::ProgressBar;
 use latent_anomaly::heatmap::compare_masks;
 use latent_anomaly::{
-    Detector, DetectorConfig, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams,
-    NormalizerConfig, NormalizerParams, PatchCoder, PatchDictionary, PatchDictionaryParams, Reconstructor, RgbImage,
-    Scope, Side, SsimAutoencoder, SsimParams, corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel, load_mvtec_train,
-    random_crops, restoration_check,
+    Checked, Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, NormalizerParams,
+    ParamGuard, PatchCoder, PatchDictionary, PatchDictionaryParams, Reconstructor, RgbImage, Scope, Side,
+    SsimAutoencoder, SsimParams, corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel, load_mvtec_train, random_crops,
+    restoration_check,
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
@@ -124,7 +124,7 @@ const RESTORING_SMOOTHING: f64 = 1.0;
 /// The map normaliser of the `*_normalized` detectors, fixed a priori (not tuned on the test
 /// set): local-energy window σ = the smoothing σ of the raw maps, floor 1 % of the normal mean
 /// error, two-sided, statistics pooled over all pixels (the textures are stationary).
-fn normalizer() -> Result<NormalizerConfig, String> {
+fn normalizer() -> Result<Checked<NormalizerParams>, String> {
     NormalizerParams::new().window(SMOOTHING).floor(0.01).side(Side::TwoSided).scope(Scope::Global).check().map_err(err)
 }
 
@@ -236,7 +236,7 @@ fn run_detector<R: Reconstructor<f32>>(
 ) -> Result<Run, String> {
     let t = std::time::Instant::now();
     let cal = det.calibrate(held_out, 0.995).map_err(err)?;
-    let eval = evaluate_mvtec(det, cat, &EvalParams::new()).map_err(err)?;
+    let eval = evaluate_mvtec(det, cat, &EvalParams::new().check().map_err(err)?).map_err(err)?;
     Ok(Run { eval, pixel_threshold: cal.pixel, seconds: seconds + t.elapsed().as_secs_f64() })
 }
 
@@ -511,7 +511,7 @@ fn train_models(
 }
 
 /// Detector settings for `tile × tile` tiles every 8 px.
-fn tiles_of(tile: usize, map: MapParams) -> Result<DetectorConfig, String> {
+fn tiles_of(tile: usize, map: MapParams) -> Result<Checked<DetectorParams>, String> {
     DetectorParams::new().map(map).tiles(tile, tile, 8).batch_size(256).check().map_err(err)
 }
 
@@ -531,11 +531,11 @@ fn build_detectors<'a>(
     models: &'a TextureModels,
 ) -> Result<Vec<TimedDetector<'a>>, String> {
     let held = &data.held;
-    let raw = |model: &'a dyn Reconstructor<f32>, config: DetectorConfig, seconds: f64| TimedDetector {
+    let raw = |model: &'a dyn Reconstructor<f32>, config: Checked<DetectorParams>, seconds: f64| TimedDetector {
         detector: Detector::new(Box::new(model) as Box<dyn Reconstructor<f32> + 'a>, config),
         seconds,
     };
-    let normalized = |model: &'a dyn Reconstructor<f32>, config: DetectorConfig, seconds: f64| {
+    let normalized = |model: &'a dyn Reconstructor<f32>, config: Checked<DetectorParams>, seconds: f64| {
         let t = std::time::Instant::now();
         let detector = Detector::new(Box::new(model) as Box<dyn Reconstructor<f32> + 'a>, config)
             .normalize_on(held, &normalizer()?)
