@@ -19,7 +19,6 @@ use latent_anomaly::{
     evaluate_mvtec, load_mvtec_test, load_mvtec_train, random_crops,
 };
 use latent_autoencoder::Activation;
-use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;

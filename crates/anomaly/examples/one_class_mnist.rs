@@ -9,7 +9,6 @@ use latent_anomaly::{
     Detector, DetectorParams, ImageScore, MapParams, PatchCoder, PatchDictionaryParams, Result, auroc,
 };
 use latent_autoencoder::Activation;
-use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::MlpAeParams;
 use latent_datasets::{FashionMnist, Mnist, one_class_split};
 use std::time::Instant;

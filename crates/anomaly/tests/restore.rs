@@ -4,7 +4,6 @@ use latent_anomaly::ParamGuard;
 use latent_anomaly::{
     AnomalyError, Detector, DetectorParams, MapParams, Reconstructor, corrupted_pixel_auroc, restoration_check,
 };
-use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::{Activation, BlobNoise, NoiseModel};
 use latent_linalg::Tensor4;

@@ -7,7 +7,7 @@ use latent_anomaly::{AnomalyError, Reconstructor, SsimAutoencoder};
 use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::{Autoencoder, ParamGuard};
+use latent_autoencoder::Autoencoder;
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient};
 use rand::{Rng, SeedableRng};

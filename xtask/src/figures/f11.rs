@@ -14,7 +14,7 @@ use latent_anomaly::{
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::{Activation, Autoencoder, BlobNoise, CheckedModel, NoiseModel, ParamGuard};
+use latent_autoencoder::{Activation, Autoencoder, BlobNoise, CheckedModel, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
 use latent_datasets::{FashionMnist, ImageSet, Mnist, one_class_split};
