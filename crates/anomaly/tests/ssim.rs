@@ -4,10 +4,10 @@
 use latent_anomaly::ParamGuard;
 use latent_anomaly::ssim::{Ssim, SsimParams};
 use latent_anomaly::{AnomalyError, Reconstructor, SsimAutoencoder};
+use latent_autoencoder::Autoencoder;
 use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::Autoencoder;
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient};
 use rand::{Rng, SeedableRng};
