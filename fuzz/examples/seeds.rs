@@ -4,8 +4,8 @@
 
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
-use latent_autoencoder::{Autoencoder, TrainingState};
-use latent_conv_coding::{CdlParams, OnlineCdl, OnlineCdlParams, ParamGuard, Tensor4};
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, TrainingState};
+use latent_conv_coding::{CdlParams, OnlineCdl, OnlineCdlParams, Tensor4};
 use latent_unet::{Padding, UNet, UnetParams};
 use std::path::Path;
 
@@ -24,10 +24,10 @@ fn main() {
             .enumerate()
     {
         let p = UnetParams::new().depth(depth).base_channels(base).batch_norm(bn).padding(pad).seed(i as u64);
-        put("unet_model", &format!("f32-{i}"), &UNet::<f32>::new(&p.check().unwrap()).unwrap().to_bytes().unwrap());
+        put("unet_model", &format!("f32-{i}"), &p.check().unwrap().build::<UNet<f32>>().unwrap().to_bytes().unwrap());
     }
     let p = UnetParams::new().depth(1).base_channels(1).check().unwrap();
-    put("unet_model", "f64", &UNet::<f64>::new(&p).unwrap().to_bytes().unwrap());
+    put("unet_model", "f64", &p.build::<UNet<f64>>().unwrap().to_bytes().unwrap());
 
     // convolutional dictionaries and online states
     let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f64 / 5.0 - 0.4).unwrap();

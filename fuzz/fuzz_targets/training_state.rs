@@ -3,7 +3,7 @@
 //! state that loads is resumed on the small run the seed corpus was written from (see
 //! `fuzz/examples/seeds.rs`), which must again end in a report or a typed error.
 #![no_main]
-use latent_autoencoder::TrainingState;
+use latent_autoencoder::{CheckedModel, ParamGuard, TrainingState};
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::train::{TrainParams, Trainer};
 use latent_linalg::Tensor4;

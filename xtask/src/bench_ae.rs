@@ -2,9 +2,9 @@
 //!
 //! Needs `latent-autoencoder`, `latent-datasets` and `latent-linalg` as dependencies of xtask.
 
-use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::{ModelOptimizer, OptimizerKind, Trainer};
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, Trainable};
 use latent_linalg::Tensor4;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ pub fn ae_mlp(mnist_dir: &Path) -> Result<Value, String> {
         .check()
         .map_err(err)?;
     let mut model = params.build_for::<f32>([1, 28, 28]).map_err(err)?;
-    let trainer = Trainer::new(params.train.check().map_err(err)?);
+    let trainer = Trainer::new(params.train.check_ref().map_err(err)?);
     let t0 = Instant::now();
     let report = trainer.fit(&mut model, &train, None).map_err(err)?;
     let seconds = t0.elapsed().as_secs_f64();
@@ -61,7 +61,7 @@ pub fn conv_ae_step() -> Result<Value, String> {
         .seed(0)
         .check()
         .map_err(err)?;
-    let mut model = params.build::<f32>().map_err(err)?;
+    let mut model = params.build::<Autoencoder<f32>>().map_err(err)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let x = Tensor4::from_fn([64, 1, 28, 28], |_| rng.random::<f32>()).map_err(err)?;
     let mut opt = ModelOptimizer::new(&OptimizerKind::default(), &mut model).map_err(err)?;

@@ -3,7 +3,7 @@
 //! Needs `latent-unet` and `latent-linalg` as dependencies of xtask.
 
 use latent_linalg::Tensor4;
-use latent_unet::{SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
+use latent_unet::{ParamGuard, SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -19,7 +19,7 @@ fn err(e: impl std::fmt::Display) -> String {
 /// steps, f32.
 pub fn unet_step() -> Result<Value, String> {
     let params = UnetParams::new().depth(3).base_channels(16).classes(2).seed(0).check().map_err(err)?;
-    let mut net = UNet::<f32>::new(&params).map_err(err)?;
+    let mut net = params.build::<UNet<f32>>().map_err(err)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let images = Tensor4::from_fn([8, 1, 64, 64], |_| rng.random::<f32>()).map_err(err)?;
     let labels: Vec<u8> = (0..8 * 64 * 64).map(|_| rng.random_range(0..2u8)).collect();

@@ -40,7 +40,7 @@ use rand_chacha::ChaCha8Rng;
 /// # Example
 /// ```
 /// use latent_anomaly::restore::restoring_ae_params;
-/// use latent_autoencoder::{BlobNoise, NoiseModel};
+/// use latent_autoencoder::{BlobNoise, NoiseModel, ParamGuard};
 /// let p = restoring_ae_params(16, &[(4, 4, 2, 1)], 1, 0, NoiseModel::Blobs(BlobNoise::default()));
 /// assert!(p.check().is_ok());
 /// ```
@@ -224,7 +224,7 @@ fn corrupt_checked<T: Real>(clean: &Tensor4<T>, noise: &NoiseModel, seed: u64) -
         return Err(AnomalyError::Empty { what: "held-out normal images" });
     }
     check_finite("held-out normal images", clean.as_slice())?;
-    noise.check().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
+    noise.validate().map_err(|e| invalid("noise", format!("{noise:?}"), e.to_string()))?;
     let mut corrupted = clean.clone();
     noise.corrupt_images(corrupted.as_mut_slice(), clean.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed));
     Ok(corrupted)

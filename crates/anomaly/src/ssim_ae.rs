@@ -11,9 +11,9 @@
 use crate::error::{AnomalyError, Result, check_finite, invalid, shape_err};
 use crate::reconstructor::Reconstructor;
 use crate::ssim::{Ssim, SsimParams};
-use latent_autoencoder::train::{Checked, TrainParams, TrainReport, Trainer};
+use latent_autoencoder::train::{TrainParams, TrainReport, Trainer};
 use latent_autoencoder::{
-    Activation, Autoencoder, AutoencoderError, Layer, Loss, Mode, Objective, Param, Sequential, Trainable,
+    Activation, Autoencoder, AutoencoderError, Checked, Layer, Loss, Mode, Objective, Param, Sequential, Trainable,
 };
 use latent_linalg::{Real, Tensor4};
 use latent_optim::fit::ParamGuard;
@@ -24,10 +24,10 @@ use latent_optim::fit::ParamGuard;
 /// # Example
 /// ```
 /// use latent_anomaly::{Reconstructor, SsimAutoencoder, ssim::SsimParams};
-/// use latent_autoencoder::{models::{ConvAeParams, ConvStage}, train::TrainParams};
+/// use latent_autoencoder::{Autoencoder, ParamGuard, models::{ConvAeParams, ConvStage}, train::TrainParams};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::<f32>::from_fn([32, 1, 8, 8], |[n, _, i, j]| ((i + j + n) % 4 == 0) as u8 as f32)?;
-/// let ae = ConvAeParams::new([1, 8, 8]).encoder_stage(ConvStage::new(4, 3, 2, 1)).check()?.build::<f32>()?;
+/// let ae: Autoencoder<f32> = ConvAeParams::new([1, 8, 8]).encoder_stage(ConvStage::new(4, 3, 2, 1)).check()?.build()?;
 /// let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(3))?;
 /// let report = model.fit(&x, TrainParams::new().epochs(20).lr(1e-2).batch_size(16).progress(false).check()?)?;
 /// assert!(report.train_loss[19] < report.train_loss[0]);
@@ -219,6 +219,7 @@ impl<T: Real> Trainable<T> for SsimAutoencoder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latent_autoencoder::ParamGuard;
     use latent_autoencoder::models::MlpAeParams;
 
     #[test]
@@ -228,7 +229,7 @@ mod tests {
             .loss(Loss::BceWithLogits)
             .check()
             .unwrap()
-            .build::<f64>()
+            .build::<Autoencoder<f64>>()
             .unwrap();
         let e = SsimAutoencoder::new(ae, SsimParams::new()).unwrap_err();
         assert!(matches!(e, crate::AnomalyError::InvalidParameter { name: "model.loss", .. }), "{e}");

@@ -96,9 +96,10 @@ fn convolutional_sparse_coding_plugs_in() {
 
 #[test]
 fn autoencoders_plug_in_and_keep_their_typed_errors() {
+    use latent_autoencoder::Autoencoder;
     use latent_autoencoder::models::MlpAeParams;
     use latent_autoencoder::{AutoencoderError, Composed};
-    let ae = MlpAeParams::new(vec![16, 4]).seed(5).check().unwrap().build::<f64>().unwrap();
+    let ae = MlpAeParams::new(vec![16, 4]).seed(5).check().unwrap().build::<Autoencoder<f64>>().unwrap();
     let x = Tensor4::from_fn([3, 16, 1, 1], |[n, c, ..]| ((n * 7 + c * 3) % 5) as f64 / 5.0).unwrap();
     let det = Detector::new(&ae, DetectorParams::new().check().unwrap());
     let a = det.analyze(&x).unwrap();

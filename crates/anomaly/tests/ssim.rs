@@ -4,6 +4,7 @@
 use latent_anomaly::ParamGuard;
 use latent_anomaly::ssim::{Ssim, SsimParams};
 use latent_anomaly::{AnomalyError, Reconstructor, SsimAutoencoder};
+use latent_autoencoder::Autoencoder;
 use latent_autoencoder::Trainable;
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::TrainParams;
@@ -113,7 +114,7 @@ fn tiny_ae(seed: u64) -> SsimAutoencoder<f64> {
         .seed(seed)
         .check()
         .unwrap()
-        .build::<f64>()
+        .build::<Autoencoder<f64>>()
         .unwrap();
     SsimAutoencoder::new(ae, SsimParams::new().window(3)).unwrap().with_mse_weight(0.5).unwrap()
 }
@@ -143,8 +144,12 @@ fn ssim_autoencoder_parameter_gradients_pass_the_gradient_check() {
 #[test]
 fn ssim_autoencoder_trains_and_reconstructs() {
     let x = Tensor4::<f32>::from_fn([24, 1, 8, 8], |[n, _, i, j]| ((i + 2 * j + n) % 5) as f32 / 5.0).unwrap();
-    let ae =
-        ConvAeParams::new([1, 8, 8]).encoder_stage(ConvStage::new(6, 3, 2, 1)).check().unwrap().build::<f32>().unwrap();
+    let ae = ConvAeParams::new([1, 8, 8])
+        .encoder_stage(ConvStage::new(6, 3, 2, 1))
+        .check()
+        .unwrap()
+        .build::<Autoencoder<f32>>()
+        .unwrap();
     let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(5)).unwrap();
     let report =
         model.fit(&x, TrainParams::new().epochs(30).lr(1e-2).batch_size(8).progress(false).check().unwrap()).unwrap();

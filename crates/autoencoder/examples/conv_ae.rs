@@ -5,6 +5,7 @@
 
 use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_autoencoder::train::{LrSchedule, TrainParams};
+use latent_autoencoder::{CheckedModel, ParamGuard};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     latent_linalg::product::init_threads(None)?; // the main thread trains on one of the pool's threads

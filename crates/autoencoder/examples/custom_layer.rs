@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release -p latent-autoencoder --example custom_layer`
 
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::layers::dense::Dense;
 use latent_autoencoder::train::{TrainParams, Trainer};
 use latent_autoencoder::{

@@ -5,6 +5,7 @@
 //! `cargo run --release -p latent-autoencoder --example denoising_ae`
 
 use latent_autoencoder::NoiseModel;
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::MlpAeParams;
 use rand::SeedableRng;
 

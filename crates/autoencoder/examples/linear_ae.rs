@@ -4,6 +4,7 @@
 //! `cargo run --release -p latent-autoencoder --example linear_ae`
 
 use latent_autoencoder::Encoder;
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::LinearAeParams;
 use latent_linalg::Tensor4;
 use rand::{Rng, SeedableRng};

@@ -4,6 +4,7 @@
 //! `cargo run --release -p latent-autoencoder --example mlp_ae`
 
 use latent_autoencoder::Autoencoder;
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::MlpAeParams;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

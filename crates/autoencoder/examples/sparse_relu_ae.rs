@@ -5,6 +5,7 @@
 //! `cargo run --release -p latent-autoencoder --example sparse_relu_ae`
 
 use latent_autoencoder::Encoder;
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::SparseReluAeParams;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -121,9 +121,9 @@ impl<T: Real> Autoencoder<T> {
     ///
     /// # Example
     /// ```
-    /// use latent_autoencoder::models::LinearAeParams;
+    /// use latent_autoencoder::{Autoencoder, ParamGuard, models::LinearAeParams};
     /// use latent_linalg::Tensor4;
-    /// let model = LinearAeParams::new(4, 2).check()?.build::<f64>()?;
+    /// let model: Autoencoder<f64> = LinearAeParams::new(4, 2).check()?.build()?;
     /// let path = std::env::temp_dir().join(format!("latent-ae-doc-{}.bin", std::process::id()));
     /// model.save(&path)?;
     /// let back = latent_autoencoder::Autoencoder::<f64>::load(&path)?;

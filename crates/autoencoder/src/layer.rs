@@ -122,7 +122,7 @@ impl Activation {
     ///
     /// # Errors
     /// [`crate::AutoencoderError::InvalidParameter`] naming `leaky_slope`.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         match *self {
             Activation::LeakyRelu(a) if !(0.0..1.0).contains(&a) => {
                 Err(crate::error::invalid("leaky_slope", a, "must be in [0, 1)"))
@@ -191,9 +191,9 @@ impl ActivationLayer {
     /// Wrap an activation.
     ///
     /// # Errors
-    /// As [`Activation::check`].
+    /// As [`Activation::validate`].
     pub fn new(activation: Activation) -> Result<Self> {
-        activation.check()?;
+        activation.validate()?;
         Ok(Self { activation })
     }
 }

@@ -16,16 +16,19 @@ pub mod train;
 
 pub use custom::{CustomLayer, LayerRegistry, UserLayer};
 pub use error::{AutoencoderError, Result};
+pub use latent_optim::fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
 pub use layers::noise::{BlobNoise, Noise, NoiseModel};
 pub use loss::{DeadUnitCounter, Loss};
 pub use model::{
     Autoencoder, Composed, Decoder, Encoder, KlSparsity, ModelKind, Objective, Trainable, WeightSet, per_sample_mse,
 };
-pub use models::{ConvAeParams, ConvStage, Fitted, LinearAeParams, MlpAeParams, Penalties, SparseReluAeParams};
+pub use models::{
+    CheckedModel, ConvAeParams, ConvStage, Fitted, LinearAeParams, MlpAeParams, ModelParams, Penalties,
+    SparseReluAeParams,
+};
 pub use resume::TrainingState;
 pub use sequential::{AnyLayer, Sequential};
 pub use train::{
-    Callback, Checked, Control, EpochContext, LrSchedule, ModelOptimizer, OptimizerKind, StopReason, TrainParams,
-    TrainReport, Trainer,
+    Callback, Control, EpochContext, LrSchedule, ModelOptimizer, OptimizerKind, TrainParams, TrainReport, Trainer,
 };

@@ -219,7 +219,7 @@ impl KlSparsity {
     /// # Errors
     /// [`crate::AutoencoderError::InvalidParameter`] naming `kl_rho`, `kl_weight` or
     /// `kl_temperature`.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if !(self.rho > 0.0 && self.rho < 1.0) {
             return Err(crate::error::invalid("kl_rho", self.rho, "must be in (0, 1)"));
         }
@@ -244,10 +244,10 @@ impl KlSparsity {
 /// needs at least two values in the batch; with fewer the term is 0.
 ///
 /// # Errors
-/// As [`KlSparsity::check`]; [`crate::AutoencoderError::ShapeMismatch`] for a gradient of another
+/// As [`KlSparsity::validate`]; [`crate::AutoencoderError::ShapeMismatch`] for a gradient of another
 /// shape, [`crate::AutoencoderError::Empty`] for an empty batch.
 pub fn kl_sparsity_penalty<T: Real>(kl: &KlSparsity, z: &Tensor4<T>, grad: Option<&mut Tensor4<T>>) -> Result<f64> {
-    kl.check()?;
+    kl.validate()?;
     let (rho, beta, tau) = (kl.rho, kl.weight, kl.temperature);
     let [n, c, h, w] = z.shape();
     let p = h * w;

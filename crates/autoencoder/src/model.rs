@@ -170,11 +170,11 @@ impl Objective {
     ///
     /// # Errors
     /// [`AutoencoderError::InvalidParameter`] naming `l1`, `frobenius`, `kl_rho` or `kl_weight`.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         check_nonneg("l1", self.l1)?;
         check_nonneg("frobenius", self.frobenius)?;
         if let Some(kl) = &self.kl {
-            kl.check()?;
+            kl.validate()?;
         }
         Ok(())
     }
@@ -293,8 +293,8 @@ impl<T: Real> Autoencoder<T> {
         decoder: Sequential<T>,
         objective: Objective,
     ) -> Result<Self> {
-        code_activation.check()?;
-        objective.check()?;
+        code_activation.validate()?;
+        objective.validate()?;
         let m = Self { kind, input_shape, encoder, code_activation, decoder, objective, cache: Cache::default() };
         m.check_shapes()?;
         Ok(m)
@@ -326,8 +326,8 @@ impl<T: Real> Autoencoder<T> {
     pub(crate) fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         self.decoder.validate()?;
-        self.code_activation.check().map_err(|e| crate::error::format_err(format!("code activation: {e}")))?;
-        self.objective.check().map_err(|e| crate::error::format_err(format!("objective: {e}")))?;
+        self.code_activation.validate().map_err(|e| crate::error::format_err(format!("code activation: {e}")))?;
+        self.objective.validate().map_err(|e| crate::error::format_err(format!("objective: {e}")))?;
         self.check_shapes().map_err(|e| crate::error::format_err(format!("shapes: {e}")))?;
         for (what, seq) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
             let mut s = seq.clone();
@@ -343,14 +343,14 @@ impl<T: Real> Autoencoder<T> {
     /// this model. The objective still compares the reconstruction with the clean input.
     ///
     /// # Errors
-    /// As [`NoiseModel::check`].
+    /// As [`NoiseModel::validate`].
     ///
     /// # Example
     /// ```
-    /// use latent_autoencoder::{Mode, NoiseModel, models::MlpAeParams};
+    /// use latent_autoencoder::{Autoencoder, Mode, NoiseModel, ParamGuard, models::MlpAeParams};
     /// use latent_linalg::Tensor4;
     /// let x = Tensor4::<f32>::from_fn([4, 6, 1, 1], |[n, c, ..]| ((n + c) % 4) as f32 / 4.0)?;
-    /// let plain = MlpAeParams::new(vec![6, 3]).check()?.build::<f32>()?;
+    /// let plain: Autoencoder<f32> = MlpAeParams::new(vec![6, 3]).check()?.build()?;
     /// let mut denoising = plain.clone().with_noise(NoiseModel::Masking { fraction: 0.5 }, 7)?;
     /// // noise in training mode only
     /// assert_eq!(denoising.reconstruct(&x)?, plain.reconstruct(&x)?);
@@ -396,9 +396,9 @@ impl<T: Real> Autoencoder<T> {
     /// Replace the objective.
     ///
     /// # Errors
-    /// As [`Objective::check`].
+    /// As [`Objective::validate`].
     pub fn set_objective(&mut self, objective: Objective) -> Result<()> {
-        objective.check()?;
+        objective.validate()?;
         self.objective = objective;
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! The lecture's models as parameter builders: `XParams` → `check()` → [`Checked`] → `build()`
-//! or `fit(&data)`.
+//! The lecture's models as parameter builders, in latent's one fit pattern: `XParams::new(..)` →
+//! [`ParamGuard::check`] → [`Checked`] → [`Checked::build`] (an untrained model, e.g.
+//! `let m: Autoencoder<f32> = LinearAeParams::new(4, 2).check()?.build()?`) or
+//! [`Checked::fit`] (build for the data's shape and train); [`CheckedModel`] adds
+//! `build_for(shape)` and `fit_validated(&data, validation)`.
 //!
 //! | builder | model |
 //! |---|---|
@@ -13,7 +16,7 @@
 //! Initialisation (PyTorch's default, `U(−1/√fan_in, 1/√fan_in)`), shuffling and noise are all
 //! seeded by `train.seed`.
 
-use crate::error::{Result, check_nonneg, invalid, shape_err};
+use crate::error::{AutoencoderError, Result, check_nonneg, invalid, shape_err};
 use crate::layer::{Activation, ActivationLayer};
 use crate::layers::batchnorm::BatchNorm;
 use crate::layers::conv::{Conv2d, ConvGeometry, ConvTranspose2d};
@@ -23,8 +26,9 @@ use crate::layers::noise::{Noise, NoiseModel};
 use crate::loss::Loss;
 use crate::model::{Autoencoder, KlSparsity, ModelKind, Objective, WeightSet};
 use crate::sequential::Sequential;
-use crate::train::{Checked, LrSchedule, OptimizerKind, TrainParams, TrainReport, Trainer};
+use crate::train::{LrSchedule, OptimizerKind, TrainParams, TrainReport, Trainer};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -37,9 +41,10 @@ pub struct Fitted<T> {
     pub report: TrainReport,
 }
 
-/// What the generic `build`/`fit` of [`Checked`] need from a model builder.
+/// What [`Checked::build`], [`Checked::fit`] and [`CheckedModel`] need from a model builder.
 pub trait ModelParams {
-    /// Validate the model part (the training part is checked by [`TrainParams::check`]).
+    /// Validate the model part (the training part is validated by [`TrainParams`]'s
+    /// [`ParamGuard::validate`]).
     ///
     /// # Errors
     /// [`crate::AutoencoderError::InvalidParameter`] naming the bad value.
@@ -55,42 +60,80 @@ pub trait ModelParams {
     fn train_params(&self) -> &TrainParams;
 }
 
-impl<P: ModelParams> Checked<P> {
-    /// An untrained model for the default input shape.
+/// What a checked autoencoder parameter set does beyond [`Checked::build`] (a model for the
+/// builder's own input shape) and [`Checked::fit`] (build for the data's shape and train): build
+/// for an explicit per-sample shape, and fit with a validation set. Implemented for
+/// `Checked<P>` of every [`ModelParams`] type.
+///
+/// # Example
+/// ```
+/// use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard, models::LinearAeParams};
+/// let params = LinearAeParams::new(16, 3).check()?;
+/// let image_model: Autoencoder<f32> = params.build_for([1, 4, 4])?; // 16 values as 1×4×4 images
+/// let vector_model: Autoencoder<f32> = params.build()?; // 16 values as 16×1×1
+/// assert_eq!(image_model.code_shape()?, vector_model.code_shape()?);
+/// # Ok::<(), latent_autoencoder::AutoencoderError>(())
+/// ```
+pub trait CheckedModel {
+    /// An untrained model for per-sample inputs of `shape` `(C, H, W)`.
     ///
     /// # Errors
     /// As [`ModelParams::build_model`].
-    pub fn build<T: Real>(&self) -> Result<Autoencoder<T>> {
-        self.0.build_model(self.0.default_shape())
-    }
+    fn build_for<T: Real>(&self, shape: [usize; 3]) -> Result<Autoencoder<T>>;
 
-    /// An untrained model for per-sample inputs of `shape`.
-    ///
-    /// # Errors
-    /// As [`ModelParams::build_model`].
-    pub fn build_for<T: Real>(&self, shape: [usize; 3]) -> Result<Autoencoder<T>> {
-        self.0.build_model(shape)
-    }
-
-    /// Build a model for the data's per-sample shape and train it.
+    /// Build a model for the data's per-sample shape and train it, validating on `validation`
+    /// after every epoch (`None`: as [`Checked::fit`]).
     ///
     /// # Errors
     /// As [`Trainer::fit`], plus shape errors when the data does not fit the architecture.
-    pub fn fit<T: Real>(&self, data: &Tensor4<T>) -> Result<Fitted<T>> {
-        self.fit_validated(data, None)
+    fn fit_validated<T: Real>(&self, data: &Tensor4<T>, validation: Option<&Tensor4<T>>) -> Result<Fitted<T>>;
+}
+
+impl<P: ModelParams> CheckedModel for Checked<P> {
+    fn build_for<T: Real>(&self, shape: [usize; 3]) -> Result<Autoencoder<T>> {
+        self.get().build_model(shape)
     }
 
-    /// As [`Checked::fit`], validating on `validation` after every epoch.
-    ///
-    /// # Errors
-    /// As [`Checked::fit`].
-    pub fn fit_validated<T: Real>(&self, data: &Tensor4<T>, validation: Option<&Tensor4<T>>) -> Result<Fitted<T>> {
+    fn fit_validated<T: Real>(&self, data: &Tensor4<T>, validation: Option<&Tensor4<T>>) -> Result<Fitted<T>> {
         let [_, c, h, w] = data.shape();
-        let mut model = self.0.build_model([c, h, w])?;
-        let trainer = Trainer::new(self.0.train_params().check()?);
+        let mut model = self.get().build_model([c, h, w])?;
+        let trainer = Trainer::new(self.get().train_params().check_ref()?);
         let report = trainer.fit(&mut model, data, validation)?;
         Ok(Fitted { model, report })
     }
+}
+
+/// The fit pattern for an autoencoder parameter set: [`ParamGuard`] (model part, then training
+/// part), [`Build`] (an untrained model for the builder's input shape) and [`Fit`] on a
+/// [`Tensor4`] (build for the data's shape, then train).
+macro_rules! fit_pattern {
+    ($t:ty) => {
+        impl ParamGuard for $t {
+            type Error = AutoencoderError;
+
+            /// # Errors
+            /// [`AutoencoderError::InvalidParameter`] naming the first bad value (or a shape
+            /// error for an architecture whose shapes do not chain).
+            fn validate(&self) -> Result<()> {
+                self.check_model()?;
+                self.train.validate()
+            }
+        }
+
+        impl<T: Real> Build<Autoencoder<T>> for $t {
+            fn build_checked(params: &Checked<Self>) -> Result<Autoencoder<T>> {
+                params.build_for(params.default_shape())
+            }
+        }
+
+        impl<T: Real> Fit<Tensor4<T>> for $t {
+            type Fitted = Fitted<T>;
+
+            fn fit_checked(params: &Checked<Self>, data: &Tensor4<T>) -> Result<Fitted<T>> {
+                params.fit_validated(data, None)
+            }
+        }
+    };
 }
 
 macro_rules! common_setters {
@@ -215,7 +258,7 @@ fn finish<T: Real>(
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::models::LinearAeParams;
+/// use latent_autoencoder::{ParamGuard, models::LinearAeParams};
 /// use latent_linalg::Tensor4;
 /// // Data on a 2-D subspace of R⁴: a 2-unit linear autoencoder reconstructs it.
 /// let x = Tensor4::from_fn([200, 4, 1, 1], |[n, c, ..]| {
@@ -278,17 +321,9 @@ impl LinearAeParams {
         self.bias = v;
         self
     }
-    /// Validate.
-    ///
-    /// # Errors
-    /// [`crate::AutoencoderError::InvalidParameter`] naming the bad value.
-    pub fn check(&self) -> Result<Checked<Self>> {
-        self.check_model()?;
-        self.train.check()?;
-        Ok(Checked(self.clone()))
-    }
 }
 common_setters!(LinearAeParams);
+fit_pattern!(LinearAeParams);
 
 fn check_dims(input_dim: usize, code_dim: usize) -> Result<()> {
     if input_dim == 0 {
@@ -301,7 +336,7 @@ fn check_dims(input_dim: usize, code_dim: usize) -> Result<()> {
 }
 
 fn check_noise(noise: &Option<NoiseModel>) -> Result<()> {
-    noise.as_ref().map_or(Ok(()), NoiseModel::check)
+    noise.as_ref().map_or(Ok(()), NoiseModel::validate)
 }
 
 impl ModelParams for LinearAeParams {
@@ -372,7 +407,7 @@ impl ModelParams for LinearAeParams {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Encoder, models::SparseReluAeParams};
+/// use latent_autoencoder::{Encoder, ParamGuard, models::SparseReluAeParams};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::from_fn([128, 6, 1, 1], |[n, c, ..]| ((n * 7 + c * 13 + n * c) % 17) as f32 / 17.0)?;
 /// let fitted = SparseReluAeParams::new(6, 8).kl(0.1, 0.5).epochs(40).lr(1e-2).batch_size(32).progress(false).check()?.fit(&x)?;
@@ -454,24 +489,16 @@ impl SparseReluAeParams {
         self.bias = v;
         self
     }
-    /// Validate.
-    ///
-    /// # Errors
-    /// [`crate::AutoencoderError::InvalidParameter`] naming the bad value.
-    pub fn check(&self) -> Result<Checked<Self>> {
-        self.check_model()?;
-        self.train.check()?;
-        Ok(Checked(self.clone()))
-    }
 }
 common_setters!(SparseReluAeParams);
+fit_pattern!(SparseReluAeParams);
 
 impl ModelParams for SparseReluAeParams {
     fn check_model(&self) -> Result<()> {
         check_dims(self.input_dim, self.code_dim)?;
         check_nonneg("lambda", self.lambda)?;
         check_nonneg("eta", self.eta)?;
-        KlSparsity::new(self.kl_rho, self.kl_weight).temperature(self.kl_temperature).check()?;
+        KlSparsity::new(self.kl_rho, self.kl_weight).temperature(self.kl_temperature).validate()?;
         check_noise(&self.noise)
     }
     fn build_model<T: Real>(&self, shape: [usize; 3]) -> Result<Autoencoder<T>> {
@@ -563,7 +590,7 @@ impl Penalties {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::models::MlpAeParams;
+/// use latent_autoencoder::{ParamGuard, models::MlpAeParams};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::from_fn([96, 1, 4, 4], |[n, _, i, j]| ((n % 4 == i) as u8 as f32 + (n % 3 == j) as u8 as f32) / 2.0)?;
 /// let fitted = MlpAeParams::new(vec![16, 12, 6]).epochs(40).lr(1e-2).batch_size(32).progress(false).check()?.fit(&x)?;
@@ -645,17 +672,9 @@ impl MlpAeParams {
         self.penalties = p;
         self
     }
-    /// Validate.
-    ///
-    /// # Errors
-    /// [`crate::AutoencoderError::InvalidParameter`] naming the bad value.
-    pub fn check(&self) -> Result<Checked<Self>> {
-        self.check_model()?;
-        self.train.check()?;
-        Ok(Checked(self.clone()))
-    }
 }
 common_setters!(MlpAeParams);
+fit_pattern!(MlpAeParams);
 
 fn check_common(
     hidden: Activation,
@@ -666,13 +685,13 @@ fn check_common(
     loss: Loss,
     noise: &Option<NoiseModel>,
 ) -> Result<()> {
-    hidden.check()?;
-    code.check()?;
-    out.check()?;
+    hidden.validate()?;
+    code.validate()?;
+    out.validate()?;
     if !(0.0..1.0).contains(&dropout) {
         return Err(invalid("dropout", dropout, "must be in [0, 1)"));
     }
-    pen.objective(loss).check()?;
+    pen.objective(loss).validate()?;
     check_noise(noise)
 }
 
@@ -847,6 +866,7 @@ impl ConvStage {
 ///
 /// # Example
 /// ```
+/// use latent_autoencoder::ParamGuard;
 /// use latent_autoencoder::models::{ConvAeParams, ConvStage};
 /// use latent_linalg::Tensor4;
 /// // 1×8×8 → 4×4×4 → 8×2×2 and back, mirrored.
@@ -940,16 +960,6 @@ impl ConvAeParams {
         self.penalties = p;
         self
     }
-    /// Validate (including that the decoder maps the code back to the input shape).
-    ///
-    /// # Errors
-    /// [`crate::AutoencoderError::InvalidParameter`] naming the bad value, or a shape error.
-    pub fn check(&self) -> Result<Checked<Self>> {
-        self.check_model()?;
-        self.train.check()?;
-        Ok(Checked(self.clone()))
-    }
-
     /// The encoder geometries and the decoder geometries for `shape`.
     fn geometries(&self, shape: [usize; 3]) -> Result<(Vec<ConvGeometry>, Vec<ConvGeometry>)> {
         let [c0, mut h, mut w] = shape;
@@ -958,7 +968,7 @@ impl ConvAeParams {
         let mut sizes = vec![(c, h, w)];
         for s in &self.encoder {
             let g = ConvGeometry::new(c, s.channels, s.kernel, s.stride, s.pad);
-            g.check()?;
+            g.validate()?;
             (h, w) = g.conv_output(h, w)?;
             c = s.channels;
             enc.push(g);
@@ -970,7 +980,7 @@ impl ConvAeParams {
                 for s in stages {
                     let g =
                         ConvGeometry::new(c, s.channels, s.kernel, s.stride, s.pad).output_padding(s.output_padding);
-                    g.check()?;
+                    g.validate()?;
                     (h, w) = g.transposed_output(h, w)?;
                     c = s.channels;
                     dec.push(g);
@@ -996,7 +1006,7 @@ impl ConvAeParams {
                     let (oph, opw) = (base(h, th)?, base(w, tw)?);
                     let mut g = ConvGeometry::new(c, tc, s.kernel, s.stride, s.pad);
                     g.output_padding = (oph, opw);
-                    g.check()?;
+                    g.validate()?;
                     (h, w) = g.transposed_output(h, w)?;
                     c = tc;
                     dec.push(g);
@@ -1010,6 +1020,7 @@ impl ConvAeParams {
     }
 }
 common_setters!(ConvAeParams);
+fit_pattern!(ConvAeParams);
 
 impl ModelParams for ConvAeParams {
     fn check_model(&self) -> Result<()> {
@@ -1090,7 +1101,7 @@ impl ModelParams for ConvAeParams {
 /// Build a noise layer (re-exported for hand-assembled denoising models).
 ///
 /// # Errors
-/// As [`NoiseModel::check`].
+/// As [`NoiseModel::validate`].
 pub fn noise_layer<T: Real>(noise: NoiseModel, seed: u64) -> Result<Noise<T>> {
     Noise::new(noise, seed)
 }

@@ -148,6 +148,7 @@ pub(crate) fn fingerprint<T: Real>(data: &Tensor4<T>) -> u64 {
 ///
 /// # Example
 /// ```
+/// use latent_autoencoder::ParamGuard;
 /// use latent_autoencoder::models::MlpAeParams;
 /// use latent_autoencoder::resume::TrainingState;
 /// use latent_autoencoder::train::TrainParams;
@@ -342,6 +343,7 @@ impl<T: Real> TrainingState<T> {
 mod tests {
     use super::*;
     use crate::models::MlpAeParams;
+    use latent_optim::fit::ParamGuard;
 
     /// A valid state of a short run.
     fn state() -> TrainingState<f64> {

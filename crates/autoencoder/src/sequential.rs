@@ -110,7 +110,7 @@ impl<T: Real> AnyLayer<T> {
             AnyLayer::AvgPool2d(l) => l.validate(),
             AnyLayer::Upsample(l) => l.validate(),
             AnyLayer::Activation(l) => {
-                l.activation.check().map_err(|e| crate::error::format_err(format!("activation layer: {e}")))
+                l.activation.validate().map_err(|e| crate::error::format_err(format!("activation layer: {e}")))
             }
             AnyLayer::Dropout(l) => l.validate(),
             AnyLayer::BatchNorm(l) => l.validate(),

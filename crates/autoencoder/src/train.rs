@@ -9,6 +9,7 @@ use crate::model::Trainable;
 use crate::resume::{RunConfig, SavedOptimizer, TrainingState, fingerprint, mismatch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
 use latent_optim::schedule::{Constant, CosineAnnealing, Schedule, StepDecay, warmup_cosine};
 use rand::SeedableRng;
@@ -18,29 +19,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Parameters that passed their `check()`: the only input the builders' `fit`/`build` and
-/// [`Trainer::new`] accept. Read the parameters through `Deref`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Checked<P>(pub(crate) P);
-
-impl<P> Checked<P> {
-    /// The validated parameters.
-    pub fn get(&self) -> &P {
-        &self.0
-    }
-    /// Give up the wrapper.
-    pub fn into_inner(self) -> P {
-        self.0
-    }
-}
-
-impl<P> std::ops::Deref for Checked<P> {
-    type Target = P;
-    fn deref(&self) -> &P {
-        &self.0
-    }
-}
 
 /// The optimizer (from `latent-optim`) and its hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -184,22 +162,12 @@ impl Default for TrainParams {
     }
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta] $name:ident: $ty:ty),* $(,)?) => {
-        $(#[$doc]
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$name = v;
-            self
-        })*
-    };
-}
-
 impl TrainParams {
     /// Defaults.
     pub fn new() -> Self {
         Self::default()
     }
-    setter!(
+    latent_optim::setters! {
         /// Set the maximum number of epochs.
         epochs: usize,
         /// Set the batch size.
@@ -222,7 +190,7 @@ impl TrainParams {
         restore_best: bool,
         /// Show the progress bar, or not.
         progress: bool,
-    );
+    }
     /// Enable early stopping with this patience.
     pub fn patience(mut self, epochs: usize) -> Self {
         self.patience = Some(epochs);
@@ -271,7 +239,7 @@ impl TrainParams {
     /// ```
     /// use latent_autoencoder::models::MlpAeParams;
     /// use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
-    /// use latent_autoencoder::{Autoencoder, Trainable};
+    /// use latent_autoencoder::{Autoencoder, ParamGuard, Trainable};
     /// use latent_linalg::Tensor4;
     /// let data = Tensor4::from_fn([48, 6, 1, 1], |[n, c, ..]| ((n * 5 + c) % 7) as f32 / 7.0)?;
     /// let path = std::env::temp_dir().join(format!("latent-resume-doc-{}.bin", std::process::id()));
@@ -279,11 +247,11 @@ impl TrainParams {
     /// let params = TrainParams::new().epochs(6).batch_size(8).lr(1e-2).progress(false);
     ///
     /// // uninterrupted
-    /// let mut whole = arch.build::<f32>()?;
+    /// let mut whole: Autoencoder<f32> = arch.build()?;
     /// let full = Trainer::new(params.clone().check()?).fit(&mut whole, &data, None)?;
     ///
     /// // interrupted after epoch 2, with the state saved every epoch …
-    /// let mut first = arch.build::<f32>()?;
+    /// let mut first: Autoencoder<f32> = arch.build()?;
     /// let mut stop = |ctx: &mut EpochContext<'_, Autoencoder<f32>>| {
     ///     if ctx.epoch == 2 { Control::Stop } else { Control::Continue }
     /// };
@@ -291,7 +259,7 @@ impl TrainParams {
     /// Trainer::new(saving).fit_with_callbacks(&mut first, &data, None, &mut [&mut stop])?;
     ///
     /// // … and resumed: the same weights and loss history as the uninterrupted run
-    /// let mut resumed = arch.build::<f32>()?;
+    /// let mut resumed: Autoencoder<f32> = arch.build()?;
     /// let rest = Trainer::new(params.resume_from(&path).check()?).fit(&mut resumed, &data, None)?;
     /// assert_eq!(rest.train_loss, full.train_loss);
     /// assert_eq!(resumed.to_bytes()?, whole.to_bytes()?);
@@ -302,13 +270,15 @@ impl TrainParams {
         self.resume_from = Some(path.into());
         self
     }
+}
 
-    /// Validate.
-    ///
+impl ParamGuard for TrainParams {
+    type Error = AutoencoderError;
+
     /// # Errors
     /// [`AutoencoderError::InvalidParameter`] naming the first bad value, or
     /// [`AutoencoderError::Optim`] for invalid optimizer hyperparameters.
-    pub fn check(&self) -> Result<Checked<TrainParams>> {
+    fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             return Err(invalid("epochs", self.epochs, "must be >= 1"));
         }
@@ -367,7 +337,7 @@ impl TrainParams {
         {
             return Err(invalid("resume_from", r.display(), "must name a file"));
         }
-        Ok(Checked(self.clone()))
+        Ok(())
     }
 }
 
@@ -378,16 +348,9 @@ fn check_min_lr(min_lr: f64, lr: f64) -> Result<()> {
     Ok(())
 }
 
-/// Why training stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StopReason {
-    /// All epochs ran.
-    MaxEpochs,
-    /// The monitored loss did not improve for `patience` epochs.
-    EarlyStopping,
-    /// A callback asked to stop.
-    Callback,
-}
+/// Why training stopped (latent's one learner stop reason): [`LearnStop::MaxIterations`] when
+/// all epochs ran, [`LearnStop::EarlyStopping`] or [`LearnStop::Callback`].
+pub use latent_optim::fit::LearnStop;
 
 /// Diagnostics of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,7 +364,7 @@ pub struct TrainReport {
     /// Optimizer steps taken.
     pub steps: usize,
     /// Why training stopped.
-    pub stop_reason: StopReason,
+    pub stop_reason: LearnStop,
     /// Epoch (1-based) with the lowest monitored loss.
     pub best_epoch: usize,
     /// The lowest monitored loss.
@@ -419,7 +382,7 @@ pub struct TrainReport {
 pub enum Control {
     /// Go on.
     Continue,
-    /// Stop training now (the report's stop reason is [`StopReason::Callback`]).
+    /// Stop training now (the report's stop reason is [`LearnStop::Callback`]).
     Stop,
 }
 
@@ -581,10 +544,10 @@ impl<T: Real> OptStates<T> {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{Trainable, models::MlpAeParams, train::{ModelOptimizer, OptimizerKind}};
+/// use latent_autoencoder::{Autoencoder, ParamGuard, Trainable, models::MlpAeParams, train::{ModelOptimizer, OptimizerKind}};
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::<f32>::from_fn([16, 8, 1, 1], |[n, c, ..]| ((n + c) % 3) as f32 / 3.0)?;
-/// let mut model = MlpAeParams::new(vec![8, 4]).check()?.build::<f32>()?;
+/// let mut model: Autoencoder<f32> = MlpAeParams::new(vec![8, 4]).check()?.build()?;
 /// let mut opt = ModelOptimizer::new(&OptimizerKind::default(), &mut model)?;
 /// let first = model.train_step(&x)?;
 /// for _ in 0..50 {
@@ -683,10 +646,10 @@ pub fn evaluate<T: Real, M: Trainable<T>>(model: &M, data: &Tensor4<T>, batch_si
 /// ```
 /// use latent_autoencoder::models::MlpAeParams;
 /// use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
-/// use latent_autoencoder::Autoencoder;
+/// use latent_autoencoder::{Autoencoder, ParamGuard};
 /// use latent_linalg::Tensor4;
 /// let data = Tensor4::from_fn([64, 8, 1, 1], |[n, c, ..]| ((n * 7 + c * 3) % 11) as f32 / 11.0)?;
-/// let mut model = MlpAeParams::new(vec![8, 6, 3]).check()?.build::<f32>()?;
+/// let mut model: Autoencoder<f32> = MlpAeParams::new(vec![8, 6, 3]).check()?.build()?;
 /// let trainer = Trainer::new(TrainParams::new().epochs(5).batch_size(16).lr(1e-2).progress(false).check()?);
 /// let mut seen = 0;
 /// let mut count = |ctx: &mut EpochContext<'_, Autoencoder<f32>>| {
@@ -707,7 +670,7 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer with validated parameters.
     pub fn new(params: Checked<TrainParams>) -> Self {
-        Self { params: params.0 }
+        Self { params: params.into_inner() }
     }
 
     /// The parameters.
@@ -869,7 +832,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
                 val_loss: Vec::new(),
                 epochs_run: 0,
                 steps: 0,
-                stop_reason: StopReason::MaxEpochs,
+                stop_reason: LearnStop::MaxIterations,
                 best_epoch: 0,
                 best_loss: f64::INFINITY,
                 samples_per_s: 0.0,
@@ -948,7 +911,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         if let Some(pat) = p.patience
             && self.since_best >= pat
         {
-            self.report.stop_reason = StopReason::EarlyStopping;
+            self.report.stop_reason = LearnStop::EarlyStopping;
             if let Some(b) = self.best.take() {
                 *model = b;
             }
@@ -1164,13 +1127,13 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     /// stopping ran out of patience (the best model is then restored).
     fn stops(&mut self, model: &mut M, stop: bool) -> bool {
         if stop {
-            self.report.stop_reason = StopReason::Callback;
+            self.report.stop_reason = LearnStop::Callback;
             return true;
         }
         if let Some(pat) = self.p.patience
             && self.since_best >= pat
         {
-            self.report.stop_reason = StopReason::EarlyStopping;
+            self.report.stop_reason = LearnStop::EarlyStopping;
             if let Some(b) = self.best.take() {
                 *model = b;
             }

@@ -108,13 +108,13 @@ fn check_names_every_bad_parameter() {
         (BlobNoise { max_feather: f64::NAN, ..d }, "noise_max_feather"),
     ];
     for (b, name) in cases {
-        match NoiseModel::Blobs(b).check() {
+        match NoiseModel::Blobs(b).validate() {
             Err(AutoencoderError::InvalidParameter { name: got, .. }) => assert_eq!(got, name),
             other => panic!("{b:?}: expected InvalidParameter({name}), got {other:?}"),
         }
         assert!(Noise::<f32>::new(NoiseModel::Blobs(b), 0).is_err());
     }
-    assert!(NoiseModel::Blobs(d).check().is_ok());
+    assert!(NoiseModel::Blobs(d).validate().is_ok());
 }
 
 #[test]

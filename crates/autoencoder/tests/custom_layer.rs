@@ -2,6 +2,7 @@
 //! standard `Trainer`, checkpointed, resumed, saved and loaded through a `LayerRegistry`; hostile
 //! or unregistered kinds are typed errors.
 
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::layers::dense::Dense;
 use latent_autoencoder::resume::TrainingState;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};

@@ -7,6 +7,7 @@
 //! `cargo test -p latent-autoencoder --test fixtures -- --ignored write_fixtures` rewrites the
 //! files with the current build (only do that on purpose: they are the compatibility record).
 
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::resume::TrainingState;
 use latent_autoencoder::train::{Control, EpochContext, TrainParams, Trainer};
@@ -65,13 +66,13 @@ fn write_fixtures() {
     std::fs::create_dir_all(dir()).unwrap();
     // f32 MLP with batch norm, dropout and Gaussian noise: an uninterrupted 3-epoch run …
     let x = data::<f32>(MLP_SHAPE);
-    let mut whole = mlp_arch().build::<f32>().unwrap();
+    let mut whole = mlp_arch().build::<Autoencoder<f32>>().unwrap();
     Trainer::new(mlp_train().check().unwrap()).fit(&mut whole, &x, None).unwrap();
     whole.save(dir().join("mlp_f32.ltae")).unwrap();
     std::fs::write(dir().join("mlp_f32.expected"), bits(&whole.reconstruct(&x).unwrap())).unwrap();
     // … and the training state after epoch 2 of the same run.
     let state = dir().join("mlp_f32.ltts");
-    let mut first = mlp_arch().build::<f32>().unwrap();
+    let mut first = mlp_arch().build::<Autoencoder<f32>>().unwrap();
     let mut stop =
         |ctx: &mut EpochContext<'_, Autoencoder<f32>>| if ctx.epoch == 2 { Control::Stop } else { Control::Continue };
     Trainer::new(mlp_train().state_checkpoint(&state, 1).check().unwrap())
@@ -79,7 +80,7 @@ fn write_fixtures() {
         .unwrap();
     // f64 convolutional AE with batch norm and masking noise.
     let x = data::<f64>(CONV_SHAPE);
-    let fitted = conv_arch().fit::<f64>(&x).unwrap();
+    let fitted = conv_arch().fit(&x).unwrap();
     fitted.model.save(dir().join("conv_f64.ltae")).unwrap();
     std::fs::write(dir().join("conv_f64.expected"), bits(&fitted.model.reconstruct(&x).unwrap())).unwrap();
 }
@@ -93,7 +94,7 @@ fn model_files_of_the_previous_build_load_and_reconstruct_identically() {
     let conv = Autoencoder::<f64>::load(dir().join("conv_f64.ltae")).unwrap();
     assert_eq!(bits(&conv.reconstruct(&x).unwrap()), std::fs::read(dir().join("conv_f64.expected")).unwrap());
     // the current build trains the same model to the same bits
-    let again = conv_arch().fit::<f64>(&x).unwrap().model;
+    let again = conv_arch().fit(&x).unwrap().model;
     assert_eq!(again.to_bytes().unwrap(), conv.to_bytes().unwrap());
 }
 
@@ -103,7 +104,7 @@ fn a_training_state_of_the_previous_build_resumes_to_the_same_weights() {
     let state = dir().join("mlp_f32.ltts");
     let saved = TrainingState::<f32>::load(&state).unwrap();
     assert_eq!(saved.epochs_run(), 2);
-    let mut resumed = mlp_arch().build::<f32>().unwrap();
+    let mut resumed = mlp_arch().build::<Autoencoder<f32>>().unwrap();
     let report = Trainer::new(mlp_train().resume_from(&state).check().unwrap()).fit(&mut resumed, &x, None).unwrap();
     assert_eq!(report.epochs_run, 3);
     let expected = Autoencoder::<f32>::load(dir().join("mlp_f32.ltae")).unwrap();

@@ -13,6 +13,7 @@ use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams, Penalties
 use latent_autoencoder::{
     Activation, ActivationLayer, KlSparsity, Layer, Loss, Mode, NoiseModel, Trainable, WeightSet,
 };
+use latent_autoencoder::{Autoencoder, CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient, check_vjp};
 use proptest::prelude::*;
@@ -272,7 +273,7 @@ fn whole_models_with_all_penalties() {
         .penalties(pen)
         .check()
         .unwrap()
-        .build::<f64>()
+        .build::<Autoencoder<f64>>()
         .unwrap();
     check_model_gradient(&conv, &rand_tensor([3, 1, 6, 6], 5, 0.0, 1.0));
 }

@@ -1,5 +1,6 @@
 //! Model files: round trips and every kind of bad file.
 
+use latent_autoencoder::ParamGuard;
 use latent_autoencoder::models::{ConvAeParams, ConvStage, LinearAeParams, MlpAeParams};
 use latent_autoencoder::{Autoencoder, AutoencoderError, Decoder, Encoder, NoiseModel};
 use latent_linalg::Tensor4;
@@ -38,8 +39,12 @@ fn save_load_gives_identical_outputs() {
     std::fs::remove_file(&path).ok();
 
     // f64, convolutional
-    let conv =
-        ConvAeParams::new([1, 6, 6]).encoder_stage(ConvStage::new(3, 3, 2, 1)).check().unwrap().build::<f64>().unwrap();
+    let conv = ConvAeParams::new([1, 6, 6])
+        .encoder_stage(ConvStage::new(3, 3, 2, 1))
+        .check()
+        .unwrap()
+        .build::<Autoencoder<f64>>()
+        .unwrap();
     let back = Autoencoder::<f64>::from_bytes(&conv.to_bytes().unwrap()).unwrap();
     let x64 = Tensor4::from_fn([3, 1, 6, 6], |[n, _, i, j]| (n + i * j) as f64 / 30.0).unwrap();
     assert_eq!(conv.reconstruct(&x64).unwrap(), back.reconstruct(&x64).unwrap());
@@ -90,7 +95,7 @@ fn bad_files_are_typed_errors_never_panics() {
 fn inconsistent_payloads_fail_validation() {
     // A well-formed container whose model does not fit together: swap the decoder of a model
     // with another input size into its file (via serde_json surgery on the serialised model).
-    let a = LinearAeParams::new(6, 2).check().unwrap().build::<f32>().unwrap();
+    let a = LinearAeParams::new(6, 2).check().unwrap().build::<Autoencoder<f32>>().unwrap();
     let mut v: serde_json::Value = serde_json::to_value(&a).unwrap();
     // shorten the encoder weight so it no longer matches its declared 6 → 2 shape
     let w = v.pointer_mut("/encoder/layers/0/Dense/weight").and_then(|w| w.as_array_mut()).unwrap();

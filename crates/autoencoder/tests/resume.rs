@@ -4,8 +4,9 @@
 
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::resume::{STATE_FORMAT_VERSION, TrainingState};
-use latent_autoencoder::train::{Control, EpochContext, LrSchedule, OptimizerKind, StopReason, TrainParams, Trainer};
+use latent_autoencoder::train::{Control, EpochContext, LearnStop, LrSchedule, OptimizerKind, TrainParams, Trainer};
 use latent_autoencoder::{Autoencoder, AutoencoderError, NoiseModel, Param, Trainable};
+use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::optimizer::SgdParams;
 use rand::{Rng, SeedableRng};
@@ -38,7 +39,7 @@ struct Outcome {
     steps: usize,
     best_epoch: usize,
     best_loss: u64,
-    stop_reason: StopReason,
+    stop_reason: LearnStop,
 }
 
 fn outcome(model: &Autoencoder<f32>, r: &latent_autoencoder::TrainReport) -> Outcome {
@@ -329,7 +330,7 @@ fn early_stopping_survives_a_resume() {
     let p = TrainParams::new().progress(false).epochs(8).batch_size(16).lr(1e-2).patience(2).min_delta(1e9);
     let mut whole = arch.build_for::<f32>([10, 1, 1]).unwrap();
     let full = Trainer::new(p.clone().check().unwrap()).fit(&mut whole, &x, None).unwrap();
-    assert_eq!((full.stop_reason, full.epochs_run, full.best_epoch), (StopReason::EarlyStopping, 3, 1));
+    assert_eq!((full.stop_reason, full.epochs_run, full.best_epoch), (LearnStop::EarlyStopping, 3, 1));
     let expected = outcome(&whole, &full);
     let state = temp("early.state");
     for stop_at in [2, 3] {

@@ -2,8 +2,9 @@
 //! checkpoints, early stopping, callbacks, denoising mode, parameter validation.
 
 use latent_autoencoder::models::{ConvAeParams, ConvStage, LinearAeParams, MlpAeParams, SparseReluAeParams};
-use latent_autoencoder::train::{Control, EpochContext, LrSchedule, OptimizerKind, StopReason, TrainParams, Trainer};
+use latent_autoencoder::train::{Control, EpochContext, LearnStop, LrSchedule, OptimizerKind, TrainParams, Trainer};
 use latent_autoencoder::{Autoencoder, AutoencoderError, Mode, NoiseModel, Trainable};
+use latent_autoencoder::{CheckedModel, ParamGuard};
 use latent_linalg::Tensor4;
 use latent_optim::optimizer::SgdParams;
 use rand::{Rng, SeedableRng};
@@ -60,7 +61,7 @@ fn every_model_decreases_the_loss() {
     for (name, f) in [("linear", &lin), ("sparse", &sp), ("mlp", &mlp), ("conv", &conv)] {
         let r = &f.report;
         assert_eq!(r.epochs_run, 20, "{name}");
-        assert_eq!(r.stop_reason, StopReason::MaxEpochs);
+        assert_eq!(r.stop_reason, LearnStop::MaxIterations);
         assert_eq!(r.train_loss.len(), 20);
         assert!(r.train_loss[19] < 0.7 * r.train_loss[0], "{name}: {:?}", r.train_loss);
         assert!(r.samples_per_s > 0.0 && r.steps == 20 * 6);
@@ -207,7 +208,7 @@ fn early_stopping_validation_and_callbacks() {
         .fit(&x)
         .unwrap();
     let r = &f.report;
-    assert_eq!(r.stop_reason, StopReason::EarlyStopping);
+    assert_eq!(r.stop_reason, LearnStop::EarlyStopping);
     assert_eq!((r.epochs_run, r.best_epoch), (3, 1));
     assert_eq!(r.val_loss.len(), 3);
     assert_eq!(r.train_samples, 60);
@@ -222,7 +223,7 @@ fn early_stopping_validation_and_callbacks() {
         if ctx.epoch == 3 { Control::Stop } else { Control::Continue }
     };
     let r = Trainer::new(p.check().unwrap()).fit_with_callbacks(&mut model, &x, Some(&x), &mut [&mut cb]).unwrap();
-    assert_eq!(r.stop_reason, StopReason::Callback);
+    assert_eq!(r.stop_reason, LearnStop::Callback);
     assert_eq!(lrs, vec![0.1, 0.05, 0.025]);
 }
 
@@ -309,7 +310,7 @@ fn benchmark_conv_architecture_builds_with_expected_shapes() {
         .decoder_stage(ConvStage::new(1, 4, 2, 1))
         .check()
         .unwrap();
-    let mut m = p.build::<f32>().unwrap();
+    let mut m = p.build::<Autoencoder<f32>>().unwrap();
     assert_eq!(m.code_shape().unwrap(), [32, 7, 7]);
     // PyTorch parameter count of the same network
     assert_eq!(m.num_params(), (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 16 * 16 + 16) + (16 * 16 + 1));
@@ -320,7 +321,7 @@ fn benchmark_conv_architecture_builds_with_expected_shapes() {
         .check()
         .unwrap();
     let x = images(2, 28, 28, 0);
-    assert_eq!(mirrored.build::<f32>().unwrap().reconstruct(&x).unwrap().shape(), [2, 1, 28, 28]);
+    assert_eq!(mirrored.build::<Autoencoder<f32>>().unwrap().reconstruct(&x).unwrap().shape(), [2, 1, 28, 28]);
 }
 
 #[test]
@@ -330,7 +331,7 @@ fn kl_term_revives_dead_units_and_the_counter_sees_them() {
     // never fire.
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let x = Tensor4::from_fn([64, 9, 1, 1], |_| rng.random::<f32>()).unwrap();
-    let mut kill = SparseReluAeParams::new(9, 6).lambda(0.01).check().unwrap().build::<f32>().unwrap();
+    let mut kill = SparseReluAeParams::new(9, 6).lambda(0.01).check().unwrap().build::<Autoencoder<f32>>().unwrap();
     for (i, v) in kill.params()[0].value.iter_mut().enumerate() {
         *v = if i < 3 * 9 { -v.abs() - 0.05 } else { v.abs() + 0.05 };
     }

@@ -4,6 +4,7 @@
 //! `cargo run --release -p latent-unet --example segment_nuclei -- [steps] [depth] [base] [classes] [valid|same] [skips|noskips] [synthetic]`
 
 use latent_datasets::cells::{CellSample, SynthCells, synth_cell_set};
+use latent_unet::ParamGuard;
 use latent_unet::data::{Split, evaluate, split, standardize};
 use latent_unet::{Padding, SegTrainer, TrainParams, UNet, UnetParams};
 
@@ -43,7 +44,7 @@ fn main() -> Result<(), latent_unet::UnetError> {
     println!("best threshold {:.2}: IoU {:.4}, F1 {:.4}", best.2, best.0, best.1);
     let params =
         UnetParams::new().depth(depth).base_channels(base).classes(classes).padding(padding).skips(skips).check()?;
-    let mut net = UNet::<f32>::new(&params)?;
+    let mut net = params.build::<UNet<f32>>()?;
     let g = net.geometry();
     let tile = match padding {
         Padding::Same => 64,

@@ -5,6 +5,7 @@
 //! `cargo run --release -p latent-unet --example unet_step [STEPS]`
 
 use latent_linalg::Tensor4;
+use latent_unet::ParamGuard;
 use latent_unet::{SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -13,7 +14,7 @@ fn main() -> Result<(), latent_unet::UnetError> {
     // the main thread takes part in the parallel loops (see latent_linalg::product::init_threads)
     latent_linalg::product::init_threads(None)?;
     let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let mut net = UNet::<f32>::new(&UnetParams::new().depth(3).base_channels(16).classes(2).check()?)?;
+    let mut net = UnetParams::new().depth(3).base_channels(16).classes(2).check()?.build::<UNet<f32>>()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let images = Tensor4::from_fn([8, 1, 64, 64], |_| rng.random::<f32>())?;
     let labels: Vec<u8> = (0..8 * 64 * 64).map(|_| rng.random_range(0..2u8)).collect();

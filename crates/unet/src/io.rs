@@ -24,7 +24,7 @@ pub fn magic<T: Real>() -> [u8; 8] {
     m
 }
 
-/// Trainable values of the network [`UNet::new`] builds for `p` (without allocating it);
+/// Trainable values of the network `p.check()?.build()` builds (without allocating it);
 /// `None` on overflow.
 fn param_count(p: &UnetParams) -> Option<usize> {
     let conv = |i: usize, o: usize, k: usize| i.checked_mul(o)?.checked_mul(k * k);
@@ -96,8 +96,8 @@ impl<T: Real> UNet<T> {
     /// # Example
     /// ```
     /// use latent_linalg::Tensor4;
-    /// use latent_unet::{UNet, UnetParams};
-    /// let net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(4).seed(3).check()?)?;
+    /// use latent_unet::{ParamGuard, UNet, UnetParams};
+    /// let net = UnetParams::new().depth(2).base_channels(4).seed(3).check()?.build::<UNet<f32>>()?;
     /// let path = std::env::temp_dir().join(format!("latent-unet-doc-{}.bin", std::process::id()));
     /// net.save(&path)?;
     /// let back = UNet::<f32>::load(&path)?;
@@ -131,6 +131,7 @@ impl<T: Real> UNet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latent_optim::fit::ParamGuard;
 
     #[test]
     fn the_parameter_count_matches_the_network() {
@@ -146,7 +147,7 @@ mod tests {
                         .batch_norm(batch_norm)
                         .check()
                         .unwrap();
-                    let mut net = UNet::<f32>::new(&p).unwrap();
+                    let mut net = p.build::<UNet<f32>>().unwrap();
                     assert_eq!(param_count(p.get()), Some(net.num_params()), "{:?}", p.get());
                 }
             }
@@ -158,7 +159,7 @@ mod tests {
     /// weights made loading build that network before comparing; now it is a format error.
     #[test]
     fn a_huge_stored_architecture_is_refused_before_allocating() {
-        let net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(2).check().unwrap()).unwrap();
+        let net = UnetParams::new().depth(2).base_channels(2).check().unwrap().build::<UNet<f32>>().unwrap();
         let file = net.to_bytes().unwrap();
         let payload = &file[28..];
         // bincode varints: in_channels, classes, depth, base_channels are the payload's first bytes

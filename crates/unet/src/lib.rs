@@ -13,9 +13,10 @@ pub mod train;
 pub mod weight_map;
 
 pub use error::{Result, UnetError};
+pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
 pub use loss::SegLoss;
 pub use metrics::SegMetrics;
 pub use model::UNet;
-pub use params::{Checked, Geometry, Padding, UnetParams};
+pub use params::{Geometry, Padding, UnetParams};
 pub use train::{SegBatch, SegTrainer, StepInfo, TrainParams, TrainReport, UnetOptimizer};
 pub use weight_map::WeightMapParams;

@@ -10,6 +10,7 @@ use latent_autoencoder::layers::pool::MaxPool2d;
 use latent_autoencoder::{Activation, ActivationLayer, AnyLayer, AutoencoderError, Layer, Mode, Param, Sequential};
 use latent_linalg::pool::{center_crop, center_crop_backward, concat_channels, split_channels};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::ParamGuard;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -129,9 +130,9 @@ fn block_backward<T: Real>(
 /// ```
 /// use latent_autoencoder::{Layer, Mode};
 /// use latent_linalg::Tensor4;
-/// use latent_unet::{Padding, UNet, UnetParams};
+/// use latent_unet::{Padding, ParamGuard, UNet, UnetParams};
 /// let params = UnetParams::new().depth(3).base_channels(4).padding(Padding::Valid).check()?;
-/// let net = UNet::<f32>::new(&params)?;
+/// let net: UNet<f32> = params.build()?;
 /// let x = Tensor4::from_fn([2, 1, 44, 44], |[n, _, i, j]| ((n + i * j) % 5) as f32 / 5.0)?;
 /// let logits = net.infer(&x)?;
 /// assert_eq!(logits.shape(), [2, 2, 4, 4]); // 44 − 2·20
@@ -153,12 +154,12 @@ pub struct UNet<T> {
 
 impl<T: Real> UNet<T> {
     /// A randomly initialised network (PyTorch's default initialisation, seeded by
-    /// `params.seed`).
+    /// `params.seed`); users call `params.build()` (`Build<UNet<T>>` for [`UnetParams`]).
     ///
     /// # Errors
     /// [`UnetError::Autoencoder`] when a layer rejects its geometry (cannot happen for checked
     /// parameters).
-    pub fn new(params: &Checked<UnetParams>) -> Result<Self> {
+    pub(crate) fn new(params: &Checked<UnetParams>) -> Result<Self> {
         let p = *params.get();
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let d = p.depth - 1;

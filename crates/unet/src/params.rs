@@ -1,32 +1,13 @@
-//! Architecture parameters (builder → [`UnetParams::check`] → [`Checked`]) and the size
-//! arithmetic of the network: which inputs it accepts, how much an unpadded network shrinks them,
-//! and how much context overlap-tile prediction needs.
+//! Architecture parameters (builder → [`ParamGuard::check`] → [`Checked`] → [`Checked::build`]
+//! → [`UNet`]) and the size arithmetic of the network: which inputs it accepts, how much an
+//! unpadded network shrinks them, and how much context overlap-tile prediction needs.
 
+use crate::UNet;
 use crate::error::{Result, UnetError, invalid};
+use latent_linalg::Real;
+pub(crate) use latent_optim::fit::Checked;
+use latent_optim::fit::{Build, ParamGuard};
 use serde::{Deserialize, Serialize};
-
-/// Parameters that passed their `check()`: the only input [`crate::UNet::new`] and the trainer
-/// accept. Read the parameters through `Deref`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Checked<P>(pub(crate) P);
-
-impl<P> Checked<P> {
-    /// The validated parameters.
-    pub fn get(&self) -> &P {
-        &self.0
-    }
-    /// Give up the wrapper.
-    pub fn into_inner(self) -> P {
-        self.0
-    }
-}
-
-impl<P> std::ops::Deref for Checked<P> {
-    type Target = P;
-    fn deref(&self) -> &P {
-        &self.0
-    }
-}
 
 /// Padding of the 3×3 convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -291,22 +272,12 @@ impl Default for UnetParams {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
-        $($(#[$doc])*
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$name = v;
-            self
-        })*
-    };
-}
-
 impl UnetParams {
     /// Defaults (see the table).
     pub fn new() -> Self {
         Self::default()
     }
-    setters!(
+    latent_optim::setters! {
         /// Set the input channels.
         in_channels: usize,
         /// Set the number of classes.
@@ -325,7 +296,7 @@ impl UnetParams {
         dropout: f64,
         /// Set the seed.
         seed: u64,
-    );
+    }
 
     /// The size arithmetic of this architecture.
     pub fn geometry(&self) -> Geometry {
@@ -336,19 +307,25 @@ impl UnetParams {
     pub fn channels(&self, l: usize) -> usize {
         self.base_channels << l
     }
+}
 
-    /// Validate.
-    ///
+/// `check()` validates the architecture; `build()` then makes the network.
+///
+/// # Example
+/// ```
+/// use latent_unet::{ParamGuard, UNet, UnetError, UnetParams};
+/// let e = UnetParams::new().classes(1).check().unwrap_err();
+/// assert!(matches!(e, UnetError::InvalidParameter { name: "classes", .. }));
+/// let net: UNet<f32> = UnetParams::new().depth(2).base_channels(4).check()?.build()?;
+/// assert_eq!(net.params().classes, 2);
+/// # Ok::<(), UnetError>(())
+/// ```
+impl ParamGuard for UnetParams {
+    type Error = UnetError;
+
     /// # Errors
     /// [`UnetError::InvalidParameter`] naming the first bad value.
-    ///
-    /// # Example
-    /// ```
-    /// use latent_unet::{UnetError, UnetParams};
-    /// let e = UnetParams::new().classes(1).check().unwrap_err();
-    /// assert!(matches!(e, UnetError::InvalidParameter { name: "classes", .. }));
-    /// ```
-    pub fn check(&self) -> Result<Checked<UnetParams>> {
+    fn validate(&self) -> Result<()> {
         if self.in_channels == 0 {
             return Err(invalid("in_channels", self.in_channels, "must be >= 1"));
         }
@@ -371,13 +348,24 @@ impl UnetParams {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(invalid("dropout", self.dropout, "must be in [0, 1)"));
         }
-        Ok(Checked(*self))
+        Ok(())
+    }
+}
+
+impl<T: Real> Build<UNet<T>> for UnetParams {
+    /// A randomly initialised network (PyTorch's default initialisation, seeded by `seed`).
+    ///
+    /// # Errors
+    /// [`UnetError::Autoencoder`] when a layer rejects its geometry (cannot happen for checked
+    /// parameters).
+    fn build_checked(params: &Checked<Self>) -> Result<UNet<T>> {
+        UNet::new(params)
     }
 }
 
 impl From<Checked<UnetParams>> for UnetParams {
     fn from(c: Checked<UnetParams>) -> Self {
-        c.0
+        c.into_inner()
     }
 }
 

@@ -67,8 +67,8 @@ impl<T: Real> UNet<T> {
     /// # Example
     /// ```
     /// use latent_linalg::Tensor4;
-    /// use latent_unet::{Padding, UNet, UnetParams};
-    /// let net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(4).padding(Padding::Valid).check()?)?;
+    /// use latent_unet::{Padding, ParamGuard, UNet, UnetParams};
+    /// let net = UnetParams::new().depth(2).base_channels(4).padding(Padding::Valid).check()?.build::<UNet<f32>>()?;
     /// let image = Tensor4::from_fn([1, 1, 50, 37], |[_, _, i, j]| ((i * 7 + j * 3) % 11) as f32 / 11.0)?;
     /// let logits = net.predict_tiled(&image, 36, 4)?; // 36×36 input tiles → 20×20 output tiles
     /// assert_eq!(logits.shape(), [1, 2, 50, 37]);

@@ -6,12 +6,12 @@ use crate::data::{TileAugment, random_tile};
 use crate::error::{Result, UnetError, check_nonneg, check_pos, invalid, shape_err};
 use crate::loss::SegLoss;
 use crate::model::UNet;
-use crate::params::Checked;
 use crate::weight_map::WeightMapParams;
 use latent_autoencoder::train::{ModelOptimizer, OptimizerKind};
 use latent_autoencoder::{AutoencoderError, Layer, Mode};
 use latent_datasets::cells::CellSample;
 use latent_linalg::{Real, Tensor4};
+use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::AdamParams;
 use latent_optim::schedule::{CosineAnnealing, Schedule};
 use rand::{Rng, SeedableRng};
@@ -74,8 +74,8 @@ impl<T: Real> UNet<T> {
 /// # Example
 /// ```
 /// use latent_linalg::Tensor4;
-/// use latent_unet::{SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
-/// let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(4).check()?)?;
+/// use latent_unet::{ParamGuard, SegBatch, SegLoss, UNet, UnetOptimizer, UnetParams};
+/// let mut net = UnetParams::new().depth(2).base_channels(4).check()?.build::<UNet<f32>>()?;
 /// let x = Tensor4::from_fn([2, 1, 8, 8], |[_, _, i, j]| if (i / 4 + j / 4) % 2 == 0 { 1.0 } else { -1.0 })?;
 /// let labels: Vec<u8> = x.as_slice().iter().map(|&v| u8::from(v > 0.0)).collect();
 /// let batch = SegBatch { images: x, labels, weights: None };
@@ -178,22 +178,12 @@ impl Default for TrainParams {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
-        $($(#[$doc])*
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$name = v;
-            self
-        })*
-    };
-}
-
 impl TrainParams {
     /// Defaults (see the table).
     pub fn new() -> Self {
         Self::default()
     }
-    setters!(
+    latent_optim::setters! {
         /// Set the number of steps.
         steps: usize,
         /// Set the batch size.
@@ -214,14 +204,16 @@ impl TrainParams {
         augment: TileAugment,
         /// Set the seed.
         seed: u64,
-    );
+    }
+}
 
-    /// Validate.
-    ///
+impl ParamGuard for TrainParams {
+    type Error = UnetError;
+
     /// # Errors
     /// [`UnetError::InvalidParameter`] naming the first bad value, [`UnetError::Optim`] for bad
     /// Adam hyperparameters.
-    pub fn check(&self) -> Result<Checked<TrainParams>> {
+    fn validate(&self) -> Result<()> {
         if self.steps == 0 {
             return Err(invalid("steps", self.steps, "must be >= 1"));
         }
@@ -238,7 +230,7 @@ impl TrainParams {
         }
         self.adam.check()?;
         if let Some(w) = &self.weight_map {
-            w.check()?;
+            w.validate()?;
         }
         if let Some((grid, sigma)) = self.augment.elastic {
             if grid < 2 {
@@ -246,7 +238,7 @@ impl TrainParams {
             }
             check_nonneg("augment.elastic.sigma", sigma)?;
         }
-        Ok(Checked(*self))
+        Ok(())
     }
 }
 
@@ -287,10 +279,10 @@ pub struct StepInfo {
 /// ```
 /// use latent_datasets::cells::{SynthCells, synth_cell_set};
 /// use latent_unet::data::standardize;
-/// use latent_unet::{SegTrainer, TrainParams, UNet, UnetParams};
+/// use latent_unet::{ParamGuard, SegTrainer, TrainParams, UNet, UnetParams};
 /// let cells = synth_cell_set(&SynthCells { width: 48, height: 48, ..Default::default() }, 4, 1)?;
 /// let sources = cells.iter().map(standardize).collect::<Result<Vec<_>, _>>()?;
-/// let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(4).check()?)?;
+/// let mut net = UnetParams::new().depth(2).base_channels(4).check()?.build::<UNet<f32>>()?;
 /// let trainer = SegTrainer::new(TrainParams::new().steps(3).batch_size(2).tile(32).check()?);
 /// let report = trainer.fit(&mut net, &sources)?;
 /// assert_eq!(report.losses.len(), 3);
@@ -304,7 +296,7 @@ pub struct SegTrainer {
 impl SegTrainer {
     /// A trainer with validated parameters.
     pub fn new(params: Checked<TrainParams>) -> Self {
-        Self { params: params.0 }
+        Self { params: params.into_inner() }
     }
 
     /// The parameters.
@@ -437,7 +429,7 @@ mod tests {
     /// 2¹⁴ values (the loop this crate ran before it used `ModelOptimizer`).
     #[test]
     fn the_shared_optimizer_matches_per_chunk_adam_bit_for_bit() {
-        let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(24).check().unwrap()).unwrap();
+        let mut net = UnetParams::new().depth(2).base_channels(24).check().unwrap().build::<UNet<f32>>().unwrap();
         let x = Tensor4::from_fn([2, 1, 8, 8], |[n, _, i, j]| ((n + i * 3 + j) % 5) as f32 / 5.0 - 0.4).unwrap();
         let labels: Vec<u8> = x.as_slice().iter().map(|&v| u8::from(v > 0.0)).collect();
         let batch = SegBatch { images: x, labels, weights: None };

@@ -74,7 +74,7 @@ impl WeightMapParams {
     ///
     /// # Errors
     /// [`crate::UnetError::InvalidParameter`] naming `w0` or `sigma`.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         check_nonneg("w0", self.w0)?;
         check_pos("sigma", self.sigma)
     }
@@ -233,7 +233,7 @@ pub fn weight_map(
     n_classes: usize,
     p: &WeightMapParams,
 ) -> Result<Vec<f32>> {
-    p.check()?;
+    p.validate()?;
     if n_classes < 2 {
         return Err(invalid("n_classes", n_classes, "must be >= 2"));
     }

@@ -4,6 +4,7 @@
 use latent_autoencoder::{Layer, Mode};
 use latent_linalg::Tensor4;
 use latent_optim::gradcheck::{GradCheck, check_gradient, check_vjp};
+use latent_unet::ParamGuard;
 use latent_unet::loss::{cross_entropy, dice_loss};
 use latent_unet::{Padding, SegBatch, SegLoss, UNet, UnetError, UnetOptimizer, UnetParams};
 use rand::{Rng, SeedableRng};
@@ -23,7 +24,7 @@ fn rand_labels(n: usize, k: u8, seed: u64) -> Vec<u8> {
 /// loss, and the input through a vector–Jacobian product.
 fn gradcheck_net(params: UnetParams, size: usize, loss: SegLoss) {
     let checked = params.check().unwrap();
-    let mut net = UNet::<f64>::new(&checked).unwrap();
+    let mut net = checked.build::<UNet<f64>>().unwrap();
     let x = rand_tensor([2, 1, size, size], 11);
     let out = net.output_shape(x.shape()).unwrap();
     let np = out[0] * out[2] * out[3];
@@ -118,7 +119,7 @@ fn crop_and_concat_shapes_at_every_depth() {
                         assert_eq!(skip, up);
                     }
                 }
-                let mut net = UNet::<f32>::new(&p).unwrap();
+                let mut net = p.build::<UNet<f32>>().unwrap();
                 let x = Tensor4::from_fn([1, 1, n, n + g.stride()], |[_, _, i, j]| ((i + 2 * j) % 5) as f32).unwrap();
                 let y = Layer::forward(&mut net, &x, Mode::Train).unwrap();
                 let (ho, wo) = (g.output_size(n).unwrap(), g.output_size(n + g.stride()).unwrap());
@@ -136,7 +137,7 @@ fn crop_and_concat_shapes_at_every_depth() {
 
 #[test]
 fn bad_input_sizes_are_typed_errors_naming_valid_sizes() {
-    let net = UNet::<f32>::new(&UnetParams::new().depth(3).base_channels(2).check().unwrap()).unwrap();
+    let net = UnetParams::new().depth(3).base_channels(2).check().unwrap().build::<UNet<f32>>().unwrap();
     let x = Tensor4::<f32>::zeros([1, 1, 30, 32]).unwrap();
     match net.predict(&x) {
         Err(UnetError::InputSize { axis, size, depth, padding, valid }) => {
@@ -145,9 +146,14 @@ fn bad_input_sizes_are_typed_errors_naming_valid_sizes() {
         }
         other => panic!("{other:?}"),
     }
-    let valid_net =
-        UNet::<f32>::new(&UnetParams::new().depth(3).base_channels(2).padding(Padding::Valid).check().unwrap())
-            .unwrap();
+    let valid_net = UnetParams::new()
+        .depth(3)
+        .base_channels(2)
+        .padding(Padding::Valid)
+        .check()
+        .unwrap()
+        .build::<UNet<f32>>()
+        .unwrap();
     let x = Tensor4::<f32>::zeros([1, 1, 44, 45]).unwrap();
     let e = valid_net.predict(&x).unwrap_err();
     assert!(matches!(e, UnetError::InputSize { axis: "width", size: 45, .. }), "{e}");
@@ -173,7 +179,7 @@ fn bad_input_sizes_are_typed_errors_naming_valid_sizes() {
 fn overlap_tile_equals_whole_image_prediction() {
     // unpadded: tiles of a mirror-padded image equal the whole padded image's prediction everywhere
     let p = UnetParams::new().depth(3).base_channels(2).classes(3).padding(Padding::Valid).seed(4).check().unwrap();
-    let net = UNet::<f64>::new(&p).unwrap();
+    let net = p.build::<UNet<f64>>().unwrap();
     let g = net.geometry();
     let m = g.margin();
     let (h, w) = (40, 36); // whole padded image: 80 × 76, valid sizes for depth 3
@@ -187,7 +193,7 @@ fn overlap_tile_equals_whole_image_prediction() {
 
     // same padding: equal wherever the whole-image prediction does not see the image edge
     let p = UnetParams::new().depth(3).base_channels(2).seed(5).check().unwrap();
-    let net = UNet::<f64>::new(&p).unwrap();
+    let net = p.build::<UNet<f64>>().unwrap();
     let c = net.geometry().context();
     let img = rand_tensor([1, 1, 96, 88], 22);
     let tiled = net.predict_tiled(&img, 2 * c + 16, 4).unwrap();
@@ -211,7 +217,7 @@ fn overlap_tile_equals_whole_image_prediction() {
 fn save_and_load_give_identical_predictions() {
     let p =
         UnetParams::new().depth(3).base_channels(3).classes(3).batch_norm(true).dropout(0.3).seed(7).check().unwrap();
-    let mut net = UNet::<f32>::new(&p).unwrap();
+    let mut net = p.build::<UNet<f32>>().unwrap();
     // a few training steps so batch-norm statistics and weights move away from their init
     let x = Tensor4::from_fn([2, 1, 16, 16], |[n, _, i, j]| ((n + i * j) % 7) as f32 / 7.0).unwrap();
     let b = SegBatch { images: x.clone(), labels: rand_labels(512, 3, 1), weights: None };
@@ -260,7 +266,7 @@ fn training_is_bit_identical_on_one_and_two_threads() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let p = UnetParams::new().depth(3).base_channels(4).classes(3).batch_norm(true).dropout(0.2).seed(9);
-            let mut net = UNet::<f32>::new(&p.check().unwrap()).unwrap();
+            let mut net = p.check().unwrap().build::<UNet<f32>>().unwrap();
             let trainer = SegTrainer::new(TrainParams::new().steps(3).batch_size(4).tile(32).seed(5).check().unwrap());
             let rep = trainer.fit(&mut net, &sources).unwrap();
             (net.flat_params(), rep.losses)

@@ -1,6 +1,7 @@
 //! Training end to end on small synthetic cell images, and the trainer's typed errors.
 
 use latent_datasets::cells::{SynthCells, synth_cell_set};
+use latent_unet::ParamGuard;
 use latent_unet::data::{Split, TileAugment, evaluate, random_tile, split, standardize};
 use latent_unet::{Padding, SegLoss, SegTrainer, TrainParams, UNet, UnetError, UnetParams, WeightMapParams};
 
@@ -14,7 +15,7 @@ fn a_small_unet_learns_to_segment_synthetic_cells() {
     let sources = synth(6, 1);
     let test = synth(1, 2).remove(0);
     let p = UnetParams::new().depth(2).base_channels(8).classes(2).seed(3).check().unwrap();
-    let mut net = UNet::<f32>::new(&p).unwrap();
+    let mut net = p.build::<UNet<f32>>().unwrap();
     let before = evaluate(&net, &test, 48, 8).unwrap().0;
     let trainer = SegTrainer::new(
         TrainParams::new().steps(60).batch_size(4).tile(32).lr(3e-3).final_lr(3e-4).seed(4).check().unwrap(),
@@ -33,7 +34,7 @@ fn a_small_unet_learns_to_segment_synthetic_cells() {
 fn unpadded_networks_train_on_cropped_targets() {
     let sources = synth(2, 5);
     let p = UnetParams::new().depth(2).base_channels(4).classes(3).padding(Padding::Valid).seed(6).check().unwrap();
-    let mut net = UNet::<f32>::new(&p).unwrap();
+    let mut net = p.build::<UNet<f32>>().unwrap();
     // 36 → 20: the targets are the centre 20×20 of each tile
     let trainer = SegTrainer::new(
         TrainParams::new().steps(2).batch_size(2).tile(36).loss(SegLoss::CrossEntropyDice).check().unwrap(),
@@ -82,7 +83,7 @@ fn trainer_and_data_errors_are_typed() {
             other => panic!("{name}: {other:?}"),
         }
     }
-    let mut net = UNet::<f32>::new(&UnetParams::new().depth(2).base_channels(2).check().unwrap()).unwrap();
+    let mut net = UnetParams::new().depth(2).base_channels(2).check().unwrap().build::<UNet<f32>>().unwrap();
     let t = SegTrainer::new(TrainParams::new().steps(1).tile(32).check().unwrap());
     assert!(matches!(t.fit(&mut net, &[]), Err(UnetError::Empty { .. })));
     let small = synth_cell_set(&SynthCells { width: 20, height: 40, ..SynthCells::default() }, 1, 0).unwrap();

@@ -4,7 +4,7 @@ use super::common::err;
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, Decoder, Encoder};
+use latent_autoencoder::{Activation, Decoder, Encoder, ParamGuard};
 use latent_datasets::Mnist;
 use latent_linalg::Tensor4;
 

@@ -14,7 +14,7 @@ use latent_anomaly::{
 };
 use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
-use latent_autoencoder::{Activation, Autoencoder, BlobNoise, NoiseModel};
+use latent_autoencoder::{Activation, Autoencoder, BlobNoise, CheckedModel, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
 use latent_datasets::{FashionMnist, ImageSet, Mnist, one_class_split};
@@ -130,7 +130,7 @@ fn normalizer() -> Result<Checked<NormalizerParams>, String> {
 
 /// The convolutional autoencoder used for both losses: 1×32×32 → 16×16×16 → 32×8×8 → 32×4×4 →
 /// code 16×4×4 (a 4× bottleneck), mirrored decoder, leaky ReLU, sigmoid output.
-fn conv_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::train::Checked<ConvAeParams>, String> {
+fn conv_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::Checked<ConvAeParams>, String> {
     ConvAeParams::new([1, TILE, TILE])
         .encoder_stage(ConvStage::new(16, 4, 2, 1))
         .encoder_stage(ConvStage::new(32, 4, 2, 1))
@@ -199,7 +199,7 @@ fn restoring_ae(
     choice: RestoringChoice,
     epochs: usize,
     seed: u64,
-) -> Result<latent_autoencoder::train::Checked<ConvAeParams>, String> {
+) -> Result<latent_autoencoder::Checked<ConvAeParams>, String> {
     latent_anomaly::restore::restoring_ae_params(choice.tile, &RESTORING_STAGES, epochs, seed, restoring_noise())
         .check()
         .map_err(err)
@@ -755,7 +755,7 @@ fn write_example_sheet(ctx: &mut Ctx, rows: &[RgbImage]) -> Result<(), String> {
 }
 
 /// Dense autoencoder 784 → 128 → 32 → 128 → 784 (ReLU, sigmoid output, MSE).
-fn mlp_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::train::Checked<MlpAeParams>, String> {
+fn mlp_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::Checked<MlpAeParams>, String> {
     MlpAeParams::new(vec![784, 128, 32])
         .code_activation(Activation::Identity)
         .epochs(epochs)

@@ -3,8 +3,8 @@
 use super::common::err;
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
-use latent_autoencoder::Encoder;
 use latent_autoencoder::models::SparseReluAeParams;
+use latent_autoencoder::{Encoder, ParamGuard};
 use latent_datasets::Mnist;
 
 pub const FIGURE: Figure = Figure {

@@ -5,7 +5,7 @@ use super::common::err;
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, LrSchedule};
+use latent_autoencoder::{Activation, LrSchedule, ParamGuard};
 use latent_datasets::Mnist;
 
 pub const FIGURE: Figure = Figure {

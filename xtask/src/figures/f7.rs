@@ -3,8 +3,8 @@
 use super::common::err;
 use super::plot::tile_sheet;
 use super::{Ctx, Figure};
-use latent_autoencoder::NoiseModel;
 use latent_autoencoder::models::MlpAeParams;
+use latent_autoencoder::{NoiseModel, ParamGuard};
 use latent_datasets::Mnist;
 use rand::SeedableRng;
 

@@ -4,7 +4,7 @@ use super::common::err;
 use super::plot::{Chart, Kind, Series};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, NoiseModel};
+use latent_autoencoder::{Activation, NoiseModel, ParamGuard};
 use latent_datasets::toy::{Manifold2d, manifold_2d};
 use latent_linalg::Tensor4;
 

@@ -9,7 +9,7 @@ use latent_datasets::cells::{CellSample, SynthCells, synth_cell_set};
 use latent_unet::data::{Split, evaluate, split, standardize};
 use latent_unet::metrics::evaluate_classes;
 use latent_unet::weight_map::{WeightMapParams, class_map, weight_map};
-use latent_unet::{Padding, SegMetrics, SegTrainer, TrainParams, UNet, UnetParams};
+use latent_unet::{Padding, ParamGuard, SegMetrics, SegTrainer, TrainParams, UNet, UnetParams};
 use serde_json::json;
 
 pub const FIGURE: Figure = Figure {
@@ -139,7 +139,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let mut results: Vec<Outcome> = Vec::new();
     for v in &variants {
         let checked = v.params.check().map_err(err)?;
-        let mut net = UNet::<f32>::new(&checked).map_err(err)?;
+        let mut net = checked.build::<UNet<f32>>().map_err(err)?;
         let n_params = net.num_params();
         let bar = ctx.progress(steps as u64, &format!("F9 {}", v.key));
         let trainer = SegTrainer::new(train_params.clone());

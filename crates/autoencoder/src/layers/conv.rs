@@ -61,7 +61,7 @@ impl ConvGeometry {
     ///
     /// # Errors
     /// [`crate::AutoencoderError::InvalidParameter`] naming the bad field.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.in_channels == 0 {
             return Err(invalid("in_channels", self.in_channels, "must be >= 1"));
         }
@@ -180,8 +180,8 @@ macro_rules! conv_common {
             /// # Errors
             /// [`crate::AutoencoderError::InvalidParameter`] for an invalid geometry or activation.
             pub fn new(geom: ConvGeometry, activation: Activation, bias: bool, rng: &mut ChaCha8Rng) -> Result<Self> {
-                geom.check()?;
-                activation.check()?;
+                geom.validate()?;
+                activation.validate()?;
                 let shape: [usize; 4] = $wshape(&geom);
                 let n = shape
                     .iter()
@@ -217,8 +217,8 @@ macro_rules! conv_common {
             /// [`crate::AutoencoderError::Format`] describing the inconsistency.
             pub fn validate(&self) -> Result<()> {
                 let wrap = |e: crate::AutoencoderError| format_err(format!("{}: {e}", stringify!($ty)));
-                self.geom.check().map_err(wrap)?;
-                self.activation.check().map_err(wrap)?;
+                self.geom.validate().map_err(wrap)?;
+                self.activation.validate().map_err(wrap)?;
                 check_tensor(stringify!($ty), &self.weight, $wshape(&self.geom))?;
                 if let Some(b) = &self.bias
                     && b.len() != self.geom.out_channels

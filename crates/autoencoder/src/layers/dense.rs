@@ -50,7 +50,7 @@ impl<T: Real> Dense<T> {
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
         check_sizes(in_features, out_features)?;
-        activation.check()?;
+        activation.validate()?;
         let bound = 1.0 / (in_features as f64).sqrt();
         let len = in_features
             .checked_mul(out_features)
@@ -104,7 +104,7 @@ impl<T: Real> Dense<T> {
     /// [`AutoencoderError::Format`] describing the inconsistency.
     pub fn validate(&self) -> Result<()> {
         check_sizes(self.in_features, self.out_features).map_err(|e| format_err(format!("dense layer: {e}")))?;
-        self.activation.check().map_err(|e| format_err(format!("dense layer: {e}")))?;
+        self.activation.validate().map_err(|e| format_err(format!("dense layer: {e}")))?;
         let need = self.in_features.checked_mul(self.out_features);
         if need != Some(self.weight.len()) {
             return Err(format_err(format!(

@@ -60,7 +60,7 @@ impl NoiseModel {
     /// # Errors
     /// [`AutoencoderError::InvalidParameter`] naming the bad value (`noise_std`,
     /// `noise_fraction`, `noise_low`/`noise_high`).
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         match *self {
             NoiseModel::Gaussian { std } => check_nonneg("noise_std", std),
             NoiseModel::Masking { fraction } => check_unit("noise_fraction", fraction),
@@ -74,7 +74,7 @@ impl NoiseModel {
                 }
                 Ok(())
             }
-            NoiseModel::Blobs(b) => b.check(),
+            NoiseModel::Blobs(b) => b.validate(),
         }
     }
 
@@ -198,15 +198,15 @@ impl NoiseModel {
 ///
 /// # Example
 /// ```
-/// use latent_autoencoder::{BlobNoise, NoiseModel, models::ConvAeParams, models::ConvStage};
+/// use latent_autoencoder::{BlobNoise, NoiseModel, ParamGuard, models::ConvAeParams, models::ConvStage};
 /// let blobs = BlobNoise { max_coverage: 0.25, ..BlobNoise::default() };
-/// assert!(NoiseModel::Blobs(blobs).check().is_ok());
+/// assert!(NoiseModel::Blobs(blobs).validate().is_ok());
 /// // a restoring convolutional autoencoder: corrupted input, clean target
 /// let params = ConvAeParams::new([1, 16, 16])
 ///     .encoder_stage(ConvStage::new(4, 4, 2, 1))
 ///     .denoising(NoiseModel::Blobs(blobs))
 ///     .check()?;
-/// assert!(BlobNoise { min_scale: 0.5, ..blobs }.check().is_err());
+/// assert!(BlobNoise { min_scale: 0.5, ..blobs }.validate().is_err());
 /// # Ok::<(), latent_autoencoder::AutoencoderError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -256,7 +256,7 @@ impl BlobNoise {
     /// [`AutoencoderError::InvalidParameter`] naming the bad value (`noise_probability`,
     /// `noise_max_coverage`, `noise_min_scale`, `noise_max_scale`, `noise_blur_sigma`,
     /// `noise_max_gain`, `noise_max_shift`, `noise_min_opacity`, `noise_max_feather`).
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         check_unit("noise_probability", self.probability)?;
         check_unit("noise_max_coverage", self.max_coverage)?;
         if !(self.min_scale.is_finite() && self.min_scale >= 1.0) {
@@ -420,9 +420,9 @@ impl<T: Real> Noise<T> {
     /// A noise layer.
     ///
     /// # Errors
-    /// As [`NoiseModel::check`].
+    /// As [`NoiseModel::validate`].
     pub fn new(model: NoiseModel, seed: u64) -> Result<Self> {
-        model.check()?;
+        model.validate()?;
         Ok(Self { model, seed, calls: 0, keep: Vec::new(), shape: None })
     }
     /// The corruption process.
@@ -434,7 +434,7 @@ impl<T: Real> Noise<T> {
     /// # Errors
     /// [`AutoencoderError::Format`] for invalid noise parameters.
     pub fn validate(&self) -> Result<()> {
-        self.model.check().map_err(|e| format_err(format!("noise layer: {e}")))
+        self.model.validate().map_err(|e| format_err(format!("noise layer: {e}")))
     }
 }
 
