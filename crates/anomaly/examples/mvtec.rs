@@ -14,12 +14,11 @@
 
 use latent_anomaly::ParamGuard;
 use latent_anomaly::heatmap::heatmap_panel;
+use latent_anomaly::restore::texture_ae_params;
 use latent_anomaly::{
     Detector, DetectorParams, EvalParams, EvalReport, MapParams, PatchCoder, PatchDictionaryParams, Result, RgbImage,
     evaluate_mvtec, load_mvtec_test, load_mvtec_train, random_crops,
 };
-use latent_autoencoder::Activation;
-use latent_autoencoder::models::{ConvAeParams, ConvStage};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
 use std::path::PathBuf;
@@ -48,17 +47,8 @@ fn run(root: &PathBuf, category: &str, downscale: usize) -> Result<()> {
 
     let t = Instant::now();
     let crops = random_crops(&train, TILE, TILE, 4000, 1)?;
-    let fitted = ConvAeParams::new([1, TILE, TILE])
-        .encoder_stage(ConvStage::new(16, 4, 2, 1))
-        .encoder_stage(ConvStage::new(32, 4, 2, 1))
-        .encoder_stage(ConvStage::new(32, 4, 2, 1))
-        .encoder_stage(ConvStage::new(16, 3, 1, 1))
-        .hidden_activation(Activation::LeakyRelu(0.2))
-        .code_activation(Activation::Identity)
-        .epochs(10)
-        .batch_size(32)
-        .lr(2e-3)
-        .seed(1)
+    // the ℓ2 conv AE of F11: 32×32 crops → 16×4×4 code
+    let fitted = texture_ae_params(TILE, &[(16, 4, 2, 1), (32, 4, 2, 1), (32, 4, 2, 1), (16, 3, 1, 1)], 10, 1)
         .progress(true)
         .check()?
         .fit(&crops)?;

@@ -51,6 +51,28 @@ pub fn restoring_ae_params(
     seed: u64,
     noise: NoiseModel,
 ) -> ConvAeParams {
+    texture_ae_params(tile, stages, epochs, seed).denoising(noise)
+}
+
+/// The plain (ℓ2) convolutional autoencoder of latent's texture detectors (F11 and the MVTec
+/// example): `tile × tile` grey crops, the given encoder stages `(channels, kernel, stride,
+/// padding)` mirrored by the decoder, leaky ReLU (0.2) hidden units, an identity code, sigmoid
+/// output, batch 32, Adam 2e-3, no progress bar. [`restoring_ae_params`] is this recipe trained to
+/// restore corrupted crops.
+///
+/// # Example
+/// ```
+/// use latent_anomaly::restore::texture_ae_params;
+/// use latent_autoencoder::ParamGuard;
+/// let p = texture_ae_params(32, &[(16, 4, 2, 1), (32, 4, 2, 1)], 1, 0);
+/// assert!(p.check().is_ok());
+/// ```
+pub fn texture_ae_params(
+    tile: usize,
+    stages: &[(usize, usize, usize, usize)],
+    epochs: usize,
+    seed: u64,
+) -> ConvAeParams {
     let mut p = ConvAeParams::new([1, tile, tile]);
     for &(c, k, s, pad) in stages {
         p = p.encoder_stage(ConvStage::new(c, k, s, pad));
@@ -62,7 +84,6 @@ pub fn restoring_ae_params(
         .lr(2e-3)
         .seed(seed)
         .progress(false)
-        .denoising(noise)
 }
 
 /// How a reconstructor does on corrupted held-out normal images (all means over every element).

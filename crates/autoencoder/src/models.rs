@@ -58,6 +58,9 @@ pub trait ModelParams {
     fn default_shape(&self) -> [usize; 3];
     /// The training parameters.
     fn train_params(&self) -> &TrainParams;
+    /// The training parameters, to change (e.g. one seed and quiet training across several
+    /// builders, as the figures do).
+    fn train_params_mut(&mut self) -> &mut TrainParams;
 }
 
 /// What a checked autoencoder parameter set does beyond [`Checked::build`] (a model for the
@@ -381,6 +384,9 @@ impl ModelParams for LinearAeParams {
     fn train_params(&self) -> &TrainParams {
         &self.train
     }
+    fn train_params_mut(&mut self) -> &mut TrainParams {
+        &mut self.train
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,6 +538,9 @@ impl ModelParams for SparseReluAeParams {
     }
     fn train_params(&self) -> &TrainParams {
         &self.train
+    }
+    fn train_params_mut(&mut self) -> &mut TrainParams {
+        &mut self.train
     }
 }
 
@@ -802,6 +811,9 @@ impl ModelParams for MlpAeParams {
     }
     fn train_params(&self) -> &TrainParams {
         &self.train
+    }
+    fn train_params_mut(&mut self) -> &mut TrainParams {
+        &mut self.train
     }
 }
 
@@ -1095,6 +1107,9 @@ impl ModelParams for ConvAeParams {
     }
     fn train_params(&self) -> &TrainParams {
         &self.train
+    }
+    fn train_params_mut(&mut self) -> &mut TrainParams {
+        &mut self.train
     }
 }
 

@@ -327,47 +327,42 @@ fn training_with_custom_layers_resumes_bit_identically() {
     std::fs::remove_file(&state).ok();
 }
 
-/// A layer whose tag is not valid.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BadKind;
-impl<T: Real> Layer<T> for BadKind {
-    fn forward(&mut self, x: &Tensor4<T>, _: Mode) -> Result<Tensor4<T>> {
-        Ok(x.clone())
-    }
-    fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        Ok(x.clone())
-    }
-    fn backward(&mut self, _: &Tensor4<T>, _: &Tensor4<T>, dy: &Tensor4<T>) -> Result<Tensor4<T>> {
-        Ok(dy.clone())
-    }
-}
-impl<T: Real> CustomLayer<T> for BadKind {
-    const KIND: &'static str = "test.top_k with spaces";
-    fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]> {
-        Ok(input)
-    }
+/// An identity layer stored under the tag `$kind`.
+macro_rules! identity_layer {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        struct $name;
+        impl<T: Real> Layer<T> for $name {
+            fn forward(&mut self, x: &Tensor4<T>, _: Mode) -> Result<Tensor4<T>> {
+                Ok(x.clone())
+            }
+            fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+                Ok(x.clone())
+            }
+            fn backward(&mut self, _: &Tensor4<T>, _: &Tensor4<T>, dy: &Tensor4<T>) -> Result<Tensor4<T>> {
+                Ok(dy.clone())
+            }
+        }
+        impl<T: Real> CustomLayer<T> for $name {
+            const KIND: &'static str = $kind;
+            fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]> {
+                Ok(input)
+            }
+        }
+    };
 }
 
-/// Another type under `TopK`'s tag.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Impostor;
-impl<T: Real> Layer<T> for Impostor {
-    fn forward(&mut self, x: &Tensor4<T>, _: Mode) -> Result<Tensor4<T>> {
-        Ok(x.clone())
-    }
-    fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
-        Ok(x.clone())
-    }
-    fn backward(&mut self, _: &Tensor4<T>, _: &Tensor4<T>, dy: &Tensor4<T>) -> Result<Tensor4<T>> {
-        Ok(dy.clone())
-    }
-}
-impl<T: Real> CustomLayer<T> for Impostor {
-    const KIND: &'static str = "test.top_k";
-    fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]> {
-        Ok(input)
-    }
-}
+identity_layer!(
+    /// A layer whose tag is not valid.
+    BadKind,
+    "test.top_k with spaces"
+);
+identity_layer!(
+    /// Another type under `TopK`'s tag.
+    Impostor,
+    "test.top_k"
+);
 
 #[test]
 fn registries_reject_bad_and_clashing_kinds() {

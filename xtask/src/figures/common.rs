@@ -1,12 +1,36 @@
 //! Helpers shared by several figures.
 
+use latent_autoencoder::models::{Fitted, ModelParams};
+use latent_autoencoder::{AutoencoderError, Fit, ParamGuard};
 use latent_datasets::GrayImage;
 use latent_datasets::patches::{PatchSet, extract_random_patches, whiten_1f};
 use latent_datasets::{data_dir, load_image_folder};
-use latent_linalg::DMatrix;
+use latent_linalg::{DMatrix, Real, Tensor4};
 
 pub fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
+}
+
+/// A dictionary learner's callback that advances `bar` by one mini-batch and shows its objective.
+pub fn batch_progress(bar: &indicatif::ProgressBar) -> latent_sparse_coding::Callback<'_, f64> {
+    Box::new(move |pr: &latent_sparse_coding::Progress<'_, f64>| {
+        bar.set_message(format!("batch objective {:.4}", pr.objective));
+        bar.inc(1);
+        std::ops::ControlFlow::Continue(())
+    })
+}
+
+/// Train an autoencoder builder on `x` with the figure's seed and no progress bar of its own (the
+/// figure shows a spinner): the figures' common tail of the fit pattern.
+pub fn fit_ae<T, P>(mut params: P, seed: u64, x: &Tensor4<T>) -> Result<Fitted<T>, String>
+where
+    T: Real,
+    P: ModelParams + ParamGuard<Error = AutoencoderError> + Fit<Tensor4<T>, Fitted = Fitted<T>>,
+{
+    let train = params.train_params_mut();
+    train.seed = seed;
+    train.progress = false;
+    params.check().map_err(err)?.fit(x).map_err(err)
 }
 
 /// The natural photographs (not the textures used for anomaly detection).

@@ -1,10 +1,10 @@
 //! F10 "compression": MLP autoencoders with 2–40 latent variables as lossy codecs of MNIST digits.
 
-use super::common::err;
+use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, Decoder, Encoder, ParamGuard};
+use latent_autoencoder::{Activation, Decoder, Encoder};
 use latent_datasets::Mnist;
 use latent_linalg::Tensor4;
 
@@ -54,17 +54,15 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let (mut float_pts, mut quant_pts, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for k in [2usize, 5, 10, 20, 40] {
         let spin = ctx.spinner(&format!("F10 k = {k}"));
-        let fitted = MlpAeParams::new(vec![784, 256, 64, k])
-            .code_activation(Activation::Identity)
-            .lr(1e-3)
-            .batch_size(128)
-            .epochs(epochs)
-            .seed(ctx.seed)
-            .progress(false)
-            .check()
-            .map_err(err)?
-            .fit(&x)
-            .map_err(err)?;
+        let fitted = fit_ae(
+            MlpAeParams::new(vec![784, 256, 64, k])
+                .code_activation(Activation::Identity)
+                .lr(1e-3)
+                .batch_size(128)
+                .epochs(epochs),
+            ctx.seed,
+            &x,
+        )?;
         spin.finish_and_clear();
         let model = &fitted.model;
         let s = model.encode(&test).map_err(err)?;

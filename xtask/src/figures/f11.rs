@@ -6,13 +6,14 @@ use super::plot::{Canvas, Chart, Kind, Series};
 use super::{Ctx, Figure};
 use indicatif::ProgressBar;
 use latent_anomaly::heatmap::compare_masks;
+use latent_anomaly::restore::texture_ae_params;
 use latent_anomaly::{
     Checked, Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapParams, NormalizerParams,
     ParamGuard, PatchCoder, PatchDictionary, PatchDictionaryParams, Reconstructor, RgbImage, Scope, Side,
     SsimAutoencoder, SsimParams, corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel, load_mvtec_train, random_crops,
     restoration_check,
 };
-use latent_autoencoder::models::{ConvAeParams, ConvStage, MlpAeParams};
+use latent_autoencoder::models::{ConvAeParams, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
 use latent_autoencoder::{Activation, Autoencoder, BlobNoise, CheckedModel, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
@@ -131,18 +132,7 @@ fn normalizer() -> Result<Checked<NormalizerParams>, String> {
 /// The convolutional autoencoder used for both losses: 1×32×32 → 16×16×16 → 32×8×8 → 32×4×4 →
 /// code 16×4×4 (a 4× bottleneck), mirrored decoder, leaky ReLU, sigmoid output.
 fn conv_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::Checked<ConvAeParams>, String> {
-    ConvAeParams::new([1, TILE, TILE])
-        .encoder_stage(ConvStage::new(16, 4, 2, 1))
-        .encoder_stage(ConvStage::new(32, 4, 2, 1))
-        .encoder_stage(ConvStage::new(32, 4, 2, 1))
-        .encoder_stage(ConvStage::new(16, 3, 1, 1))
-        .hidden_activation(Activation::LeakyRelu(0.2))
-        .code_activation(Activation::Identity)
-        .epochs(epochs)
-        .batch_size(32)
-        .lr(2e-3)
-        .seed(seed)
-        .progress(false)
+    texture_ae_params(TILE, &[(16, 4, 2, 1), (32, 4, 2, 1), (32, 4, 2, 1), (16, 3, 1, 1)], epochs, seed)
         .check()
         .map_err(err)
 }

@@ -1,6 +1,6 @@
 //! F2 "dictionary of natural images": 256 atoms learned online on whitened 12×12 patches.
 
-use super::common::{columns_f32, energy_concentration, err, natural_images, whitened_patches};
+use super::common::{batch_progress, columns_f32, energy_concentration, err, natural_images, whitened_patches};
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_linalg::DMatrix;
@@ -29,16 +29,7 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let params = OnlineParams::new(atoms, lambda).epochs(epochs).seed(ctx.seed);
     let mut learner = OnlineLearner::from(params.check().map_err(err)?);
     let bar = ctx.progress((epochs * count.div_ceil(256)) as u64, "F2 online learning");
-    let fit = learner
-        .fit(
-            &x,
-            Some(Box::new(|pr: &latent_sparse_coding::Progress<'_, f64>| {
-                bar.set_message(format!("batch objective {:.4}", pr.objective));
-                bar.inc(1);
-                std::ops::ControlFlow::Continue(())
-            })),
-        )
-        .map_err(err)?;
+    let fit = learner.fit(&x, Some(batch_progress(&bar))).map_err(err)?;
     bar.finish_and_clear();
     // held-out evaluation on fresh patches
     let held = whitened_patches(&imgs, p, 2000, ctx.seed + 99)?;

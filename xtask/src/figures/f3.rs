@@ -2,7 +2,7 @@
 //! convolutional sparse coding on the same high-passed natural images, and how redundant each set
 //! is under shifts. F3b: an image, its sparse feature maps and its reconstruction.
 
-use super::common::{err, natural_images, psnr};
+use super::common::{batch_progress, err, natural_images, psnr};
 use super::plot::{Canvas, Chart, Kind, Series, linear, symmetric, tile_sheet};
 use super::{Ctx, Figure};
 use latent_conv_coding::{Boundary, CdlLearner, CdlParams, CdlProgress, Csc, CscParams, DictSolver, Filters, Tensor4};
@@ -198,16 +198,7 @@ fn run_f3(ctx: &mut Ctx) -> Result<(), String> {
     };
     let op = OnlineParams::new(m, lam_patch).epochs(epochs).seed(ctx.seed);
     let bar = ctx.progress((epochs * patches.div_ceil(256)) as u64, "F3 patch dictionary");
-    let pfit = OnlineLearner::from(op.check().map_err(err)?)
-        .fit(
-            &xp,
-            Some(Box::new(|pr: &latent_sparse_coding::Progress<'_, f64>| {
-                bar.set_message(format!("batch objective {:.4}", pr.objective));
-                bar.inc(1);
-                std::ops::ControlFlow::Continue(())
-            })),
-        )
-        .map_err(err)?;
+    let pfit = OnlineLearner::from(op.check().map_err(err)?).fit(&xp, Some(batch_progress(&bar))).map_err(err)?;
     bar.finish_and_clear();
     ctx.config("patch_count", patches as u64);
     ctx.config("patch_lambda", lam_patch);

@@ -1,10 +1,10 @@
 //! F5 "sparse ReLU autoencoder": filters, code histogram and dead units with / without the KL term.
 
-use super::common::err;
+use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
+use latent_autoencoder::Encoder;
 use latent_autoencoder::models::SparseReluAeParams;
-use latent_autoencoder::{Encoder, ParamGuard};
 use latent_datasets::Mnist;
 
 pub const FIGURE: Figure = Figure {
@@ -28,19 +28,17 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     for (i, kl_weight) in [0.0, beta].into_iter().enumerate() {
         let name = if kl_weight > 0.0 { "with_kl" } else { "without_kl" };
         let spin = ctx.spinner(&format!("F5 {name}"));
-        let fitted = SparseReluAeParams::new(784, code)
-            .lambda(lambda)
-            .kl(rho, kl_weight)
-            .bias(true)
-            .epochs(epochs)
-            .batch_size(100)
-            .lr(2e-3)
-            .seed(ctx.seed)
-            .progress(false)
-            .check()
-            .map_err(err)?
-            .fit(&x)
-            .map_err(err)?;
+        let fitted = fit_ae(
+            SparseReluAeParams::new(784, code)
+                .lambda(lambda)
+                .kl(rho, kl_weight)
+                .bias(true)
+                .epochs(epochs)
+                .batch_size(100)
+                .lr(2e-3),
+            ctx.seed,
+            &x,
+        )?;
         spin.finish_and_clear();
         let model = &fitted.model;
         let s = model.encode(&test).map_err(err)?;

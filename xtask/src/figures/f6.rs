@@ -1,11 +1,11 @@
 //! F6 "deep vs shallow": shallow and deep MLP autoencoders with the same code size, for several
 //! code sizes.
 
-use super::common::err;
+use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series, tile_sheet};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, LrSchedule, ParamGuard};
+use latent_autoencoder::{Activation, LrSchedule};
 use latent_datasets::Mnist;
 
 pub const FIGURE: Figure = Figure {
@@ -35,18 +35,16 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
             [("shallow", vec![784, code]), ("deep", vec![784, 256, 64, code])].into_iter().enumerate()
         {
             let spin = ctx.spinner(&format!("F6 {name} code {code}"));
-            let mut fitted = MlpAeParams::new(widths.clone())
-                .code_activation(Activation::Identity)
-                .lr(lr)
-                .schedule(LrSchedule::Cosine { min_lr: lr * 0.01 })
-                .batch_size(128)
-                .epochs(epochs)
-                .seed(ctx.seed)
-                .progress(false)
-                .check()
-                .map_err(err)?
-                .fit(&x)
-                .map_err(err)?;
+            let mut fitted = fit_ae(
+                MlpAeParams::new(widths.clone())
+                    .code_activation(Activation::Identity)
+                    .lr(lr)
+                    .schedule(LrSchedule::Cosine { min_lr: lr * 0.01 })
+                    .batch_size(128)
+                    .epochs(epochs),
+                ctx.seed,
+                &x,
+            )?;
             spin.finish_and_clear();
             ctx.metric(&format!("{name}_code{code}_params"), fitted.model.num_params() as u64);
             let mean = |d| -> Result<f64, String> {

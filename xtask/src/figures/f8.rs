@@ -1,10 +1,10 @@
 //! F8 "local invariance": a denoising autoencoder on a 2-D circle learns a vector field pointing to it.
 
-use super::common::err;
+use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series};
 use super::{Ctx, Figure};
 use latent_autoencoder::models::MlpAeParams;
-use latent_autoencoder::{Activation, NoiseModel, ParamGuard};
+use latent_autoencoder::{Activation, NoiseModel};
 use latent_datasets::toy::{Manifold2d, manifold_2d};
 use latent_linalg::Tensor4;
 
@@ -28,18 +28,16 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let sample = manifold_2d(Manifold2d::Circle { radius }, n, sigma, ctx.seed).map_err(err)?;
     let x = to_tensor(&sample.clean)?;
     let spin = ctx.spinner("F8 DAE");
-    let fitted = MlpAeParams::new(vec![2, 64, 64])
-        .output_activation(Activation::Identity)
-        .denoising(NoiseModel::Gaussian { std: sigma })
-        .lr(3e-3)
-        .batch_size(64)
-        .epochs(epochs)
-        .seed(ctx.seed)
-        .progress(false)
-        .check()
-        .map_err(err)?
-        .fit(&x)
-        .map_err(err)?;
+    let fitted = fit_ae(
+        MlpAeParams::new(vec![2, 64, 64])
+            .output_activation(Activation::Identity)
+            .denoising(NoiseModel::Gaussian { std: sigma })
+            .lr(3e-3)
+            .batch_size(64)
+            .epochs(epochs),
+        ctx.seed,
+        &x,
+    )?;
     spin.finish_and_clear();
     let model = &fitted.model;
     let dist = |p: [f64; 2]| ((p[0] * p[0] + p[1] * p[1]).sqrt() - radius).abs();
