@@ -11,7 +11,8 @@
 //!   objective (projected filters, sparse maps). A second line runs our FISTA dictionary update.
 
 use latent_conv_coding::{
-    AdmmParams, AutoRho, CdlLearner, CdlParams, Csc, CscParams, DictSolver, FftReal, Filters, ParamGuard, Tensor4,
+    AdmmParams, AutoRho, CdlLearner, CdlParams, Csc, CscParams, DictSolver, FftReal, Filters, FistaParams, ParamGuard,
+    Tensor4,
 };
 use latent_datasets::npy::read_npy;
 use serde_json::{Value, json};
@@ -76,9 +77,37 @@ fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
     }))
 }
 
+/// The same problem by FISTA (constant step 1/L, 50 iterations, no early stop): the coding path of
+/// `FistaParams`, which SPORCO's `ConvBPDN` peer does not run (a regression guard, no peer figure).
+fn encode_fista<T: FftReal>(data: &Path) -> Result<Value, String> {
+    let (x, f) = inputs::<T>(data)?;
+    let coder = CscParams::new(T::lit(LAMBDA))
+        .fista(FistaParams::default())
+        .max_iter(50)
+        .tol(0.0)
+        .check()
+        .map(Csc::from)
+        .map_err(|e| e.to_string())?;
+    let mut codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let secs = median(times);
+    let info = &codes.info[0];
+    Ok(json!({
+        "solver": "fista", "dtype": if T::NAME == "f32" { "float32" } else { "float64" },
+        "seconds": secs, "iterations": info.iterations, "s_per_iter": secs / info.iterations as f64,
+        "objective": info.objective, "nnz_fraction": codes.nnz_fraction(),
+        "image": [x.h(), x.w()], "filters": [f.kh(), f.kw(), f.count()],
+    }))
+}
+
 /// `csc_encode`: 32 filters 8×8 on the 256×256 image, λ = 0.05, 50 ADMM iterations.
 pub fn csc_encode(data: &Path) -> Result<Vec<Value>, String> {
-    Ok(vec![encode_one::<f64>(data)?, encode_one::<f32>(data)?])
+    Ok(vec![encode_one::<f64>(data)?, encode_one::<f32>(data)?, encode_fista::<f64>(data)?])
 }
 
 fn dl_one<T: FftReal>(data: &Path, solver: DictSolver, name: &str) -> Result<Value, String> {

@@ -64,19 +64,15 @@ impl DetectorParams {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the map settings.
-    pub fn map(mut self, map: MapParams) -> Self {
-        self.map = map;
-        self
+    latent_optim::setters! {
+        /// Set the map settings.
+        map: MapParams,
+        /// Set the model batch size.
+        batch_size: usize,
     }
     /// Process images in `height × width` tiles every `stride` pixels.
     pub fn tiles(mut self, height: usize, width: usize, stride: usize) -> Self {
         self.tiling = Some(Tiling { height, width, stride });
-        self
-    }
-    /// Set the model batch size.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
         self
     }
 }

@@ -141,21 +141,16 @@ pub(crate) fn check_pos(name: &'static str, v: f64) -> Result<()> {
 
 /// Convert an error of this crate into the autoencoder crate's error type, for the
 /// [`latent_autoencoder::Trainable`] methods of [`crate::SsimAutoencoder`] (their signature is
-/// fixed by `latent-autoencoder`; the trainer only reports the error).
-pub(crate) fn to_ae(op: &'static str, e: AnomalyError) -> AutoencoderError {
+/// fixed by `latent-autoencoder`). Errors with an exact counterpart (same fields) map to it; any
+/// other is kept whole as [`AutoencoderError::Model`], so its variant survives
+/// (`downcast_ref::<AnomalyError>`).
+pub(crate) fn to_ae(model: &'static str, e: AnomalyError) -> AutoencoderError {
     match e {
         AnomalyError::Autoencoder(e) => e,
         AnomalyError::NonFinite { what, index } => AutoencoderError::NonFiniteInput { what, index },
         AnomalyError::Empty { what } => AutoencoderError::Empty { what },
         AnomalyError::ShapeMismatch { op, expected, got } => AutoencoderError::ShapeMismatch { op, expected, got },
-        AnomalyError::LengthMismatch { what, expected, got } => {
-            AutoencoderError::ShapeMismatch { op: what, expected: expected.to_string(), got: got.to_string() }
-        }
         AnomalyError::Linalg(e) => AutoencoderError::Linalg(e),
-        AnomalyError::SparseCoding(SparseCodingError::NonFinite { what, index }) => {
-            AutoencoderError::NonFiniteInput { what, index }
-        }
-        AnomalyError::SparseCoding(SparseCodingError::Empty(what)) => AutoencoderError::Empty { what },
-        other => AutoencoderError::State { op, detail: other.to_string() },
+        other => AutoencoderError::Model { model, source: Box::new(other) },
     }
 }

@@ -82,25 +82,15 @@ impl EvalParams {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the shrink factor.
-    pub fn downscale(mut self, f: usize) -> Self {
-        self.downscale = f;
-        self
-    }
-    /// Set the AUPRO limit.
-    pub fn fpr_limit(mut self, l: f64) -> Self {
-        self.fpr_limit = l;
-        self
-    }
-    /// Set the connectivity.
-    pub fn connectivity(mut self, c: Connectivity) -> Self {
-        self.connectivity = c;
-        self
-    }
-    /// Set the images per detector call.
-    pub fn batch_images(mut self, n: usize) -> Self {
-        self.batch_images = n;
-        self
+    latent_optim::setters! {
+        /// Set the shrink factor.
+        downscale: usize,
+        /// Set the AUPRO limit.
+        fpr_limit: f64,
+        /// Set the connectivity.
+        connectivity: Connectivity,
+        /// Set the images per detector call.
+        batch_images: usize,
     }
 }
 

@@ -63,10 +63,11 @@ impl MapParams {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the per-pixel measure.
-    pub fn kind(mut self, kind: MapKind) -> Self {
-        self.kind = kind;
-        self
+    latent_optim::setters! {
+        /// Set the per-pixel measure.
+        kind: MapKind,
+        /// Set the image-score pooling.
+        score: ImageScore,
     }
     /// Use `1 − SSIM` with the given window settings.
     pub fn ssim(mut self, p: SsimParams) -> Self {
@@ -76,11 +77,6 @@ impl MapParams {
     /// Smooth maps with a Gaussian of standard deviation `sigma` pixels.
     pub fn smoothing(mut self, sigma: f64) -> Self {
         self.smoothing = Some(sigma);
-        self
-    }
-    /// Set the image-score pooling.
-    pub fn score(mut self, score: ImageScore) -> Self {
-        self.score = score;
         self
     }
 }

@@ -96,25 +96,15 @@ impl NormalizerParams {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the local-energy window σ in pixels.
-    pub fn window(mut self, sigma: f64) -> Self {
-        self.window = sigma;
-        self
-    }
-    /// Set the relative energy floor.
-    pub fn floor(mut self, floor: f64) -> Self {
-        self.floor = floor;
-        self
-    }
-    /// Set which deviations are anomalous.
-    pub fn side(mut self, side: Side) -> Self {
-        self.side = side;
-        self
-    }
-    /// Set where the statistics are estimated.
-    pub fn scope(mut self, scope: Scope) -> Self {
-        self.scope = scope;
-        self
+    latent_optim::setters! {
+        /// Set the local-energy window σ in pixels.
+        window: f64,
+        /// Set the relative energy floor.
+        floor: f64,
+        /// Set which deviations are anomalous.
+        side: Side,
+        /// Set where the statistics are estimated.
+        scope: Scope,
     }
 }
 

@@ -56,10 +56,11 @@ impl SsimParams {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Set the window side.
-    pub fn window(mut self, size: usize) -> Self {
-        self.window = size;
-        self
+    latent_optim::setters! {
+        /// Set the window side.
+        window: usize,
+        /// Set the dynamic range `L`.
+        dynamic_range: f64,
     }
     /// Use a Gaussian window of standard deviation `sigma`.
     pub fn gaussian(mut self, sigma: f64) -> Self {
@@ -69,11 +70,6 @@ impl SsimParams {
     /// Use a uniform window.
     pub fn uniform(mut self) -> Self {
         self.sigma = None;
-        self
-    }
-    /// Set the dynamic range `L`.
-    pub fn dynamic_range(mut self, l: f64) -> Self {
-        self.dynamic_range = l;
         self
     }
     /// Set `k₁` and `k₂`.

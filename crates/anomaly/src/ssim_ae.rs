@@ -16,7 +16,6 @@ use latent_autoencoder::{
     Activation, Autoencoder, AutoencoderError, Checked, Layer, Loss, Mode, Objective, Param, Sequential, Trainable,
 };
 use latent_linalg::{Real, Tensor4};
-use latent_optim::fit::ParamGuard;
 
 /// An autoencoder trained with the SSIM loss. Build with [`SsimAutoencoder::new`], train with
 /// [`SsimAutoencoder::fit`] (or the autoencoder crate's [`Trainer`]), use as a [`Reconstructor`].
@@ -28,7 +27,7 @@ use latent_optim::fit::ParamGuard;
 /// use latent_linalg::Tensor4;
 /// let x = Tensor4::<f32>::from_fn([32, 1, 8, 8], |[n, _, i, j]| ((i + j + n) % 4 == 0) as u8 as f32)?;
 /// let ae: Autoencoder<f32> = ConvAeParams::new([1, 8, 8]).encoder_stage(ConvStage::new(4, 3, 2, 1)).check()?.build()?;
-/// let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(3))?;
+/// let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(3).check()?)?;
 /// let report = model.fit(&x, TrainParams::new().epochs(20).lr(1e-2).batch_size(16).progress(false).check()?)?;
 /// assert!(report.train_loss[19] < report.train_loss[0]);
 /// assert_eq!(model.reconstruct(&x)?.shape(), x.shape());
@@ -45,12 +44,12 @@ pub struct SsimAutoencoder<T> {
 }
 
 impl<T: Real> SsimAutoencoder<T> {
-    /// Take the layers of `model` and train them on the SSIM loss with window settings `ssim`.
+    /// Take the layers of `model` and train them on the SSIM loss with the checked window settings
+    /// `ssim` (`SsimParams::new().window(7).check()?`).
     ///
     /// # Errors
-    /// [`crate::AnomalyError::InvalidParameter`] for invalid SSIM settings or a model whose
-    /// decoder outputs logits (`Loss::BceWithLogits`: give it a sigmoid output instead).
-    pub fn new(model: Autoencoder<T>, ssim: SsimParams) -> Result<Self> {
+    /// [`crate::AnomalyError::InvalidParameter`] for a model whose decoder outputs logits (`Loss::BceWithLogits`: give it a sigmoid output instead).
+    pub fn new(model: Autoencoder<T>, ssim: Checked<SsimParams>) -> Result<Self> {
         if model.objective().loss == Loss::BceWithLogits {
             return Err(invalid("model.loss", "BceWithLogits", "the decoder must output images, not logits"));
         }
@@ -59,7 +58,7 @@ impl<T: Real> SsimAutoencoder<T> {
             encoder: model.encoder().clone(),
             code_activation: model.code_activation(),
             decoder: model.decoder().clone(),
-            ssim: Ssim::from(ssim.check()?),
+            ssim: Ssim::from(ssim),
             mse_weight: 0.0,
         })
     }
@@ -231,7 +230,37 @@ mod tests {
             .unwrap()
             .build::<Autoencoder<f64>>()
             .unwrap();
-        let e = SsimAutoencoder::new(ae, SsimParams::new()).unwrap_err();
+        let e = SsimAutoencoder::new(ae, SsimParams::new().check().unwrap()).unwrap_err();
         assert!(matches!(e, crate::AnomalyError::InvalidParameter { name: "model.loss", .. }), "{e}");
+    }
+
+    /// Errors crossing the `Trainable` methods keep their meaning: a non-finite input stays a
+    /// typed non-finite error, and an error with no counterpart in the autoencoder crate is kept
+    /// whole (no lossy string conversion).
+    #[test]
+    fn trainable_errors_keep_their_variant() {
+        let ae = MlpAeParams::new(vec![16, 4]).check().unwrap().build::<Autoencoder<f64>>().unwrap();
+        let ae4 = Autoencoder::new(
+            [1, 4, 4],
+            ae.encoder().clone(),
+            ae.code_activation(),
+            ae.decoder().clone(),
+            Objective::default(),
+        )
+        .unwrap();
+        let model = SsimAutoencoder::new(ae4, SsimParams::new().window(3).check().unwrap()).unwrap();
+        let mut x = Tensor4::<f64>::from_fn([2, 1, 4, 4], |[n, _, i, j]| (n + i * 4 + j) as f64 / 20.0).unwrap();
+        assert!(Trainable::eval_loss(&model, &x).unwrap().is_finite());
+        x.as_mut_slice()[5] = f64::NAN;
+        let e = Trainable::eval_loss(&model, &x).unwrap_err();
+        assert!(matches!(e, AutoencoderError::NonFiniteInput { index: 5, .. }), "{e:?}");
+
+        let single = AnomalyError::SingleClass { metric: "auroc", count: 3, anomalous: false };
+        let e = to_ae(single);
+        let AutoencoderError::Model { model: name, source } = &e else { panic!("not a model error: {e:?}") };
+        assert_eq!(*name, "ssim autoencoder");
+        let inner = source.downcast_ref::<AnomalyError>().expect("an AnomalyError inside");
+        assert!(matches!(inner, AnomalyError::SingleClass { metric: "auroc", count: 3, anomalous: false }), "{inner}");
+        assert!(e.to_string().starts_with("ssim autoencoder failed: "), "{e}");
     }
 }

@@ -116,7 +116,7 @@ fn tiny_ae(seed: u64) -> SsimAutoencoder<f64> {
         .unwrap()
         .build::<Autoencoder<f64>>()
         .unwrap();
-    SsimAutoencoder::new(ae, SsimParams::new().window(3)).unwrap().with_mse_weight(0.5).unwrap()
+    SsimAutoencoder::new(ae, SsimParams::new().window(3).check().unwrap()).unwrap().with_mse_weight(0.5).unwrap()
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn ssim_autoencoder_trains_and_reconstructs() {
         .unwrap()
         .build::<Autoencoder<f32>>()
         .unwrap();
-    let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(5)).unwrap();
+    let mut model = SsimAutoencoder::new(ae, SsimParams::new().window(5).check().unwrap()).unwrap();
     let report =
         model.fit(&x, TrainParams::new().epochs(30).lr(1e-2).batch_size(8).progress(false).check().unwrap()).unwrap();
     let (first, last) = (report.train_loss[0], report.train_loss[report.epochs_run - 1]);

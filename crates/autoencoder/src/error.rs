@@ -103,6 +103,23 @@ pub enum AutoencoderError {
     /// An error from `latent-optim`.
     #[error(transparent)]
     Optim(#[from] OptimError),
+    /// The error of a model type defined in another crate (a [`crate::Trainable`] implemented
+    /// outside `latent-autoencoder`), kept whole: reachable through [`std::error::Error::source`]
+    /// and recoverable with `downcast_ref`.
+    ///
+    /// # Example
+    /// ```
+    /// use latent_autoencoder::AutoencoderError;
+    /// let e = AutoencoderError::Model { model: "my model", source: "weights missing".into() };
+    /// assert_eq!(e.to_string(), "my model failed: weights missing");
+    /// ```
+    #[error("{model} failed: {source}")]
+    Model {
+        /// Which model failed (a short name chosen by its implementation).
+        model: &'static str,
+        /// The model's own error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 /// `Result` with [`AutoencoderError`].

@@ -532,8 +532,9 @@ impl<T: Real> Layer<T> for UNet<T> {
     }
 }
 
-/// Errors crossing the [`Layer`] trait travel as [`AutoencoderError`]; ours are wrapped in the
-/// variant closest in meaning, keeping the message.
+/// Errors crossing the [`Layer`] trait travel as [`AutoencoderError`]: those with an exact
+/// counterpart map to it, any other is kept whole as [`AutoencoderError::Model`] (recoverable with
+/// `downcast_ref::<UnetError>`).
 fn to_ae(e: UnetError) -> AutoencoderError {
     match e {
         UnetError::Autoencoder(a) => a,
@@ -541,8 +542,6 @@ fn to_ae(e: UnetError) -> AutoencoderError {
         UnetError::State { op, detail } => AutoencoderError::State { op, detail },
         UnetError::Empty { what } => AutoencoderError::Empty { what },
         UnetError::NonFinite { what, index } => AutoencoderError::NonFiniteInput { what, index },
-        other => {
-            AutoencoderError::ShapeMismatch { op: "U-Net", expected: "a valid input".into(), got: other.to_string() }
-        }
+        other => AutoencoderError::Model { model: "U-Net", source: Box::new(other) },
     }
 }

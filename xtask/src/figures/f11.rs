@@ -451,7 +451,7 @@ fn train_models(
     bar.set_message(format!("{name}: SSIM autoencoder"));
     let ssim = timed(|| {
         let ae = conv_ae(sz.epochs, seed)?.build_for::<f32>([1, TILE, TILE]).map_err(err)?;
-        let mut ssim_ae = SsimAutoencoder::new(ae, SsimParams::new()).map_err(err)?;
+        let mut ssim_ae = SsimAutoencoder::new(ae, SsimParams::new().check().map_err(err)?).map_err(err)?;
         let train = TrainParams::new().epochs(sz.epochs).batch_size(32).lr(2e-3).seed(seed).progress(false);
         ssim_ae.fit(&data.crops, train.check().map_err(err)?).map_err(err)?;
         Ok(ssim_ae)
