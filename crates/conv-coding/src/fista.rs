@@ -118,6 +118,25 @@ struct MapL1<'a, T> {
     nonneg: bool,
 }
 
+impl<T: FftReal> MapL1<'_, T> {
+    /// Soft threshold at `thr` (clipped at 0 for non-negative codes).
+    fn threshold(&self, o: &mut [T], thr: T) {
+        let nonneg = self.nonneg;
+        for v in o.iter_mut() {
+            let z = *v;
+            *v = if nonneg {
+                (z - thr).max(T::zero())
+            } else if z > thr {
+                z - thr
+            } else if z < -thr {
+                z + thr
+            } else {
+                T::zero()
+            };
+        }
+    }
+}
+
 impl<T: FftReal> latent_optim::Prox<T> for MapL1<'_, T> {
     fn prox(&self, x: &mut [T], step: T) -> latent_optim::Result<()> {
         if x.len() != self.lam.len() * self.n {
@@ -128,23 +147,28 @@ impl<T: FftReal> latent_optim::Prox<T> for MapL1<'_, T> {
                 got: x.len(),
             });
         }
-        let nonneg = self.nonneg;
-        x.par_chunks_mut(self.n).enumerate().for_each(|(k, o)| {
-            let thr = self.lam[k] * step;
-            for v in o.iter_mut() {
-                let z = *v;
-                *v = if nonneg {
-                    (z - thr).max(T::zero())
-                } else if z > thr {
-                    z - thr
-                } else if z < -thr {
-                    z + thr
-                } else {
-                    T::zero()
-                };
-            }
-        });
+        x.par_chunks_mut(self.n).enumerate().for_each(|(k, o)| self.threshold(o, self.lam[k] * step));
         Ok(())
+    }
+    /// Separable: the fused FISTA pass thresholds each part with the λ of the maps it spans.
+    fn prox_part(&self, offset: usize, part: &mut [T], step: T) -> Option<latent_optim::Result<()>> {
+        let total = self.lam.len() * self.n;
+        if offset + part.len() > total {
+            return Some(Err(OptimError::LengthMismatch {
+                op: "MapL1::prox_part",
+                what: "maps",
+                expected: total,
+                got: offset + part.len(),
+            }));
+        }
+        let mut i = 0;
+        while i < part.len() {
+            let k = (offset + i) / self.n;
+            let end = ((k + 1) * self.n - offset).min(part.len());
+            self.threshold(&mut part[i..end], self.lam[k] * step);
+            i = end;
+        }
+        Some(Ok(()))
     }
     fn value(&self, x: &[T]) -> T {
         if x.len() != self.lam.len() * self.n {

@@ -33,6 +33,23 @@ pub trait Prox<T: Real> {
     /// `g(x)`: `+∞` outside the domain of an indicator; NaN when `x` does not fit the operator
     /// (e.g. a group index past its end).
     fn value(&self, x: &[T]) -> T;
+
+    /// For a separable `g` (one that acts on each coordinate on its own): apply the prox to
+    /// `part`, the coordinates `offset..offset + part.len()` of the whole vector, exactly as
+    /// [`Prox::prox`] would, and return `Some`. The proximal-gradient solvers then do the gradient
+    /// step, the prox and the line-search terms in one pass over memory, chunk by chunk.
+    ///
+    /// The default returns `None` without touching `part`: the solvers call [`Prox::prox`] on the
+    /// whole vector. An implementation must return `None` for every call or for none, and must
+    /// give the same bits as [`Prox::prox`] (the solvers' results do not depend on the path).
+    /// The solver has already checked `step` (finite, `>= 0`) and that the point is finite.
+    ///
+    /// # Errors
+    /// Operator-specific shape errors (e.g. `offset + part.len()` past the operator's length).
+    fn prox_part(&self, offset: usize, part: &mut [T], step: T) -> Option<Result<()>> {
+        let _ = (offset, part, step);
+        None
+    }
 }
 
 /// The proximal map of the convex conjugate `g*` of a convex `g`.
@@ -51,6 +68,9 @@ impl<T: Real, P: Prox<T> + ?Sized> Prox<T> for &P {
     fn value(&self, x: &[T]) -> T {
         (**self).value(x)
     }
+    fn prox_part(&self, offset: usize, part: &mut [T], step: T) -> Option<Result<()>> {
+        (**self).prox_part(offset, part, step)
+    }
 }
 
 impl<T: Real, P: Prox<T> + ?Sized> Prox<T> for Box<P> {
@@ -59,6 +79,9 @@ impl<T: Real, P: Prox<T> + ?Sized> Prox<T> for Box<P> {
     }
     fn value(&self, x: &[T]) -> T {
         (**self).value(x)
+    }
+    fn prox_part(&self, offset: usize, part: &mut [T], step: T) -> Option<Result<()>> {
+        (**self).prox_part(offset, part, step)
     }
 }
 
@@ -88,6 +111,9 @@ impl<T: Real> Prox<T> for Zero {
     }
     fn value(&self, _x: &[T]) -> T {
         T::zero()
+    }
+    fn prox_part(&self, _offset: usize, _part: &mut [T], _step: T) -> Option<Result<()>> {
+        Some(Ok(()))
     }
 }
 
@@ -134,6 +160,9 @@ impl<T: Real> Prox<T> for L1 {
     }
     fn value(&self, x: &[T]) -> T {
         T::lit(self.lambda) * ops::norm1(x)
+    }
+    fn prox_part(&self, _offset: usize, part: &mut [T], step: T) -> Option<Result<()>> {
+        Some(ops::soft_threshold(part, step * T::lit(self.lambda)).map_err(Into::into))
     }
 }
 
@@ -183,6 +212,9 @@ impl<T: Real> Prox<T> for L1NonNeg {
             return infinity();
         }
         T::lit(self.lambda) * x.iter().copied().sum::<T>()
+    }
+    fn prox_part(&self, _offset: usize, part: &mut [T], step: T) -> Option<Result<()>> {
+        Some(ops::soft_threshold_nonneg(part, step * T::lit(self.lambda)).map_err(Into::into))
     }
 }
 
@@ -511,6 +543,11 @@ impl<T: Real> Prox<T> for BoxConstraint {
         let (lo, hi) = (T::lit(self.lo), T::lit(self.hi));
         if x.iter().all(|v| *v >= lo && *v <= hi) { T::zero() } else { infinity() }
     }
+    fn prox_part(&self, _offset: usize, part: &mut [T], _step: T) -> Option<Result<()>> {
+        let (lo, hi) = (T::lit(self.lo), T::lit(self.hi));
+        part.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
+        Some(Ok(()))
+    }
 }
 
 impl<T: Real> ProxConjugate<T> for BoxConstraint {
@@ -673,7 +710,7 @@ mod tests {
 
     #[test]
     fn prox_through_references_and_boxes() {
-        let ops: Vec<Box<dyn Prox<f64>>> = vec![Box::new(Zero), Box::new(L1::new(1.0).unwrap())];
+        let ops: Vec<Box<dyn Prox<f64> + Sync>> = vec![Box::new(Zero), Box::new(L1::new(1.0).unwrap())];
         let mut x = vec![2.0, -2.0];
         for p in &ops {
             p.prox(&mut x, 0.5).unwrap();

@@ -328,7 +328,7 @@ pub fn ista<T, F, G>(f: &F, g: &G, x0: &[T], params: &ProxGradParams) -> Result<
 where
     T: Real,
     F: Objective<T> + ?Sized,
-    G: Prox<T> + ?Sized,
+    G: Prox<T> + Sync + ?Sized,
 {
     solve("ista", false, &Plain(f), g, x0, params, &mut |_: &IterationStat| {})
 }
@@ -377,7 +377,7 @@ pub fn fista<T, F, G>(f: &F, g: &G, x0: &[T], params: &ProxGradParams) -> Result
 where
     T: Real,
     F: Objective<T> + ?Sized,
-    G: Prox<T> + ?Sized,
+    G: Prox<T> + Sync + ?Sized,
 {
     solve("fista", true, &Plain(f), g, x0, params, &mut |_: &IterationStat| {})
 }
@@ -434,7 +434,7 @@ pub fn fista_linear<T, F, G>(
 where
     T: Real,
     F: LinearSmooth<T> + ?Sized,
-    G: Prox<T> + ?Sized,
+    G: Prox<T> + Sync + ?Sized,
 {
     solve("fista", true, f, g, x0, params, &mut observe)
 }
@@ -492,6 +492,85 @@ fn gradient_step<T: Real>(p: &mut [T], y: &[T], grad: &[T], t: T) -> bool {
     })
     .into_iter()
     .all(|v| v)
+}
+
+/// What one fused chunk of [`prox_gradient_fused`] reports.
+struct FusedChunk {
+    finite: bool,
+    prox: Option<crate::Result<()>>,
+    lin: f64,
+    sq: f64,
+}
+
+/// For a separable `g` ([`Prox::prox_part`]): the trial point `p = prox(y − t∇f(y))` and, when
+/// `model` is set, the line-search terms `(⟨∇f(y), p − y⟩, ‖p − y‖²)`, in one pass over fixed
+/// chunks (the same chunks and the same per-chunk sums as [`gradient_step`], [`Prox::prox`] and
+/// [`linear_model`] one after the other, so the bits are those of the three passes).
+/// `None` when `g` is not separable (nothing is touched); `Some(Ok(None))` when the gradient holds
+/// NaN/Inf.
+fn prox_gradient_fused<T: Real, G: Prox<T> + Sync + ?Sized>(
+    g: &G,
+    p: &mut [T],
+    y: &[T],
+    grad: &[T],
+    t: T,
+    model: bool,
+) -> Option<crate::Result<Option<(f64, f64)>>> {
+    // A separable g answers `Some` for every part, the empty one included.
+    let _probe = g.prox_part(0, &mut [], t)?;
+    let n = p.len();
+    let (y, grad) = (&y[..n], &grad[..n]);
+    let chunk = |k: usize, p: &mut [T], y: &[T], gr: &[T]| {
+        let mut finite = true;
+        for ((p, &y), &g) in p.iter_mut().zip(y).zip(gr) {
+            finite &= g.finite();
+            *p = y - t * g;
+        }
+        if !finite {
+            return FusedChunk { finite, prox: Some(Ok(())), lin: 0.0, sq: 0.0 };
+        }
+        let prox = g.prox_part(k * CHUNK, p, t);
+        let (lin, sq) = if model { linear_model_chunk(p, y, gr) } else { (0.0, 0.0) };
+        FusedChunk { finite, prox, lin, sq }
+    };
+    let parts: Vec<FusedChunk> = if n >= PAR_MIN {
+        use rayon::prelude::*;
+        p.par_chunks_mut(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .enumerate()
+            .map(|(k, ((p, y), g))| chunk(k, p, y, g))
+            .collect()
+    } else {
+        p.chunks_mut(CHUNK)
+            .zip(y.chunks(CHUNK))
+            .zip(grad.chunks(CHUNK))
+            .enumerate()
+            .map(|(k, ((p, y), g))| chunk(k, p, y, g))
+            .collect()
+    };
+    let (mut lin, mut sq) = (0.0, 0.0);
+    for c in parts {
+        if !c.finite {
+            return Some(Ok(None));
+        }
+        match c.prox {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Some(Err(e)),
+            // `prox_part` must answer alike for every call; one that does not is a bug of `g`.
+            None => {
+                return Some(Err(OptimError::InvalidParameter {
+                    op: "proximal gradient",
+                    name: "g.prox_part",
+                    value: "None after Some".into(),
+                    reason: "a separable prox must answer Some for every part",
+                }));
+            }
+        }
+        lin += c.lin;
+        sq += c.sq;
+    }
+    Some(Ok(Some((lin, sq))))
 }
 
 /// `(⟨∇f(y), p − y⟩, ‖p − y‖²)` in `f64`, for the backtracking test (one pass, fixed chunks).
@@ -560,7 +639,7 @@ fn solve<T, F, G, O>(
 where
     T: Real,
     F: LinearSmooth<T> + ?Sized,
-    G: Prox<T> + ?Sized,
+    G: Prox<T> + Sync + ?Sized,
     O: FnMut(&IterationStat) + ?Sized,
 {
     params.check()?;
@@ -624,10 +703,24 @@ where
         let mut backtracks = 0;
         let fp = loop {
             let t = T::lit(step);
-            if !gradient_step(&mut p, &y, &grad, t) {
-                check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
-            }
-            g.prox(&mut p, t)?;
+            // A separable g takes one fused pass (step, prox, line-search terms); any other g
+            // three passes. Both give the same bits.
+            let fused = match prox_gradient_fused(g, &mut p, &y, &grad, t, eta.is_some()) {
+                Some(r) => match r? {
+                    Some(terms) => Some(terms),
+                    None => {
+                        check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
+                        return Err(OptimError::NonFiniteObjective { op, iteration: k, value: f64::NAN }.into());
+                    }
+                },
+                None => {
+                    if !gradient_step(&mut p, &y, &grad, t) {
+                        check_finite(op, "gradient", &grad).map_err(OptimError::from)?;
+                    }
+                    g.prox(&mut p, t)?;
+                    None
+                }
+            };
             f.apply(&p, &mut ap)?;
             let fp = if accelerate {
                 value_evals += 1;
@@ -637,7 +730,7 @@ where
                 f.value_grad(&p, &ap, &mut grad_p)?
             };
             let Some(eta) = eta else { break fp };
-            let (lin, sq) = linear_model(&p, &y, &grad);
+            let (lin, sq) = fused.unwrap_or_else(|| linear_model(&p, &y, &grad));
             let model = fy + lin + sq / (2.0 * step);
             if fp.is_finite() && fp <= model + slack_factor * fy.abs().max(fp.abs()) {
                 break fp;
@@ -744,6 +837,44 @@ mod tests {
 
     fn quad() -> SeparableQuadratic<f64> {
         SeparableQuadratic::new(vec![1.0, 4.0, 0.5], vec![2.0, -1.0, 0.1]).unwrap()
+    }
+
+    /// A prox that hides `prox_part`, so the solver takes the three-pass path.
+    struct Unfused<P>(P);
+    impl<T: Real, P: Prox<T>> Prox<T> for Unfused<P> {
+        fn prox(&self, x: &mut [T], step: T) -> crate::Result<()> {
+            self.0.prox(x, step)
+        }
+        fn value(&self, x: &[T]) -> T {
+            self.0.value(x)
+        }
+    }
+
+    /// The fused pass (step, separable prox, line-search terms) gives the bits of the three
+    /// passes, sequential and parallel (`n` above `PAR_MIN`), with and without backtracking.
+    #[test]
+    fn fused_separable_prox_is_bit_identical() {
+        use crate::prox::{BoxConstraint, L1NonNeg};
+        for n in [1000, PAR_MIN + 3 * CHUNK + 17] {
+            let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 7) as f64).collect();
+            let b: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 10.0).collect();
+            let f = SeparableQuadratic::new(w, b).unwrap();
+            let x0 = vec![0.0; n];
+            for p in [
+                ProxGradParams::new().max_iter(30).tol(0.0),
+                ProxGradParams::new().max_iter(30).tol(0.0).backtracking(10.0, 2.0),
+            ] {
+                let l1 = L1::new(0.7).unwrap();
+                let (a, b) = (fista(&f, &l1, &x0, &p).unwrap(), fista(&f, &Unfused(l1), &x0, &p).unwrap());
+                assert_eq!((a.x, a.history, a.backtracks), (b.x, b.history, b.backtracks), "L1, n = {n}");
+                let nn = L1NonNeg::new(0.3).unwrap();
+                let (a, b) = (ista(&f, &nn, &x0, &p).unwrap(), ista(&f, &Unfused(nn), &x0, &p).unwrap());
+                assert_eq!((a.x, a.history), (b.x, b.history), "L1NonNeg, n = {n}");
+                let bx = BoxConstraint::new(-0.5, 1.0).unwrap();
+                let (a, b) = (fista(&f, &bx, &x0, &p).unwrap(), fista(&f, &Unfused(bx), &x0, &p).unwrap());
+                assert_eq!((a.x, a.history), (b.x, b.history), "box, n = {n}");
+            }
+        }
     }
 
     #[test]

@@ -254,7 +254,7 @@ proptest! {
     ) {
         // min ½‖x − b‖² + g(x) is solved by prox_g(b).
         let f = SeparableQuadratic::new(vec![1.0; b.len()], b.clone()).unwrap();
-        let ops: Vec<Box<dyn Prox<f64>>> = vec![
+        let ops: Vec<Box<dyn Prox<f64> + Sync>> = vec![
             Box::new(GroupL2::new(lambda, groups).unwrap()),
             Box::new(L2Ball::new(lambda).unwrap()),
             Box::new(BoxConstraint::new(lo, hi).unwrap()),

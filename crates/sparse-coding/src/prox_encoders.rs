@@ -156,7 +156,8 @@ impl<T: Real> Encoder<T> for ProxGradient<T> {
             .max_iter(self.max_iter)
             .restart(true);
         let lam = self.lambda.as_f64();
-        let g: Box<dyn Prox<T>> = if self.nonneg { Box::new(L1NonNeg::new(lam)?) } else { Box::new(L1::new(lam)?) };
+        let g: Box<dyn Prox<T> + Sync> =
+            if self.nonneg { Box::new(L1NonNeg::new(lam)?) } else { Box::new(L1::new(lam)?) };
         let res = match self.scheme {
             Scheme::Ista => ista(&f, g.as_ref(), s, &params)?,
             Scheme::Fista => fista(&f, g.as_ref(), s, &params)?,
