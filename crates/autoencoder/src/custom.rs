@@ -149,6 +149,8 @@ trait ErasedLayer<T>: fmt::Debug + Send + Sync {
     fn backward(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<Tensor4<T>>;
     fn backward_params(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<()>;
     fn params(&mut self) -> Vec<Param<'_, T>>;
+    fn set_train_stream(&mut self, stream: u64);
+    fn has_running_state(&self) -> bool;
     fn kind(&self) -> &'static str;
     fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]>;
     fn validate(&self) -> Result<()>;
@@ -175,6 +177,12 @@ impl<T: Real, L: CustomLayer<T>> ErasedLayer<T> for L {
     }
     fn params(&mut self) -> Vec<Param<'_, T>> {
         Layer::params(self)
+    }
+    fn set_train_stream(&mut self, stream: u64) {
+        Layer::set_train_stream(self, stream);
+    }
+    fn has_running_state(&self) -> bool {
+        Layer::has_running_state(self)
     }
     fn kind(&self) -> &'static str {
         L::KIND
@@ -494,6 +502,17 @@ impl<T: Real> Layer<T> for UserLayer<T> {
         match &mut self.inner {
             Inner::Resolved(l) => l.params(),
             Inner::Unresolved { .. } => Vec::new(),
+        }
+    }
+    fn set_train_stream(&mut self, stream: u64) {
+        if let Inner::Resolved(l) = &mut self.inner {
+            l.set_train_stream(stream);
+        }
+    }
+    fn has_running_state(&self) -> bool {
+        match &self.inner {
+            Inner::Resolved(l) => l.has_running_state(),
+            Inner::Unresolved { .. } => false,
         }
     }
 }

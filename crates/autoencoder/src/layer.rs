@@ -91,6 +91,23 @@ pub trait Layer<T: Real>: std::fmt::Debug + Send + Sync {
     fn backward_params(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<()> {
         self.backward(x, y, dy).map(drop)
     }
+
+    /// Data-parallel training: position the layer's training randomness so that the next
+    /// training forward pass draws from random stream `stream` (dropout and noise layers set
+    /// their call counter). The distributed trainer numbers the chunks of a run and calls this
+    /// before each, so every rank corrupts a chunk the same way whoever computes it. The
+    /// default does nothing (layers without randomness).
+    fn set_train_stream(&mut self, stream: u64) {
+        let _ = stream;
+    }
+
+    /// `true` when a training forward pass changes state other than the parameters in a way
+    /// that depends on which samples one process sees (batch normalisation's running
+    /// statistics). Data-parallel training refuses such models, since the state would depend
+    /// on the number of ranks. The default is `false`.
+    fn has_running_state(&self) -> bool {
+        false
+    }
 }
 
 /// An element-wise activation function (also fused into dense and convolution layers).

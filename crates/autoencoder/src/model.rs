@@ -214,6 +214,21 @@ pub trait Trainable<T: Real> {
             detail: "this model type cannot be restored from bytes, so its training cannot be resumed".into(),
         })
     }
+
+    /// Data-parallel training: the next [`Trainable::train_step`] draws its training
+    /// randomness (dropout, noise) from stream `stream` (see [`Layer::set_train_stream`]). The
+    /// default does nothing: a model with randomness of its own must implement it to train
+    /// bit-identically on any number of ranks.
+    fn set_train_stream(&mut self, stream: u64) {
+        let _ = stream;
+    }
+
+    /// `true` when training changes state outside the parameters that depends on the samples a
+    /// process sees (see [`Layer::has_running_state`]); the distributed trainer refuses such
+    /// models. The default is `false`.
+    fn has_running_state(&self) -> bool {
+        false
+    }
 }
 
 /// What kind of model an [`Autoencoder`] is (informational; stored in the model file).
@@ -656,6 +671,15 @@ impl<T: Real> Trainable<T> for Autoencoder<T> {
 
     fn to_bytes(&self) -> Result<Vec<u8>> {
         crate::io::to_bytes(self)
+    }
+
+    fn set_train_stream(&mut self, stream: u64) {
+        self.encoder.set_train_stream(stream);
+        self.decoder.set_train_stream(stream);
+    }
+
+    fn has_running_state(&self) -> bool {
+        self.encoder.has_running_state() || self.decoder.has_running_state()
     }
 
     /// Decodes custom layers with the types this model holds ([`Autoencoder::layer_registry`]).

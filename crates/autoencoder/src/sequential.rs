@@ -162,6 +162,12 @@ impl<T: Real> Layer<T> for AnyLayer<T> {
     fn params(&mut self) -> Vec<Param<'_, T>> {
         dispatch!(self, l => l.params())
     }
+    fn set_train_stream(&mut self, stream: u64) {
+        dispatch!(self, l => Layer::<T>::set_train_stream(l, stream))
+    }
+    fn has_running_state(&self) -> bool {
+        dispatch!(self, l => Layer::<T>::has_running_state(l))
+    }
 }
 
 /// Layers applied in order. Itself a [`Layer`]: a training forward pass keeps the intermediate
@@ -361,5 +367,13 @@ impl<T: Real> Layer<T> for Sequential<T> {
 
     fn params(&mut self) -> Vec<Param<'_, T>> {
         self.layers.iter_mut().flat_map(|l| l.params()).collect()
+    }
+
+    fn set_train_stream(&mut self, stream: u64) {
+        self.layers.iter_mut().for_each(|l| l.set_train_stream(stream));
+    }
+
+    fn has_running_state(&self) -> bool {
+        self.layers.iter().any(Layer::has_running_state)
     }
 }

@@ -188,6 +188,9 @@ impl<T: Real> Layer<T> for BatchNorm<T> {
         Ok(y)
     }
 
+    fn has_running_state(&self) -> bool {
+        true
+    }
     fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         let (n, p) = self.check_input("batch norm forward", x)?;
         let c_all = self.channels;
