@@ -783,6 +783,37 @@ impl<T: Real> OnlineState<T> {
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         latent_linalg::persist::save(path.as_ref(), STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
     }
+    /// The bytes [`OnlineState::save`] writes (versioned, checksummed): how a data-parallel run
+    /// broadcasts rank 0's saved state to the other ranks.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] when encoding fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        latent_linalg::persist::to_bytes(STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+
+    /// A state from bytes written by [`OnlineState::to_bytes`] (or the contents of a file
+    /// written by [`OnlineState::save`]), checking shapes.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] for corrupt or inconsistent bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, s): (u32, Self) =
+            latent_linalg::persist::from_bytes(bytes, STATE_MAGIC, FORMAT_VERSION, std::path::Path::new("<memory>"))
+                .map_err(persist_err)?;
+        s.check_shapes("<memory>")?;
+        Ok(s)
+    }
+
+    fn check_shapes(&self, what: &str) -> Result<()> {
+        check_loaded_dictionary(&self.dictionary, what)?;
+        let (d, h) = self.dictionary.shape();
+        if self.stats.a.shape() != (h, h) || self.stats.b.shape() != (d, h) {
+            return Err(SparseCodingError::Format(format!("{what}: statistics do not match a {d}x{h} dictionary")));
+        }
+        Ok(())
+    }
+
     /// Load a state written by [`OnlineState::save`], checking shapes.
     ///
     /// # Errors
