@@ -1,5 +1,5 @@
 //! Data-parallel training of an MLP autoencoder on the shipped MNIST subset
-//! (`data/mnist-2k-1k`), on every rank of an MPI job:
+//! (`data/mnist-2k-1k` by default), on every rank of an MPI job:
 //!
 //! ```text
 //! mpirun -np 2 target/release/examples/ae_mlp --out /tmp/ae.bin
@@ -13,7 +13,8 @@
 //!
 //! | flag | default | meaning |
 //! |---|---|---|
-//! | `--train` | 2000 | training images (of the 2,000 shipped) |
+//! | `--set` | `mnist-2k-1k` | MNIST folder under `data/` (`mnist-10k-10k`: 10,000 images) |
+//! | `--train` | all | training images used |
 //! | `--widths` | `784,128,32` | layer widths |
 //! | `--epochs` | 3 | epochs |
 //! | `--batch` | 64 | global mini-batch |
@@ -37,8 +38,8 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
     let a = Args::from_env();
     let threads: usize = a.get("--threads", 1)?;
     latent_linalg::product::init_threads(Some(threads))?;
-    let mnist = Mnist::load_small()?;
-    let n = a.get("--train", 2000usize)?.min(mnist.train.len());
+    let mnist = Mnist::from_dir(latent_datasets::data_dir().join(a.get("--set", "mnist-2k-1k".to_string())?))?;
+    let n = a.get("--train", usize::MAX)?.min(mnist.train.len());
     let idx: Vec<usize> = (0..n).collect();
     let x: Tensor4<f32> = mnist.train.to_tensor4(&idx)?;
     let widths: Vec<usize> = a

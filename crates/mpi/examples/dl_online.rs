@@ -19,6 +19,7 @@
 //! | `--batch` | 256 | global mini-batch |
 //! | `--epochs` | 1 | passes |
 //! | `--seed` | 0 | seed of patches, initialisation, shuffling |
+//! | `--no-shuffle` | — | keep the signal order (every epoch the same batches) |
 //! | `--threads` | 1 | rayon threads per rank |
 //! | `--stop-after` | — | stop after this many mini-batches (an interrupted run) |
 //! | `--out`, `--save-state`, `--resume` | — | files (written by rank 0 / read by rank 0 and broadcast) |
@@ -34,7 +35,8 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 fn patches(count: usize, p: usize, seed: u64) -> Result<DMatrix<f64>, Box<dyn Error>> {
-    let images: Vec<GrayImage> = load_image_folder(data_dir().join("natural-gray"))?.into_iter().map(|(_, i)| i).collect();
+    let images: Vec<GrayImage> =
+        load_image_folder(data_dir().join("natural-gray"))?.into_iter().map(|(_, i)| i).collect();
     let white: Vec<GrayImage> = images.iter().map(|i| whiten_1f(i, 0.4)).collect::<Result<_, _>>()?;
     let mut ps = extract_random_patches(&white, p, p, count, seed)?;
     ps.remove_mean();
@@ -53,12 +55,14 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         .batch_size(a.get("--batch", 256)?)
         .epochs(a.get("--epochs", 1)?)
         .seed(seed)
+        .shuffle(!a.flag("--no-shuffle"))
         .progress(!a.flag("--quiet"))
         .check()?;
     let mut learner = OnlineLearner::from(params);
     if let Some(path) = a.opt("--resume") {
         // rank 0 reads its checkpoint and broadcasts it
-        let mut bytes = if comm.is_root() { std::fs::read(&path).map_err(|e| format!("{path}: {e}"))? } else { Vec::new() };
+        let mut bytes =
+            if comm.is_root() { std::fs::read(&path).map_err(|e| format!("{path}: {e}"))? } else { Vec::new() };
         comm.broadcast(&mut bytes, 0)?;
         learner = learner.with_state(OnlineState::from_bytes(&bytes)?)?;
     }

@@ -168,12 +168,17 @@ where
 
 /// Fault injection for tests of the failure path: when the environment has
 /// `LATENT_MPI_FAULT_RANK=<this rank>` and `LATENT_MPI_FAULT_STEP=<step>` (default 1), the rank
-/// prints a note and dies with `std::process::abort()` at that step, as a crashed node would.
+/// prints a note and dies with `std::process::abort()` at that step, as a crashed node would
+/// (with `LATENT_MPI_FAULT_SIGNAL=9` it sends itself `SIGKILL` instead, as `kill -9` would).
 /// Call it once per step (mini-batch or epoch) from a learner's callback.
 pub fn fault_point(comm: &dyn Communicator, step: usize) {
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<usize>().ok());
     if var("LATENT_MPI_FAULT_RANK") == Some(comm.rank()) && step == var("LATENT_MPI_FAULT_STEP").unwrap_or(1) {
         eprintln!("latent-mpi: rank {} dies at step {step} (LATENT_MPI_FAULT_RANK)", comm.rank());
+        if var("LATENT_MPI_FAULT_SIGNAL") == Some(9) {
+            // as `kill -9` from outside: no handler, no message from the process itself
+            let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+        }
         std::process::abort();
     }
 }
