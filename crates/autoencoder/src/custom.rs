@@ -150,7 +150,9 @@ trait ErasedLayer<T>: fmt::Debug + Send + Sync {
     fn backward_params(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<()>;
     fn params(&mut self) -> Vec<Param<'_, T>>;
     fn set_train_stream(&mut self, stream: u64);
-    fn has_running_state(&self) -> bool;
+    fn defer_running_updates(&mut self, on: bool);
+    fn take_running_updates(&mut self) -> Vec<T>;
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize>;
     fn kind(&self) -> &'static str;
     fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]>;
     fn validate(&self) -> Result<()>;
@@ -181,8 +183,14 @@ impl<T: Real, L: CustomLayer<T>> ErasedLayer<T> for L {
     fn set_train_stream(&mut self, stream: u64) {
         Layer::set_train_stream(self, stream);
     }
-    fn has_running_state(&self) -> bool {
-        Layer::has_running_state(self)
+    fn defer_running_updates(&mut self, on: bool) {
+        Layer::defer_running_updates(self, on);
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Layer::take_running_updates(self)
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        Layer::apply_running_updates(self, stats)
     }
     fn kind(&self) -> &'static str {
         L::KIND
@@ -509,10 +517,21 @@ impl<T: Real> Layer<T> for UserLayer<T> {
             l.set_train_stream(stream);
         }
     }
-    fn has_running_state(&self) -> bool {
-        match &self.inner {
-            Inner::Resolved(l) => l.has_running_state(),
-            Inner::Unresolved { .. } => false,
+    fn defer_running_updates(&mut self, on: bool) {
+        if let Inner::Resolved(l) = &mut self.inner {
+            l.defer_running_updates(on);
+        }
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        match &mut self.inner {
+            Inner::Resolved(l) => l.take_running_updates(),
+            Inner::Unresolved { .. } => Vec::new(),
+        }
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        match &mut self.inner {
+            Inner::Resolved(l) => l.apply_running_updates(stats),
+            Inner::Unresolved { .. } => Ok(0),
         }
     }
 }

@@ -101,12 +101,30 @@ pub trait Layer<T: Real>: std::fmt::Debug + Send + Sync {
         let _ = stream;
     }
 
-    /// `true` when a training forward pass changes state other than the parameters in a way
-    /// that depends on which samples one process sees (batch normalisation's running
-    /// statistics). Data-parallel training refuses such models, since the state would depend
-    /// on the number of ranks. The default is `false`.
-    fn has_running_state(&self) -> bool {
-        false
+    /// Data-parallel training: while `on`, training forward passes do not fold their batch
+    /// statistics into running state (batch normalisation's running mean and variance) but keep
+    /// them for [`Layer::take_running_updates`]. The default does nothing (no running state).
+    fn defer_running_updates(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The batch statistics deferred since the last call (drained), one block per training
+    /// forward pass, in a fixed layer order. Empty by default.
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Vec::new()
+    }
+
+    /// Fold one forward pass's statistics (as [`Layer::take_running_updates`] returned them,
+    /// from this or another rank's copy of the layer) into the running state with the forward
+    /// pass's own arithmetic; returns how many values it used from the front of `stats`. The
+    /// distributed trainers replay every chunk's statistics in chunk order on every rank, so the
+    /// running state is the same for any number of ranks.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::State`](crate::AutoencoderError::State) when `stats` is too short.
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let _ = stats;
+        Ok(0)
     }
 }
 

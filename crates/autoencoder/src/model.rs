@@ -223,11 +223,25 @@ pub trait Trainable<T: Real> {
         let _ = stream;
     }
 
-    /// `true` when training changes state outside the parameters that depends on the samples a
-    /// process sees (see [`Layer::has_running_state`]); the distributed trainer refuses such
-    /// models. The default is `false`.
-    fn has_running_state(&self) -> bool {
-        false
+    /// Data-parallel training: defer batch-statistics updates of running state (see
+    /// [`Layer::defer_running_updates`]). The default does nothing.
+    fn defer_running_updates(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The deferred statistics of the last training step (see [`Layer::take_running_updates`]).
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Vec::new()
+    }
+
+    /// Replay one step's statistics into the running state (see
+    /// [`Layer::apply_running_updates`]); returns the values used.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::State`] when `stats` is too short.
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let _ = stats;
+        Ok(0)
     }
 }
 
@@ -678,8 +692,20 @@ impl<T: Real> Trainable<T> for Autoencoder<T> {
         self.decoder.set_train_stream(stream);
     }
 
-    fn has_running_state(&self) -> bool {
-        self.encoder.has_running_state() || self.decoder.has_running_state()
+    fn defer_running_updates(&mut self, on: bool) {
+        self.encoder.defer_running_updates(on);
+        self.decoder.defer_running_updates(on);
+    }
+
+    fn take_running_updates(&mut self) -> Vec<T> {
+        let mut v = self.encoder.take_running_updates();
+        v.extend(self.decoder.take_running_updates());
+        v
+    }
+
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let used = self.encoder.apply_running_updates(stats)?;
+        Ok(used + self.decoder.apply_running_updates(&stats[used.min(stats.len())..])?)
     }
 
     /// Decodes custom layers with the types this model holds ([`Autoencoder::layer_registry`]).

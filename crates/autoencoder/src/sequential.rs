@@ -165,8 +165,14 @@ impl<T: Real> Layer<T> for AnyLayer<T> {
     fn set_train_stream(&mut self, stream: u64) {
         dispatch!(self, l => Layer::<T>::set_train_stream(l, stream))
     }
-    fn has_running_state(&self) -> bool {
-        dispatch!(self, l => Layer::<T>::has_running_state(l))
+    fn defer_running_updates(&mut self, on: bool) {
+        dispatch!(self, l => Layer::<T>::defer_running_updates(l, on))
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        dispatch!(self, l => Layer::<T>::take_running_updates(l))
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        dispatch!(self, l => Layer::<T>::apply_running_updates(l, stats))
     }
 }
 
@@ -373,7 +379,19 @@ impl<T: Real> Layer<T> for Sequential<T> {
         self.layers.iter_mut().for_each(|l| l.set_train_stream(stream));
     }
 
-    fn has_running_state(&self) -> bool {
-        self.layers.iter().any(Layer::has_running_state)
+    fn defer_running_updates(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.defer_running_updates(on));
+    }
+
+    fn take_running_updates(&mut self) -> Vec<T> {
+        self.layers.iter_mut().flat_map(|l| l.take_running_updates()).collect()
+    }
+
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let mut used = 0;
+        for l in &mut self.layers {
+            used += l.apply_running_updates(&stats[used.min(stats.len())..])?;
+        }
+        Ok(used)
     }
 }

@@ -732,15 +732,16 @@ impl Trainer {
     /// by rank 0 and broadcast, so a run resumes on any number of ranks and ends as the
     /// uninterrupted run would.
     ///
-    /// The KL sparsity penalty is computed per chunk (on each chunk's mean activations, as
-    /// DDP computes per-rank batch statistics); models with batch normalisation are refused
-    /// ([`Trainable::has_running_state`]): their running statistics would depend on the rank
-    /// count.
+    /// The KL sparsity penalty and batch normalisation's batch statistics are computed per
+    /// chunk (as DDP computes them per rank); batch normalisation's running statistics are
+    /// updated with every chunk's statistics in chunk order on every rank
+    /// ([`Trainable::take_running_updates`], [`Trainable::apply_running_updates`]), so they too
+    /// are the same for any number of ranks.
     ///
     /// # Errors
     /// As [`Trainer::fit`]; [`AutoencoderError::Optim`] wrapping
     /// [`OptimError::Collective`](latent_optim::OptimError::Collective) for a failed collective
-    /// or ranks that disagree; [`AutoencoderError::State`] for a model with running state. A
+    /// or ranks that disagree. A
     /// rank that fails alone leaves the others waiting in the next collective: under MPI the
     /// driver must abort the job (see `latent-mpi`).
     ///
@@ -775,13 +776,6 @@ impl Trainer {
         validation: Option<&Tensor4<T>>,
         callbacks: &mut [&mut dyn Callback<M>],
     ) -> Result<TrainReport> {
-        if model.has_running_state() {
-            return Err(AutoencoderError::State {
-                op: "Trainer::fit_distributed",
-                detail: "the model has running state (batch normalisation) that would depend on the number of ranks"
-                    .into(),
-            });
-        }
         self.fit_impl(Some(comm), model, train, validation, callbacks)
     }
 
@@ -1142,22 +1136,37 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     ) -> Result<f64> {
         let n = idx.len();
         let chunks: Vec<&[usize]> = idx.chunks(DISTRIBUTED_CHUNK).collect();
-        let len: usize = model.params().iter().map(|p| p.value.len()).sum::<usize>() + 1;
-        let mine = comm.my_chunks(chunks.len());
+        let k_all = chunks.len();
+        // per chunk: weighted gradients, weighted loss, length of its running-state statistics
+        let len: usize = model.params().iter().map(|p| p.value.len()).sum::<usize>() + 2;
+        let mine = comm.my_chunks(k_all);
         let mut local = Vec::with_capacity(mine.len() * len);
+        let mut running: Vec<(usize, Vec<T>)> = Vec::new();
+        model.defer_running_updates(true);
         for k in mine {
             let part = chunks[k];
             gather(self.train, part, &mut self.buf);
             let batch = Tensor4::from_vec([part.len(), c, h, w], std::mem::take(&mut self.buf))?;
             model.set_train_stream(*stream + k as u64);
-            let l = model.train_step(&batch)?;
+            let l = model.train_step(&batch);
             self.buf = batch.into_vec();
+            let l = match l {
+                Ok(l) => l,
+                Err(e) => {
+                    model.defer_running_updates(false);
+                    return Err(e);
+                }
+            };
             let weight = part.len() as f64 / n as f64;
             for p in model.params() {
                 local.extend(p.grad.iter().map(|g| g.as_f64() * weight));
             }
             local.push(l * weight);
+            let stats = model.take_running_updates();
+            local.push(stats.len() as f64);
+            running.push((k, stats));
         }
+        model.defer_running_updates(false);
         let total = comm.sum_all_reduce(&local, len).map_err(latent_optim::OptimError::from)?;
         let mut at = 0;
         for p in model.params() {
@@ -1166,9 +1175,10 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
             }
             at += p.grad.len();
         }
-        *stream += chunks.len() as u64;
+        replay_running_updates(comm, model, k_all, total[len - 1], running, |m, s| m.apply_running_updates(s))?;
+        *stream += k_all as u64;
         model.set_train_stream(*stream);
-        Ok(total[len - 1])
+        Ok(total[len - 2])
     }
 
     /// The validation objective (eval mode), if there is validation data.
@@ -1318,6 +1328,52 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
 /// Samples per chunk of a global mini-batch in [`Trainer::fit_distributed`]: the partition of
 /// a batch into chunks depends on the batch only, never on the number of ranks.
 pub const DISTRIBUTED_CHUNK: usize = 16;
+
+/// Data-parallel running state (batch normalisation): every chunk's deferred statistics
+/// (`running`: this rank's `(chunk, statistics)`, `total_len`: the sum over all chunks of their
+/// lengths, known to every rank from the gradient sum) are gathered in chunk order through the
+/// ordered sum (each chunk writes its own slot, so the sum is a concatenation) and replayed into
+/// the running state chunk by chunk with `apply` on every rank. Public for trainers outside this
+/// crate (the U-Net's).
+///
+/// # Errors
+/// A failed collective, inconsistent lengths, or `apply`'s error.
+pub fn replay_running_updates<T: Real, M: ?Sized>(
+    comm: &dyn Communicator,
+    model: &mut M,
+    chunks: usize,
+    total_len: f64,
+    running: Vec<(usize, Vec<T>)>,
+    mut apply: impl FnMut(&mut M, &[T]) -> Result<usize>,
+) -> Result<()> {
+    if chunks == 0 || total_len <= 0.0 {
+        return Ok(());
+    }
+    let total = total_len as usize;
+    let per = total / chunks;
+    if per * chunks != total || running.iter().any(|(_, s)| s.len() != per) {
+        return Err(AutoencoderError::State {
+            op: "data-parallel running statistics",
+            detail: format!("{total} statistics over {chunks} chunks are not one block per chunk"),
+        });
+    }
+    let slot = chunks * per;
+    let mut local = vec![0.0f64; running.len() * slot];
+    for (j, (k, s)) in running.iter().enumerate() {
+        for (dst, v) in local[j * slot + k * per..j * slot + (k + 1) * per].iter_mut().zip(s) {
+            *dst = v.as_f64();
+        }
+    }
+    let all = comm.sum_all_reduce(&local, slot).map_err(latent_optim::OptimError::from)?;
+    let mut block = vec![T::zero(); per];
+    for k in 0..chunks {
+        for (b, &v) in block.iter_mut().zip(&all[k * per..(k + 1) * per]) {
+            *b = T::lit(v);
+        }
+        apply(model, &block)?;
+    }
+    Ok(())
+}
 
 /// Rank 0 loads the training state at `path` and broadcasts it; every rank gets the state or
 /// an error (rank 0's own, or a [`AutoencoderError::State`] saying rank 0 could not load it).
