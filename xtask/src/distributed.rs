@@ -2,8 +2,8 @@
 //! (`crates/mpi`, outside the workspace), runs both data-parallel learners (small sizes) on 1, 2
 //! and 3 ranks and prints one line per learner and rank count with the largest absolute
 //! difference against the 1-rank result and the wall time; then the failure paths (a rank that
-//! aborts, a rank killed with SIGKILL, ranks that disagree: the job must end within a bounded
-//! time and name the rank) and a resume from rank 0's checkpoint on another number of ranks.
+//! aborts, a rank killed with SIGKILL, a rank whose program fails, ranks that disagree: the job
+//! must end within a bounded time and name the rank) and a resume from rank 0's checkpoint on another number of ranks.
 //! `--bench` instead times `dl_online` and `ae_mlp` as 1 process × 1 thread, 1 process × 2
 //! threads and 2 ranks × 1 thread.
 
@@ -220,8 +220,9 @@ fn fault_checks(ctx: &Ctx, failures: &mut Vec<String>) -> Result<(), String> {
         a.extend(strings(&["--quiet", "--epochs", "40"]));
         a
     };
-    // a rank that aborts at epoch 2, and one that is killed with SIGKILL
-    for (check, signal) in [("aborted-rank", "6"), ("killed-rank", "9")] {
+    // a rank that aborts at epoch 2, one that is killed with SIGKILL, one whose program fails
+    // (MPI_Abort) while the others wait in the next collective
+    for (check, signal) in [("aborted-rank", "6"), ("killed-rank", "9"), ("erroring-rank", "error")] {
         let o = mpirun(
             ctx,
             &[(3, "ae_mlp", long_ae())],

@@ -169,11 +169,18 @@ where
 /// Fault injection for tests of the failure path: when the environment has
 /// `LATENT_MPI_FAULT_RANK=<this rank>` and `LATENT_MPI_FAULT_STEP=<step>` (default 1), the rank
 /// prints a note and dies with `std::process::abort()` at that step, as a crashed node would
-/// (with `LATENT_MPI_FAULT_SIGNAL=9` it sends itself `SIGKILL` instead, as `kill -9` would).
+/// (with `LATENT_MPI_FAULT_SIGNAL=9` it sends itself `SIGKILL` instead, as `kill -9` would; with
+/// `LATENT_MPI_FAULT_SIGNAL=error` it fails as a rank whose program returns an error: message
+/// naming the rank, then `MPI_Abort` while the other ranks wait in a collective).
 /// Call it once per step (mini-batch or epoch) from a learner's callback.
-pub fn fault_point(comm: &dyn Communicator, step: usize) {
+pub fn fault_point(comm: &MpiComm, step: usize) {
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<usize>().ok());
     if var("LATENT_MPI_FAULT_RANK") == Some(comm.rank()) && step == var("LATENT_MPI_FAULT_STEP").unwrap_or(1) {
+        if std::env::var("LATENT_MPI_FAULT_SIGNAL").is_ok_and(|v| v.trim() == "error") {
+            // the path of a rank whose program returns an error while the others wait
+            eprintln!("latent-mpi: rank {} of {} failed: injected error at step {step}", comm.rank(), comm.size());
+            comm.abort(1);
+        }
         eprintln!("latent-mpi: rank {} dies at step {step} (LATENT_MPI_FAULT_RANK)", comm.rank());
         if var("LATENT_MPI_FAULT_SIGNAL") == Some(9) {
             // as `kill -9` from outside: no handler, no message from the process itself
