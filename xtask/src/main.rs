@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
+//! cargo xtask distributed-check [--json] [--bench] [--no-build]
 //! ```
 
 mod bench;
@@ -9,6 +10,7 @@ mod bench_ae;
 mod bench_csc;
 mod bench_sc;
 mod bench_unet;
+mod distributed;
 mod figures;
 mod fuzz;
 
@@ -26,6 +28,11 @@ tasks:
   bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
         (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
+  distributed-check [--json] [--bench] [--no-build]
+        build crates/mpi (needs Open MPI and libclang), run both data-parallel learners on 1, 2
+        and 3 ranks (max abs difference against 1 rank, wall time), the failure paths and a
+        resume on another rank count; --bench times dl_online and ae_mlp as 1x1, 1x2, 2x1
+        (ranks x threads)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("reproduce-figures") => figures::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("distributed-check") => distributed::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

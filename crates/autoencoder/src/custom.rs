@@ -149,6 +149,10 @@ trait ErasedLayer<T>: fmt::Debug + Send + Sync {
     fn backward(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<Tensor4<T>>;
     fn backward_params(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<()>;
     fn params(&mut self) -> Vec<Param<'_, T>>;
+    fn set_train_stream(&mut self, stream: u64);
+    fn defer_running_updates(&mut self, on: bool);
+    fn take_running_updates(&mut self) -> Vec<T>;
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize>;
     fn kind(&self) -> &'static str;
     fn output_shape(&self, input: [usize; 3]) -> Result<[usize; 3]>;
     fn validate(&self) -> Result<()>;
@@ -175,6 +179,18 @@ impl<T: Real, L: CustomLayer<T>> ErasedLayer<T> for L {
     }
     fn params(&mut self) -> Vec<Param<'_, T>> {
         Layer::params(self)
+    }
+    fn set_train_stream(&mut self, stream: u64) {
+        Layer::set_train_stream(self, stream);
+    }
+    fn defer_running_updates(&mut self, on: bool) {
+        Layer::defer_running_updates(self, on);
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Layer::take_running_updates(self)
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        Layer::apply_running_updates(self, stats)
     }
     fn kind(&self) -> &'static str {
         L::KIND
@@ -494,6 +510,28 @@ impl<T: Real> Layer<T> for UserLayer<T> {
         match &mut self.inner {
             Inner::Resolved(l) => l.params(),
             Inner::Unresolved { .. } => Vec::new(),
+        }
+    }
+    fn set_train_stream(&mut self, stream: u64) {
+        if let Inner::Resolved(l) = &mut self.inner {
+            l.set_train_stream(stream);
+        }
+    }
+    fn defer_running_updates(&mut self, on: bool) {
+        if let Inner::Resolved(l) = &mut self.inner {
+            l.defer_running_updates(on);
+        }
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        match &mut self.inner {
+            Inner::Resolved(l) => l.take_running_updates(),
+            Inner::Unresolved { .. } => Vec::new(),
+        }
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        match &mut self.inner {
+            Inner::Resolved(l) => l.apply_running_updates(stats),
+            Inner::Unresolved { .. } => Ok(0),
         }
     }
 }

@@ -122,6 +122,14 @@ pub enum AutoencoderError {
     },
 }
 
+/// A failed collective of data-parallel training (or ranks that disagree), as
+/// [`AutoencoderError::Optim`] wrapping [`OptimError::Collective`].
+impl From<latent_optim::collective::CommError> for AutoencoderError {
+    fn from(e: latent_optim::collective::CommError) -> Self {
+        AutoencoderError::Optim(OptimError::Collective(e))
+    }
+}
+
 /// `Result` with [`AutoencoderError`].
 pub type Result<T> = std::result::Result<T, AutoencoderError>;
 

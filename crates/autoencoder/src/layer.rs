@@ -91,6 +91,41 @@ pub trait Layer<T: Real>: std::fmt::Debug + Send + Sync {
     fn backward_params(&mut self, x: &Tensor4<T>, y: &Tensor4<T>, dy: &Tensor4<T>) -> Result<()> {
         self.backward(x, y, dy).map(drop)
     }
+
+    /// Data-parallel training: position the layer's training randomness so that the next
+    /// training forward pass draws from random stream `stream` (dropout and noise layers set
+    /// their call counter). The distributed trainer numbers the chunks of a run and calls this
+    /// before each, so every rank corrupts a chunk the same way whoever computes it. The
+    /// default does nothing (layers without randomness).
+    fn set_train_stream(&mut self, stream: u64) {
+        let _ = stream;
+    }
+
+    /// Data-parallel training: while `on`, training forward passes do not fold their batch
+    /// statistics into running state (batch normalisation's running mean and variance) but keep
+    /// them for [`Layer::take_running_updates`]. The default does nothing (no running state).
+    fn defer_running_updates(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The batch statistics deferred since the last call (drained), one block per training
+    /// forward pass, in a fixed layer order. Empty by default.
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Vec::new()
+    }
+
+    /// Fold one forward pass's statistics (as [`Layer::take_running_updates`] returned them,
+    /// from this or another rank's copy of the layer) into the running state with the forward
+    /// pass's own arithmetic; returns how many values it used from the front of `stats`. The
+    /// distributed trainers replay every chunk's statistics in chunk order on every rank, so the
+    /// running state is the same for any number of ranks.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::State`](crate::AutoencoderError::State) when `stats` is too short.
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let _ = stats;
+        Ok(0)
+    }
 }
 
 /// An element-wise activation function (also fused into dense and convolution layers).

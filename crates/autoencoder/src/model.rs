@@ -214,6 +214,35 @@ pub trait Trainable<T: Real> {
             detail: "this model type cannot be restored from bytes, so its training cannot be resumed".into(),
         })
     }
+
+    /// Data-parallel training: the next [`Trainable::train_step`] draws its training
+    /// randomness (dropout, noise) from stream `stream` (see [`Layer::set_train_stream`]). The
+    /// default does nothing: a model with randomness of its own must implement it to train
+    /// bit-identically on any number of ranks.
+    fn set_train_stream(&mut self, stream: u64) {
+        let _ = stream;
+    }
+
+    /// Data-parallel training: defer batch-statistics updates of running state (see
+    /// [`Layer::defer_running_updates`]). The default does nothing.
+    fn defer_running_updates(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The deferred statistics of the last training step (see [`Layer::take_running_updates`]).
+    fn take_running_updates(&mut self) -> Vec<T> {
+        Vec::new()
+    }
+
+    /// Replay one step's statistics into the running state (see
+    /// [`Layer::apply_running_updates`]); returns the values used.
+    ///
+    /// # Errors
+    /// [`AutoencoderError::State`] when `stats` is too short.
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let _ = stats;
+        Ok(0)
+    }
 }
 
 /// What kind of model an [`Autoencoder`] is (informational; stored in the model file).
@@ -656,6 +685,27 @@ impl<T: Real> Trainable<T> for Autoencoder<T> {
 
     fn to_bytes(&self) -> Result<Vec<u8>> {
         crate::io::to_bytes(self)
+    }
+
+    fn set_train_stream(&mut self, stream: u64) {
+        self.encoder.set_train_stream(stream);
+        self.decoder.set_train_stream(stream);
+    }
+
+    fn defer_running_updates(&mut self, on: bool) {
+        self.encoder.defer_running_updates(on);
+        self.decoder.defer_running_updates(on);
+    }
+
+    fn take_running_updates(&mut self) -> Vec<T> {
+        let mut v = self.encoder.take_running_updates();
+        v.extend(self.decoder.take_running_updates());
+        v
+    }
+
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let used = self.encoder.apply_running_updates(stats)?;
+        Ok(used + self.decoder.apply_running_updates(&stats[used.min(stats.len())..])?)
     }
 
     /// Decodes custom layers with the types this model holds ([`Autoencoder::layer_registry`]).

@@ -162,6 +162,18 @@ impl<T: Real> Layer<T> for AnyLayer<T> {
     fn params(&mut self) -> Vec<Param<'_, T>> {
         dispatch!(self, l => l.params())
     }
+    fn set_train_stream(&mut self, stream: u64) {
+        dispatch!(self, l => Layer::<T>::set_train_stream(l, stream))
+    }
+    fn defer_running_updates(&mut self, on: bool) {
+        dispatch!(self, l => Layer::<T>::defer_running_updates(l, on))
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        dispatch!(self, l => Layer::<T>::take_running_updates(l))
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        dispatch!(self, l => Layer::<T>::apply_running_updates(l, stats))
+    }
 }
 
 /// Layers applied in order. Itself a [`Layer`]: a training forward pass keeps the intermediate
@@ -361,5 +373,25 @@ impl<T: Real> Layer<T> for Sequential<T> {
 
     fn params(&mut self) -> Vec<Param<'_, T>> {
         self.layers.iter_mut().flat_map(|l| l.params()).collect()
+    }
+
+    fn set_train_stream(&mut self, stream: u64) {
+        self.layers.iter_mut().for_each(|l| l.set_train_stream(stream));
+    }
+
+    fn defer_running_updates(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.defer_running_updates(on));
+    }
+
+    fn take_running_updates(&mut self) -> Vec<T> {
+        self.layers.iter_mut().flat_map(|l| l.take_running_updates()).collect()
+    }
+
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let mut used = 0;
+        for l in &mut self.layers {
+            used += l.apply_running_updates(&stats[used.min(stats.len())..])?;
+        }
+        Ok(used)
     }
 }

@@ -9,6 +9,7 @@ use crate::model::Trainable;
 use crate::resume::{RunConfig, SavedOptimizer, TrainingState, fingerprint, mismatch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latent_linalg::{Real, Tensor4};
+use latent_optim::collective::{Communicator, fnv1a};
 use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
 use latent_optim::schedule::{Constant, CosineAnnealing, Schedule, StepDecay, warmup_cosine};
@@ -707,6 +708,85 @@ impl Trainer {
         validation: Option<&Tensor4<T>>,
         callbacks: &mut [&mut dyn Callback<M>],
     ) -> Result<TrainReport> {
+        self.fit_impl(None, model, train, validation, callbacks)
+    }
+
+    /// Data-parallel [`Trainer::fit_with_callbacks`] (PyTorch DDP / Horovod style): every rank
+    /// calls it with the same model, data and parameters. Every global mini-batch is cut into
+    /// chunks of [`DISTRIBUTED_CHUNK`] samples (a partition that does not depend on the number
+    /// of ranks); each rank runs [`Trainable::train_step`] on its block of chunks
+    /// ([`Communicator::my_chunks`]), the chunk gradients and losses, weighted by chunk size, are
+    /// summed in chunk order ([`Communicator::sum_all_reduce`]) and every rank takes the same
+    /// optimizer step. Dropout and noise draw per chunk from a stream numbered by the chunk
+    /// ([`Trainable::set_train_stream`]). So the same seed gives **bit-identical** weights, loss
+    /// curves and reports on 1, 2, 3, … ranks (and with
+    /// [`SingleProcess`](latent_optim::SingleProcess)); they differ in the last bits from
+    /// [`Trainer::fit`], which evaluates a whole batch at once.
+    ///
+    /// At start-up the ranks exchange fingerprints of the run configuration, the training and
+    /// validation data and the model, and refuse to start when one differs
+    /// ([`latent_optim::CommError::Mismatch`] names the first rank that disagrees). Validation,
+    /// early stopping, the NaN/Inf guard and callbacks run on every rank (callbacks must decide
+    /// the same on every rank, as in DDP scripts); only rank 0 draws the progress bar and writes
+    /// checkpoints and training-state files (atomically). [`TrainParams::resume_from`] is read
+    /// by rank 0 and broadcast, so a run resumes on any number of ranks and ends as the
+    /// uninterrupted run would.
+    ///
+    /// The KL sparsity penalty and batch normalisation's batch statistics are computed per
+    /// chunk (as DDP computes them per rank); batch normalisation's running statistics are
+    /// updated with every chunk's statistics in chunk order on every rank
+    /// ([`Trainable::take_running_updates`], [`Trainable::apply_running_updates`]), so they too
+    /// are the same for any number of ranks.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`AutoencoderError::Optim`] wrapping
+    /// [`OptimError::Collective`](latent_optim::OptimError::Collective) for a failed collective
+    /// or ranks that disagree. A
+    /// rank that fails alone leaves the others waiting in the next collective: under MPI the
+    /// driver must abort the job (see `latent-mpi`).
+    ///
+    /// # Example
+    /// ```
+    /// use latent_autoencoder::models::MlpAeParams;
+    /// use latent_autoencoder::train::{TrainParams, Trainer};
+    /// use latent_autoencoder::{Autoencoder, ParamGuard, Trainable};
+    /// use latent_linalg::Tensor4;
+    /// use latent_optim::collective::{SingleProcess, run_threads};
+    /// let data = Tensor4::from_fn([70, 6, 1, 1], |[n, c, ..]| ((n * 5 + c) % 7) as f32 / 7.0)?;
+    /// let arch = MlpAeParams::new(vec![6, 4, 2]).check()?;
+    /// let trainer = Trainer::new(TrainParams::new().epochs(3).batch_size(40).lr(1e-2).progress(false).check()?);
+    /// let mut one: Autoencoder<f32> = arch.build()?;
+    /// let r1 = trainer.fit_distributed(&SingleProcess, &mut one, &data, None, &mut [])?;
+    /// let three = run_threads(3, |c| {
+    ///     let mut m: Autoencoder<f32> = arch.build().unwrap();
+    ///     let r = trainer.fit_distributed(&c, &mut m, &data, None, &mut []).unwrap();
+    ///     (m.to_bytes().unwrap(), r.train_loss)
+    /// });
+    /// for (bytes, loss) in three {
+    ///     assert_eq!(bytes, one.to_bytes()?);
+    ///     assert_eq!(loss, r1.train_loss);
+    /// }
+    /// # Ok::<(), latent_autoencoder::AutoencoderError>(())
+    /// ```
+    pub fn fit_distributed<T: Real, M: Trainable<T> + Clone>(
+        &self,
+        comm: &dyn Communicator,
+        model: &mut M,
+        train: &Tensor4<T>,
+        validation: Option<&Tensor4<T>>,
+        callbacks: &mut [&mut dyn Callback<M>],
+    ) -> Result<TrainReport> {
+        self.fit_impl(Some(comm), model, train, validation, callbacks)
+    }
+
+    fn fit_impl<T: Real, M: Trainable<T> + Clone>(
+        &self,
+        comm: Option<&dyn Communicator>,
+        model: &mut M,
+        train: &Tensor4<T>,
+        validation: Option<&Tensor4<T>>,
+        callbacks: &mut [&mut dyn Callback<M>],
+    ) -> Result<TrainReport> {
         let p = &self.params;
         check_data(train, validation)?;
         // Hold out a validation share when asked and no validation set is given.
@@ -719,8 +799,19 @@ impl Trainer {
             _ => (train, validation),
         };
         let mut run = Run::set_up(p, model, train, validation)?;
+        run.comm = comm;
+        if let Some(c) = comm {
+            c.agree("training parameters", fnv1a(format!("{:?}", RunConfig::of(p)).as_bytes()))?;
+            c.agree("training data (shape and values)", fingerprint(train))?;
+            c.agree("validation data (shape and values)", validation.map_or(0, fingerprint))?;
+            c.agree("initial model", fnv1a(&model.to_bytes()?))?;
+        }
         if let Some(path) = &p.resume_from {
-            run.resume(model, path)?;
+            let st = match comm {
+                None => TrainingState::<T>::load(path)?,
+                Some(c) => load_on_root(c, path)?,
+            };
+            run.resume(model, st)?;
         }
         run.start(model);
         for epoch in run.first_epoch..=p.epochs {
@@ -795,6 +886,8 @@ struct Run<'a, T: Real, M> {
     started: Instant,
     /// The model at the end of the last good epoch (restored when training diverges).
     last_good: Option<M>,
+    /// Data-parallel training: the ranks (None: the classic whole-batch step).
+    comm: Option<&'a dyn Communicator>,
 }
 
 impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
@@ -848,6 +941,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
             pb: ProgressBar::hidden(),
             started: Instant::now(),
             last_good: None,
+            comm: None,
         })
     }
 
@@ -860,11 +954,10 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     /// Continue the run saved at `path`: check it against the parameters and the data, then take
     /// over its model, best model, optimizer state, generator, sample order and history. The
     /// model is unchanged on error.
-    fn resume(&mut self, model: &mut M, path: &std::path::Path) -> Result<()> {
+    fn resume(&mut self, model: &mut M, st: TrainingState<T>) -> Result<()> {
         let p = self.p;
         let n = self.n;
         let Some((train_fp, val_fp)) = self.fingerprints else { return Ok(()) };
-        let st = TrainingState::<T>::load(path)?;
         RunConfig::of(p).check_resumable_from(&st.config, st.epochs_run)?;
         let shape = self.sample_shape();
         if st.train_samples != n || st.sample_shape != shape || st.train_fingerprint != train_fp {
@@ -923,7 +1016,8 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     /// Start the clock and the progress bar; remember the model as the last good one.
     fn start(&mut self, model: &M) {
         let steps_per_epoch = self.n.div_ceil(self.bs);
-        self.pb = progress_bar(self.p.progress, steps_per_epoch.saturating_mul(self.p.epochs) as u64);
+        let root = self.comm.is_none_or(|c| c.is_root());
+        self.pb = progress_bar(self.p.progress && root, steps_per_epoch.saturating_mul(self.p.epochs) as u64);
         self.pb.set_position(self.report.steps as u64);
         self.started = Instant::now();
         self.last_good = Some(model.clone());
@@ -951,8 +1045,10 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         let [c, h, w] = self.sample_shape();
         let mut sum = 0.0;
         let order = std::mem::take(&mut self.order);
+        // Data-parallel runs number their chunks: dropout/noise stream of each chunk.
+        let mut stream = (epoch as u64 - 1) * self.chunks_per_epoch();
         for idx in order.chunks(self.bs) {
-            if let Err(e) = self.train_step(model, epoch, idx, [c, h, w], &mut sum) {
+            if let Err(e) = self.train_step(model, epoch, idx, [c, h, w], &mut sum, &mut stream) {
                 self.order = order;
                 return Err(e);
             }
@@ -978,14 +1074,22 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         idx: &[usize],
         [c, h, w]: [usize; 3],
         sum: &mut f64,
+        stream: &mut u64,
     ) -> Result<()> {
-        gather(self.train, idx, &mut self.buf);
-        let batch = Tensor4::from_vec([idx.len(), c, h, w], std::mem::take(&mut self.buf))?;
-        let loss = match model.train_step(&batch) {
+        let loss = match self.comm {
+            None => {
+                gather(self.train, idx, &mut self.buf);
+                let batch = Tensor4::from_vec([idx.len(), c, h, w], std::mem::take(&mut self.buf))?;
+                let l = model.train_step(&batch);
+                self.buf = batch.into_vec();
+                l
+            }
+            Some(comm) => self.distributed_step(comm, model, idx, [c, h, w], stream),
+        };
+        let loss = match loss {
             Ok(l) => l,
             Err(e) => return Err(self.fail(model, e)),
         };
-        self.buf = batch.into_vec();
         let step = self.report.steps;
         if !loss.is_finite() {
             let e = self.diverged(epoch, step, "loss", loss);
@@ -1010,6 +1114,71 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         self.report.steps += 1;
         self.pb.inc(1);
         Ok(())
+    }
+
+    /// Chunks of [`DISTRIBUTED_CHUNK`] samples in one epoch (the data-parallel stream numbering).
+    fn chunks_per_epoch(&self) -> u64 {
+        let full = self.n / self.bs;
+        let last = self.n % self.bs;
+        (full * self.bs.div_ceil(DISTRIBUTED_CHUNK) + last.div_ceil(DISTRIBUTED_CHUNK)) as u64
+    }
+
+    /// One data-parallel evaluation of the batch `idx`: this rank's chunks through
+    /// `train_step`, the size-weighted chunk gradients and losses summed in chunk order over all
+    /// ranks, the sum left in the model's gradients. Returns the batch objective.
+    fn distributed_step(
+        &mut self,
+        comm: &dyn Communicator,
+        model: &mut M,
+        idx: &[usize],
+        [c, h, w]: [usize; 3],
+        stream: &mut u64,
+    ) -> Result<f64> {
+        let n = idx.len();
+        let chunks: Vec<&[usize]> = idx.chunks(DISTRIBUTED_CHUNK).collect();
+        let k_all = chunks.len();
+        // per chunk: weighted gradients, weighted loss, length of its running-state statistics
+        let len: usize = model.params().iter().map(|p| p.value.len()).sum::<usize>() + 2;
+        let mine = comm.my_chunks(k_all);
+        let mut local = Vec::with_capacity(mine.len() * len);
+        let mut running: Vec<(usize, Vec<T>)> = Vec::new();
+        model.defer_running_updates(true);
+        for k in mine {
+            let part = chunks[k];
+            gather(self.train, part, &mut self.buf);
+            let batch = Tensor4::from_vec([part.len(), c, h, w], std::mem::take(&mut self.buf))?;
+            model.set_train_stream(*stream + k as u64);
+            let l = model.train_step(&batch);
+            self.buf = batch.into_vec();
+            let l = match l {
+                Ok(l) => l,
+                Err(e) => {
+                    model.defer_running_updates(false);
+                    return Err(e);
+                }
+            };
+            let weight = part.len() as f64 / n as f64;
+            for p in model.params() {
+                local.extend(p.grad.iter().map(|g| g.as_f64() * weight));
+            }
+            local.push(l * weight);
+            let stats = model.take_running_updates();
+            local.push(stats.len() as f64);
+            running.push((k, stats));
+        }
+        model.defer_running_updates(false);
+        let total = comm.sum_all_reduce(&local, len).map_err(latent_optim::OptimError::from)?;
+        let mut at = 0;
+        for p in model.params() {
+            for (g, &t) in p.grad.iter_mut().zip(&total[at..]) {
+                *g = T::lit(t);
+            }
+            at += p.grad.len();
+        }
+        replay_running_updates(comm, model, k_all, total[len - 1], running, |m, s| m.apply_running_updates(s))?;
+        *stream += k_all as u64;
+        model.set_train_stream(*stream);
+        Ok(total[len - 2])
     }
 
     /// The validation objective (eval mode), if there is validation data.
@@ -1049,7 +1218,9 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         if let Some(ck) = &self.p.checkpoint
             && (epoch.is_multiple_of(ck.every_epochs) || epoch == self.p.epochs)
         {
-            write_atomic(&ck.path, &model.to_bytes()?)?;
+            if self.comm.is_none_or(|c| c.is_root()) {
+                write_atomic(&ck.path, &model.to_bytes()?)?;
+            }
             self.last_checkpoint = Some(ck.path.clone());
         }
         self.last_good = Some(model.clone());
@@ -1096,6 +1267,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         let p = self.p;
         if let (Some(sc), Some((train_fp, val_fp))) = (&p.state_checkpoint, self.fingerprints)
             && (epoch.is_multiple_of(sc.every_epochs) || epoch == p.epochs)
+            && self.comm.is_none_or(|c| c.is_root())
         {
             let report = &self.report;
             let state = TrainingState {
@@ -1151,6 +1323,80 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         report.samples_per_s = if report.seconds > 0.0 { samples / report.seconds } else { 0.0 };
         report
     }
+}
+
+/// Samples per chunk of a global mini-batch in [`Trainer::fit_distributed`]: the partition of
+/// a batch into chunks depends on the batch only, never on the number of ranks.
+pub const DISTRIBUTED_CHUNK: usize = 16;
+
+/// Data-parallel running state (batch normalisation): every chunk's deferred statistics
+/// (`running`: this rank's `(chunk, statistics)`, `total_len`: the sum over all chunks of their
+/// lengths, known to every rank from the gradient sum) are gathered in chunk order through the
+/// ordered sum (each chunk writes its own slot, so the sum is a concatenation) and replayed into
+/// the running state chunk by chunk with `apply` on every rank. Public for trainers outside this
+/// crate (the U-Net's).
+///
+/// # Errors
+/// A failed collective, inconsistent lengths, or `apply`'s error.
+pub fn replay_running_updates<T: Real, M: ?Sized>(
+    comm: &dyn Communicator,
+    model: &mut M,
+    chunks: usize,
+    total_len: f64,
+    running: Vec<(usize, Vec<T>)>,
+    mut apply: impl FnMut(&mut M, &[T]) -> Result<usize>,
+) -> Result<()> {
+    if chunks == 0 || total_len <= 0.0 {
+        return Ok(());
+    }
+    let total = total_len as usize;
+    let per = total / chunks;
+    if per * chunks != total || running.iter().any(|(_, s)| s.len() != per) {
+        return Err(AutoencoderError::State {
+            op: "data-parallel running statistics",
+            detail: format!("{total} statistics over {chunks} chunks are not one block per chunk"),
+        });
+    }
+    let slot = chunks * per;
+    let mut local = vec![0.0f64; running.len() * slot];
+    for (j, (k, s)) in running.iter().enumerate() {
+        for (dst, v) in local[j * slot + k * per..j * slot + (k + 1) * per].iter_mut().zip(s) {
+            *dst = v.as_f64();
+        }
+    }
+    let all = comm.sum_all_reduce(&local, slot).map_err(latent_optim::OptimError::from)?;
+    let mut block = vec![T::zero(); per];
+    for k in 0..chunks {
+        for (b, &v) in block.iter_mut().zip(&all[k * per..(k + 1) * per]) {
+            *b = T::lit(v);
+        }
+        apply(model, &block)?;
+    }
+    Ok(())
+}
+
+/// Rank 0 loads the training state at `path` and broadcasts it; every rank gets the state or
+/// an error (rank 0's own, or a [`AutoencoderError::State`] saying rank 0 could not load it).
+fn load_on_root<T: Real>(comm: &dyn Communicator, path: &std::path::Path) -> Result<TrainingState<T>> {
+    let (mut bytes, err) = if comm.is_root() {
+        match TrainingState::<T>::load(path).and_then(|s| s.to_bytes()) {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    comm.broadcast(&mut bytes, 0).map_err(latent_optim::OptimError::from)?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if bytes.is_empty() {
+        return Err(AutoencoderError::State {
+            op: "resume",
+            detail: format!("rank 0 could not load the training state {}", path.display()),
+        });
+    }
+    TrainingState::from_bytes(&bytes)
 }
 
 /// Split off a seeded random `fraction` of the samples as validation data.

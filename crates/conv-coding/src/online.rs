@@ -19,6 +19,7 @@ use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
+use latent_optim::collective::Communicator;
 use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rand::SeedableRng;
@@ -234,6 +235,25 @@ impl<T: FftReal> OnlineCdl<T> {
     /// Empty/NaN images, images smaller than the filters, a channel count that changed between
     /// batches, solver failures.
     pub fn partial_fit(&mut self, images: &Tensor4<T>) -> Result<f64> {
+        self.partial_fit_impl(None, images)
+    }
+
+    /// Data-parallel [`OnlineCdl::partial_fit`]: every rank passes the same global batch; each
+    /// codes its block of images ([`Communicator::my_chunks`], one chunk per image), and the
+    /// per-image statistics `A_i`, `b_i` and objectives are summed in image order
+    /// ([`Communicator::sum_all_reduce`]) — the very order in which `partial_fit` sums them — so
+    /// the filters are **bit-identical** to one process's [`OnlineCdl::partial_fit`] on any
+    /// number of ranks. Each rank holds the statistics of its images until the sum (`(P² + C·P)`
+    /// values per image, `P = M·kh·kw`).
+    ///
+    /// # Errors
+    /// As [`OnlineCdl::partial_fit`]; [`ConvCodingError::Optim`] wrapping
+    /// [`latent_optim::OptimError::Collective`] for a failed collective.
+    pub fn partial_fit_distributed(&mut self, comm: &dyn Communicator, images: &Tensor4<T>) -> Result<f64> {
+        self.partial_fit_impl(Some(comm), images)
+    }
+
+    fn partial_fit_impl(&mut self, comm: Option<&dyn Communicator>, images: &Tensor4<T>) -> Result<f64> {
         let p = self.p.clone();
         let [k, c, h, w] = images.shape();
         if images.is_empty() {
@@ -269,19 +289,45 @@ impl<T: FftReal> OnlineCdl<T> {
             .max_iter(p.code_iters)
             .tol(p.code_tol)
             .check()?;
-        let codes = Csc::from(coder).encode(&st.filters, images)?;
-        let obj = codes.objective();
-        // batch statistics
-        let n = h * w;
-        let (mut ab, mut bb) = (vec![0.0f64; pp * pp], vec![0.0f64; c * pp]);
-        for i in 0..k {
-            let z = codes.maps.sample(i).unwrap_or(&[]);
-            let s = images.sample(i).unwrap_or(&[]);
-            let (ai, bi) = statistics(z, s, m, c, h, w, kh, kw);
-            ab.iter_mut().zip(&ai).for_each(|(a, v)| *a += v);
-            bb.iter_mut().zip(&bi).for_each(|(a, v)| *a += v);
-        }
-        let _ = n;
+        let (ab, bb, obj) = match comm {
+            None => {
+                let codes = Csc::from(coder).encode(&st.filters, images)?;
+                let obj = codes.objective();
+                // batch statistics
+                let (mut ab, mut bb) = (vec![0.0f64; pp * pp], vec![0.0f64; c * pp]);
+                for i in 0..k {
+                    let z = codes.maps.sample(i).unwrap_or(&[]);
+                    let s = images.sample(i).unwrap_or(&[]);
+                    let (ai, bi) = statistics(z, s, m, c, h, w, kh, kw);
+                    ab.iter_mut().zip(&ai).for_each(|(a, v)| *a += v);
+                    bb.iter_mut().zip(&bi).for_each(|(a, v)| *a += v);
+                }
+                (ab, bb, obj)
+            }
+            Some(comm) => {
+                let mine = comm.my_chunks(k);
+                let len = pp * pp + c * pp + 1;
+                let mut local = Vec::with_capacity(mine.len() * len);
+                if !mine.is_empty() {
+                    let d = c * h * w;
+                    let part = images.as_slice()[mine.start * d..mine.end * d].to_vec();
+                    let sub = Tensor4::from_vec([mine.len(), c, h, w], part)?;
+                    let codes = Csc::from(coder).encode(&st.filters, &sub)?;
+                    for i in 0..mine.len() {
+                        let z = codes.maps.sample(i).unwrap_or(&[]);
+                        let s = sub.sample(i).unwrap_or(&[]);
+                        let (ai, bi) = statistics(z, s, m, c, h, w, kh, kw);
+                        local.extend_from_slice(&ai);
+                        local.extend_from_slice(&bi);
+                        local.push(codes.info.get(i).map_or(0.0, |info| info.objective));
+                    }
+                }
+                let mut total = comm.sum_all_reduce(&local, len).map_err(latent_optim::OptimError::from)?;
+                let obj = total.pop().unwrap_or(0.0);
+                let bb = total.split_off(pp * pp);
+                (total, bb, obj)
+            }
+        };
         // saturating: a loaded state may hold any count
         st.batches = st.batches.saturating_add(1);
         let t = st.batches as f64;

@@ -244,3 +244,39 @@ fn learning_validation() {
     assert!(matches!(online.fit(&[]), Err(ConvCodingError::Empty(_))));
     assert!(matches!(OnlineCdlParams::new(2, (3, 3), 0.1f64).check().map(|_| ()), Ok(())));
 }
+
+/// Data-parallel online CDL: each rank codes its images of every batch and the per-image
+/// statistics are summed in image order, so 1, 2 and 3 ranks (threads here, MPI in
+/// `cargo xtask distributed-check`) give exactly the filters and surrogate of one process's
+/// `partial_fit`.
+#[test]
+fn distributed_online_cdl_matches_partial_fit_bit_for_bit() {
+    use latent_optim::collective::run_threads;
+    let truth = Filters::<f64>::random(3, 1, 4, 4, 5).unwrap();
+    let batches: Vec<Tensor4<f64>> = (0..3).map(|i| synthetic(&truth, 4, 16, 16, 50 + i)).collect();
+    let params = || {
+        let mut p = OnlineCdlParams::new(3, (4, 4), 0.05);
+        p.code_iters = 30;
+        p.check().unwrap()
+    };
+    let mut one = OnlineCdl::from(params());
+    for b in &batches {
+        one.partial_fit(b).unwrap();
+    }
+    let reference = one.state().unwrap().clone();
+    for ranks in [1, 2, 3] {
+        let states = run_threads(ranks, |c| {
+            let mut l = OnlineCdl::from(params());
+            for b in &batches {
+                l.partial_fit_distributed(&c, b).unwrap();
+            }
+            l.state().unwrap().clone()
+        });
+        for s in states {
+            assert_eq!(s.filters.as_slice(), reference.filters.as_slice(), "{ranks} ranks");
+            assert_eq!(s.a, reference.a);
+            assert_eq!(s.b, reference.b);
+            assert_eq!(s.history, reference.history);
+        }
+    }
+}

@@ -77,6 +77,9 @@ pub enum OptimError {
     /// An error from a `latent-linalg` kernel.
     #[error(transparent)]
     Linalg(#[from] LinalgError),
+    /// A collective operation of data-parallel learning failed, or the ranks disagree.
+    #[error(transparent)]
+    Collective(#[from] crate::collective::CommError),
 }
 
 /// `Result` with [`OptimError`].

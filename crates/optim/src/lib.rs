@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod collective;
 pub mod error;
 pub mod fit;
 pub mod gradcheck;
@@ -10,6 +11,7 @@ pub mod prox;
 pub mod schedule;
 pub mod solver;
 
+pub use collective::{CommError, Communicator, SingleProcess, ThreadComm};
 pub use error::{OptimError, Result};
 pub use fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradient, check_objective, check_vjp};

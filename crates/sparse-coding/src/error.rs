@@ -54,6 +54,10 @@ pub enum SparseCodingError {
     /// An error from the linear-algebra layer.
     #[error(transparent)]
     Linalg(#[from] latent_linalg::LinalgError),
+    /// A collective of data-parallel learning failed, or the ranks disagree (see
+    /// [`OnlineLearner::fit_distributed`](crate::OnlineLearner::fit_distributed)).
+    #[error(transparent)]
+    Collective(#[from] latent_optim::collective::CommError),
 }
 
 /// `Result` with [`SparseCodingError`].

@@ -7,6 +7,7 @@ use crate::encoder::{Encoder, Prepared};
 use crate::error::{Result, SparseCodingError, dim, finite, invalid};
 use crate::{CoordinateDescent, Lars};
 use latent_linalg::{DMatrix, Real};
+use latent_optim::collective::{Communicator, fnv1a};
 use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::setters;
 use rand::seq::SliceRandom;
@@ -500,14 +501,7 @@ impl<T: Real> OnlineLearner<T> {
         let codes = enc.encode_batch_prepared(&prepared, x, None)?;
         let obj = codes.mean_objective();
         st.batches += 1;
-        let beta = if p.forgetting {
-            let eta = x.ncols() as f64;
-            let t = st.batches as f64;
-            let theta = if t < eta { t * eta } else { eta * eta + t - eta };
-            (theta + 1.0 - eta) / (theta + 1.0)
-        } else {
-            1.0
-        };
+        let beta = forgetting_beta(p.forgetting, x.ncols(), st.batches);
         st.stats.accumulate(x, &codes.codes, T::lit(beta.max(0.0)))?;
         BlockCoordinate { passes: 1, report_objective: false }.update(&mut st.dictionary, &st.stats)?;
         st.resampled += resample_dead(&mut st.dictionary, &st.stats.a, x, &mut st.rng);
@@ -559,6 +553,190 @@ impl<T: Real> OnlineLearner<T> {
     }
 }
 
+/// Signals per chunk of a global mini-batch in the data-parallel online learner
+/// ([`OnlineLearner::partial_fit_distributed`]): the partition of a batch into chunks depends on
+/// the batch size only, never on the number of ranks.
+pub const DISTRIBUTED_CHUNK: usize = 64;
+
+/// FNV-1a fingerprint of a matrix's shape and values (start-up agreement between ranks).
+fn matrix_fingerprint<T: Real>(m: &DMatrix<T>) -> u64 {
+    let mut bytes = Vec::with_capacity(16 + 8 * m.len());
+    bytes.extend_from_slice(&(m.nrows() as u64).to_le_bytes());
+    bytes.extend_from_slice(&(m.ncols() as u64).to_le_bytes());
+    for v in m.iter() {
+        bytes.extend_from_slice(&v.as_f64().to_bits().to_le_bytes());
+    }
+    fnv1a(&bytes)
+}
+
+impl<T: Real> OnlineLearner<T> {
+    /// Data-parallel [`OnlineLearner::partial_fit`] on the **global** mini-batch `x`, which
+    /// every rank passes whole (all ranks hold the same data and draw the same batches). The
+    /// batch is cut into chunks of [`DISTRIBUTED_CHUNK`] signals; this rank codes only its block
+    /// of chunks ([`Communicator::my_chunks`]); the chunk statistics `A_c = Σ s sᵀ`,
+    /// `B_c = Σ x sᵀ` and objective sums are added in chunk order
+    /// ([`Communicator::sum_all_reduce`]), folded in with forgetting (`A ← β·A + Σ_c A_c`), and
+    /// every rank applies the same dictionary update and dead-atom resampling. The learner
+    /// state after the call is bit-identical on every rank and for every number of ranks,
+    /// including one process with [`latent_optim::SingleProcess`]. (It differs in the last bits
+    /// from [`OnlineLearner::partial_fit`], which accumulates the whole batch at once.)
+    ///
+    /// # Errors
+    /// As [`OnlineLearner::partial_fit`], and [`SparseCodingError::Collective`] when a
+    /// collective fails.
+    pub fn partial_fit_distributed(&mut self, comm: &dyn Communicator, x: &DMatrix<T>) -> Result<f64> {
+        check_data(x)?;
+        let p = self.p;
+        if self.state.is_none() {
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            let w = init_from_data(x, p.atoms, &mut rng);
+            self.state = Some(OnlineState {
+                stats: Stats::zeros(x.nrows(), p.atoms),
+                dictionary: w,
+                batches: 0,
+                history: Vec::new(),
+                resampled: 0,
+                rng,
+            });
+        }
+        let st = self.state.as_mut().ok_or(SparseCodingError::Empty("state"))?;
+        let (d, h) = st.dictionary.shape();
+        if x.nrows() != d {
+            return Err(dim("partial_fit_distributed", format!("signals have {} rows, the dictionary {d}", x.nrows())));
+        }
+        let n = x.ncols();
+        let chunks = n.div_ceil(DISTRIBUTED_CHUNK);
+        let mine = comm.my_chunks(chunks);
+        let len = h * h + d * h + 1;
+        let mut local = Vec::with_capacity(mine.len() * len);
+        let enc = Lars::new(p.lambda).nonneg(p.nonneg);
+        let prepared = Prepared::new(&st.dictionary)?;
+        for c in mine {
+            let (j0, j1) = (c * DISTRIBUTED_CHUNK, ((c + 1) * DISTRIBUTED_CHUNK).min(n));
+            let xc = x.columns(j0, j1 - j0).into_owned();
+            let codes = enc.encode_batch_prepared(&prepared, &xc, None)?;
+            let sc = Stats::of(&xc, &codes.codes)?;
+            local.extend(sc.a.iter().map(|v| v.as_f64()));
+            local.extend(sc.b.iter().map(|v| v.as_f64()));
+            local.push(codes.info.iter().map(|i| i.objective).sum::<f64>());
+        }
+        let total = comm.sum_all_reduce(&local, len)?;
+        let obj = total[len - 1] / n as f64;
+        st.batches += 1;
+        let beta = T::lit(forgetting_beta(p.forgetting, n, st.batches).max(0.0));
+        for (a, &t) in st.stats.a.iter_mut().zip(&total[..h * h]) {
+            *a = *a * beta + T::lit(t);
+        }
+        for (b, &t) in st.stats.b.iter_mut().zip(&total[h * h..len - 1]) {
+            *b = *b * beta + T::lit(t);
+        }
+        st.stats.count = beta.as_f64() * st.stats.count + n as f64;
+        BlockCoordinate { passes: 1, report_objective: false }.update(&mut st.dictionary, &st.stats)?;
+        st.resampled += resample_dead(&mut st.dictionary, &st.stats.a, x, &mut st.rng);
+        st.history.push(obj);
+        Ok(obj)
+    }
+
+    /// Data-parallel [`OnlineLearner::fit`]: every rank passes the same signals `x`; the epochs
+    /// draw the same (seeded) mini-batches on every rank and each goes through
+    /// [`OnlineLearner::partial_fit_distributed`]. At start-up the ranks exchange fingerprints of
+    /// the parameters, the data (shape and values) and the learner state (for a warm restart)
+    /// and refuse to start when one differs. Only rank 0 draws the progress bar; the callback
+    /// runs on every rank (it must decide the same on all of them). Same seed and data give
+    /// bit-identical dictionaries and histories on 1, 2, 3, … ranks.
+    ///
+    /// # Errors
+    /// As [`OnlineLearner::fit`]; [`SparseCodingError::Collective`] with
+    /// [`latent_optim::CommError::Mismatch`] naming the first rank that disagrees with rank 0.
+    ///
+    /// # Example
+    /// ```
+    /// use latent_linalg::DMatrix;
+    /// use latent_optim::collective::{SingleProcess, run_threads};
+    /// use latent_sparse_coding::{OnlineLearner, OnlineParams, ParamGuard};
+    /// let x = DMatrix::from_fn(8, 300, |i, j| (((i + 1) * (j + 3)) % 11) as f64 / 11.0 - 0.4);
+    /// let params = OnlineParams::new(6, 0.05).batch_size(100).epochs(2).check()?;
+    /// let one = OnlineLearner::from(params.clone()).fit_distributed(&SingleProcess, &x, None)?;
+    /// let two = run_threads(2, |c| OnlineLearner::from(params.clone()).fit_distributed(&c, &x, None).unwrap());
+    /// assert_eq!(two[0].dictionary, one.dictionary);
+    /// assert_eq!(two[1].history, one.history);
+    /// # Ok::<(), latent_sparse_coding::SparseCodingError>(())
+    /// ```
+    pub fn fit_distributed(
+        &mut self,
+        comm: &dyn Communicator,
+        x: &DMatrix<T>,
+        mut callback: Option<Callback<'_, T>>,
+    ) -> Result<FittedDictionary<T>> {
+        check_data(x)?;
+        let p = self.p;
+        comm.agree("online learner parameters", fnv1a(format!("{p:?}").as_bytes()))?;
+        comm.agree("training signals (shape and values)", matrix_fingerprint(x))?;
+        let state_fp = match &self.state {
+            Some(s) => bincode::serde::encode_to_vec(s, bincode::config::standard())
+                .map(|b| fnv1a(&b))
+                .map_err(|e| SparseCodingError::Format(format!("cannot fingerprint the learner state: {e}")))?,
+            None => 0,
+        };
+        comm.agree("online learner state (warm restart)", state_fp)?;
+        let n = x.ncols();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut shuffle_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5EED);
+        let mut stop = LearnStop::MaxIterations;
+        let bar = progress_bar(
+            p.progress && comm.is_root(),
+            (p.epochs * n.div_ceil(p.batch_size)) as u64,
+            "online dictionary learning",
+        );
+        'epochs: for _ in 0..p.epochs {
+            if p.shuffle {
+                order.shuffle(&mut shuffle_rng);
+            }
+            for chunk in order.chunks(p.batch_size) {
+                let batch = DMatrix::from_fn(x.nrows(), chunk.len(), |i, j| x[(i, chunk[j])]);
+                let obj = match self.partial_fit_distributed(comm, &batch) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        bar.finish_and_clear();
+                        return Err(e);
+                    }
+                };
+                bar.set_message(format!("batch objective {obj:.5}"));
+                bar.inc(1);
+                if let (Some(cb), Some(st)) = (callback.as_mut(), self.state.as_ref())
+                    && cb(&Progress { iteration: st.batches, dictionary: &st.dictionary, objective: obj }).is_break()
+                {
+                    stop = LearnStop::Callback;
+                    break 'epochs;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
+        Ok(FittedDictionary {
+            dictionary: st.dictionary.clone(),
+            lambda: p.lambda,
+            history: st.history.clone(),
+            iterations: st.batches,
+            stop,
+            resampled: st.resampled,
+        })
+    }
+}
+
+/// Mairal's forgetting factor β = (θ + 1 − η)/(θ + 1) for mini-batch `t` of `eta` signals
+/// (1 without forgetting).
+fn forgetting_beta(forgetting: bool, eta: usize, t: usize) -> f64 {
+    if forgetting {
+        let eta = eta as f64;
+        let t = t as f64;
+        let theta = if t < eta { t * eta } else { eta * eta + t - eta };
+        (theta + 1.0 - eta) / (theta + 1.0)
+    } else {
+        1.0
+    }
+}
+
 const DICT_MAGIC: [u8; 8] = *b"LTNTDICT";
 const STATE_MAGIC: [u8; 8] = *b"LTNTOLDL";
 const FORMAT_VERSION: u32 = 1;
@@ -605,6 +783,37 @@ impl<T: Real> OnlineState<T> {
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         latent_linalg::persist::save(path.as_ref(), STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
     }
+    /// The bytes [`OnlineState::save`] writes (versioned, checksummed): how a data-parallel run
+    /// broadcasts rank 0's saved state to the other ranks.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] when encoding fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        latent_linalg::persist::to_bytes(STATE_MAGIC, FORMAT_VERSION, self).map_err(persist_err)
+    }
+
+    /// A state from bytes written by [`OnlineState::to_bytes`] (or the contents of a file
+    /// written by [`OnlineState::save`]), checking shapes.
+    ///
+    /// # Errors
+    /// [`SparseCodingError::Format`] for corrupt or inconsistent bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, s): (u32, Self) =
+            latent_linalg::persist::from_bytes(bytes, STATE_MAGIC, FORMAT_VERSION, std::path::Path::new("<memory>"))
+                .map_err(persist_err)?;
+        s.check_shapes("<memory>")?;
+        Ok(s)
+    }
+
+    fn check_shapes(&self, what: &str) -> Result<()> {
+        check_loaded_dictionary(&self.dictionary, what)?;
+        let (d, h) = self.dictionary.shape();
+        if self.stats.a.shape() != (h, h) || self.stats.b.shape() != (d, h) {
+            return Err(SparseCodingError::Format(format!("{what}: statistics do not match a {d}x{h} dictionary")));
+        }
+        Ok(())
+    }
+
     /// Load a state written by [`OnlineState::save`], checking shapes.
     ///
     /// # Errors

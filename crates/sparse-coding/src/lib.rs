@@ -24,8 +24,8 @@ pub use error::{Result, SparseCodingError};
 pub use lars::{Lars, PathPoint};
 pub use latent_optim::fit::{Checked, Fit, ParamGuard};
 pub use learn::{
-    BatchLearner, BatchParams, Callback, FittedDictionary, L1Solver, LearnStop, OnlineLearner, OnlineParams,
-    OnlineState, Progress, init_from_data,
+    BatchLearner, BatchParams, Callback, DISTRIBUTED_CHUNK, FittedDictionary, L1Solver, LearnStop, OnlineLearner,
+    OnlineParams, OnlineState, Progress, init_from_data,
 };
 pub use masked::{encode_masked, inpaint, inpaint_image};
 pub use omp::{Omp, OmpRule};

@@ -18,5 +18,5 @@ pub use loss::SegLoss;
 pub use metrics::SegMetrics;
 pub use model::UNet;
 pub use params::{Geometry, Padding, UnetParams};
-pub use train::{SegBatch, SegTrainer, StepInfo, TrainParams, TrainReport, UnetOptimizer};
+pub use train::{DISTRIBUTED_CHUNK, SegBatch, SegTrainer, StepInfo, TrainParams, TrainReport, UnetOptimizer};
 pub use weight_map::WeightMapParams;

@@ -530,6 +530,30 @@ impl<T: Real> Layer<T> for UNet<T> {
         v.extend(self.head.params());
         v
     }
+    fn defer_running_updates(&mut self, on: bool) {
+        self.down.iter_mut().for_each(|s| s.defer_running_updates(on));
+        self.bottleneck.defer_running_updates(on);
+        self.dec.iter_mut().for_each(|s| s.defer_running_updates(on));
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        let mut v = Vec::new();
+        for s in self.down.iter_mut() {
+            v.extend(s.take_running_updates());
+        }
+        v.extend(self.bottleneck.take_running_updates());
+        for s in self.dec.iter_mut() {
+            v.extend(s.take_running_updates());
+        }
+        v
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> latent_autoencoder::Result<usize> {
+        let mut used = 0;
+        let seqs = self.down.iter_mut().chain(std::iter::once(&mut self.bottleneck)).chain(self.dec.iter_mut());
+        for s in seqs {
+            used += s.apply_running_updates(&stats[used.min(stats.len())..])?;
+        }
+        Ok(used)
+    }
 }
 
 /// Errors crossing the [`Layer`] trait travel as [`AutoencoderError`]: those with an exact

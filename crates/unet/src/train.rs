@@ -11,6 +11,7 @@ use latent_autoencoder::train::{ModelOptimizer, OptimizerKind};
 use latent_autoencoder::{AutoencoderError, Layer, Mode};
 use latent_datasets::cells::CellSample;
 use latent_linalg::{Real, Tensor4};
+use latent_optim::collective::{Communicator, fnv1a};
 use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::AdamParams;
 use latent_optim::schedule::{CosineAnnealing, Schedule};
@@ -417,6 +418,156 @@ impl SegTrainer {
             tiles_per_s: if seconds > 0.0 { (p.steps * p.batch_size) as f64 / seconds } else { 0.0 },
         })
     }
+}
+
+/// Tiles per chunk of a global batch in [`SegTrainer::fit_distributed`]: the partition of a
+/// batch into chunks depends on the batch size only, never on the number of ranks.
+pub const DISTRIBUTED_CHUNK: usize = 2;
+
+fn collective(e: latent_optim::collective::CommError) -> UnetError {
+    UnetError::Optim(latent_optim::OptimError::Collective(e))
+}
+
+/// Fingerprint of the training images (sizes and pixels).
+fn sources_fingerprint(sources: &[CellSample]) -> u64 {
+    let mut bytes = Vec::new();
+    for s in sources {
+        bytes.extend_from_slice(&(s.width() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(s.height() as u64).to_le_bytes());
+        for v in &s.image().data {
+            bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        for v in &s.instances().data {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    fnv1a(&bytes)
+}
+
+impl SegTrainer {
+    /// Data-parallel [`SegTrainer::fit_with`] (DDP style): every rank calls it with the same
+    /// model, sources and parameters and draws the same batches; each batch is cut into chunks
+    /// of [`DISTRIBUTED_CHUNK`] tiles, each rank runs [`UNet::train_step`] on its block of chunks,
+    /// the chunk gradients and losses (weighted by their share of the batch) are summed in chunk
+    /// order ([`Communicator::sum_all_reduce`]) and every rank takes the same Adam step. Batch
+    /// normalisation uses each chunk's batch statistics (as DDP uses each rank's) and replays
+    /// every chunk's running-statistics update in chunk order on every rank
+    /// ([`latent_autoencoder::train::replay_running_updates`]). So weights, running statistics
+    /// and losses are **bit-identical** on 1, 2, 3, … ranks (they differ from
+    /// [`SegTrainer::fit_with`], which normalises over the whole batch). The Dice loss is a
+    /// per-chunk Dice. Ranks exchange fingerprints of the parameters, the images and the model
+    /// at start-up and refuse to start when one differs. `on_step` runs on every rank.
+    ///
+    /// # Errors
+    /// As [`SegTrainer::fit_with`]; [`UnetError::Optim`] wrapping
+    /// [`OptimError::Collective`](latent_optim::OptimError::Collective) for a failed collective
+    /// or ranks that disagree.
+    pub fn fit_distributed<T: Real>(
+        &self,
+        comm: &dyn Communicator,
+        model: &mut UNet<T>,
+        sources: &[CellSample],
+        on_step: &mut dyn FnMut(StepInfo),
+    ) -> Result<TrainReport> {
+        let p = &self.params;
+        model.geometry().check_size("tile", p.tile)?;
+        if sources.is_empty() {
+            return Err(UnetError::Empty { what: "training images" });
+        }
+        if let Some((i, s)) = sources.iter().enumerate().find(|(_, s)| s.width().min(s.height()) < p.tile) {
+            return Err(invalid("tile", p.tile, format!("source {i} is only {}x{}", s.width(), s.height())));
+        }
+        comm.agree("U-Net training parameters", fnv1a(format!("{p:?}").as_bytes())).map_err(collective)?;
+        comm.agree("training images", sources_fingerprint(sources)).map_err(collective)?;
+        comm.agree("initial U-Net", fnv1a(&model.to_bytes()?)).map_err(collective)?;
+        let schedule = CosineAnnealing::new(p.lr, p.final_lr, p.steps)?;
+        let mut opt = UnetOptimizer::new(p.adam, model)?;
+        let start = Instant::now();
+        let mut losses = Vec::with_capacity(p.steps);
+        for step in 0..p.steps {
+            let batch = self.batch(model, sources, step)?;
+            let loss = distributed_step(comm, model, &batch, p.loss)?;
+            if !loss.is_finite() {
+                return Err(UnetError::Diverged { step, what: "loss", value: loss });
+            }
+            let lr = schedule.lr(step);
+            let backup = model.flat_params();
+            if let Err(e) = opt.step(model, lr) {
+                model.set_flat_params(&backup)?;
+                return Err(match e {
+                    UnetError::Optim(latent_optim::OptimError::Linalg(latent_linalg::LinalgError::NonFinite {
+                        ..
+                    })) => UnetError::Diverged { step, what: "gradient", value: f64::NAN },
+                    other => other,
+                });
+            }
+            losses.push(loss);
+            on_step(StepInfo { step: step + 1, steps: p.steps, loss, lr });
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(TrainReport {
+            steps: losses.len(),
+            losses,
+            seconds,
+            tiles_per_s: if seconds > 0.0 { (p.steps * p.batch_size) as f64 / seconds } else { 0.0 },
+        })
+    }
+}
+
+/// One data-parallel gradient evaluation of `batch`: this rank's chunks through
+/// [`UNet::train_step`], the weighted chunk gradients and losses summed in chunk order, the sum
+/// left in the model's gradients, the running statistics replayed. Returns the batch loss.
+fn distributed_step<T: Real>(
+    comm: &dyn Communicator,
+    model: &mut UNet<T>,
+    batch: &SegBatch<T>,
+    loss: SegLoss,
+) -> Result<f64> {
+    let [nb, c, h, w] = batch.images.shape();
+    let out = batch.labels.len() / nb.max(1);
+    let chunks = nb.div_ceil(DISTRIBUTED_CHUNK);
+    let len = Layer::params(model).iter().map(|p| p.value.len()).sum::<usize>() + 2;
+    let mine = comm.my_chunks(chunks);
+    let mut local = Vec::with_capacity(mine.len() * len);
+    let mut running = Vec::new();
+    Layer::defer_running_updates(model, true);
+    for k in mine {
+        let (t0, t1) = (k * DISTRIBUTED_CHUNK, ((k + 1) * DISTRIBUTED_CHUNK).min(nb));
+        let d = c * h * w;
+        let sub = SegBatch {
+            images: Tensor4::from_vec([t1 - t0, c, h, w], batch.images.as_slice()[t0 * d..t1 * d].to_vec())?,
+            labels: batch.labels[t0 * out..t1 * out].to_vec(),
+            weights: batch.weights.as_ref().map(|wt| wt[t0 * out..t1 * out].to_vec()),
+        };
+        let l = match model.train_step(&sub, loss) {
+            Ok(l) => l,
+            Err(e) => {
+                Layer::defer_running_updates(model, false);
+                return Err(e);
+            }
+        };
+        let weight = (t1 - t0) as f64 / nb as f64;
+        for p in Layer::params(model) {
+            local.extend(p.grad.iter().map(|g| g.as_f64() * weight));
+        }
+        local.push(l * weight);
+        let stats = Layer::take_running_updates(model);
+        local.push(stats.len() as f64);
+        running.push((k, stats));
+    }
+    Layer::defer_running_updates(model, false);
+    let total = comm.sum_all_reduce(&local, len).map_err(collective)?;
+    let mut at = 0;
+    for p in Layer::params(model) {
+        for (g, &t) in p.grad.iter_mut().zip(&total[at..]) {
+            *g = T::lit(t);
+        }
+        at += p.grad.len();
+    }
+    latent_autoencoder::train::replay_running_updates(comm, model, chunks, total[len - 1], running, |m, s| {
+        Layer::apply_running_updates(m, s)
+    })?;
+    Ok(total[len - 2])
 }
 
 #[cfg(test)]

@@ -39,6 +39,11 @@ pub struct BatchNorm<T> {
     inv_std: Vec<T>,
     #[serde(skip)]
     shape: Option<[usize; 4]>,
+    /// Data-parallel training: keep batch statistics in `pending` instead of updating.
+    #[serde(skip)]
+    defer: bool,
+    #[serde(skip)]
+    pending: Vec<T>,
 }
 
 impl<T: Real> BatchNorm<T> {
@@ -69,6 +74,8 @@ impl<T: Real> BatchNorm<T> {
             xhat: Vec::new(),
             inv_std: Vec::new(),
             shape: None,
+            defer: false,
+            pending: Vec::new(),
         })
     }
 
@@ -180,14 +187,41 @@ impl<T: Real> Layer<T> for BatchNorm<T> {
                     *yv = g * *xh + b;
                 }
             }
-            self.running_mean[c] = (T::one() - mom) * self.running_mean[c] + mom * mean_t;
             let unbiased = T::lit(var * m as f64 / (m - 1) as f64);
-            self.running_var[c] = (T::one() - mom) * self.running_var[c] + mom * unbiased;
+            if self.defer {
+                self.pending.push(mean_t);
+                self.pending.push(unbiased);
+            } else {
+                self.running_mean[c] = (T::one() - mom) * self.running_mean[c] + mom * mean_t;
+                self.running_var[c] = (T::one() - mom) * self.running_var[c] + mom * unbiased;
+            }
         }
         self.shape = Some(x.shape());
         Ok(y)
     }
 
+    fn defer_running_updates(&mut self, on: bool) {
+        self.defer = on;
+        self.pending.clear();
+    }
+    fn take_running_updates(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.pending)
+    }
+    fn apply_running_updates(&mut self, stats: &[T]) -> Result<usize> {
+        let need = 2 * self.channels;
+        if stats.len() < need {
+            return Err(AutoencoderError::State {
+                op: "batch norm running update",
+                detail: format!("{} statistics for {} channels", stats.len(), self.channels),
+            });
+        }
+        let mom = T::lit(self.momentum);
+        for c in 0..self.channels {
+            self.running_mean[c] = (T::one() - mom) * self.running_mean[c] + mom * stats[2 * c];
+            self.running_var[c] = (T::one() - mom) * self.running_var[c] + mom * stats[2 * c + 1];
+        }
+        Ok(need)
+    }
     fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         let (n, p) = self.check_input("batch norm forward", x)?;
         let c_all = self.channels;

@@ -68,6 +68,9 @@ impl<T: Real> Layer<T> for Dropout<T> {
         self.shape = Some(x.shape());
         Ok(y)
     }
+    fn set_train_stream(&mut self, stream: u64) {
+        self.calls = stream;
+    }
     fn infer(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
         Ok(x.clone())
     }
