@@ -16,6 +16,10 @@ pub mod train;
 
 pub use custom::{CustomLayer, LayerRegistry, UserLayer};
 pub use error::{AutoencoderError, Result};
+/// Make the calling thread one of the global rayon pool's threads: call it first thing in `main`
+/// of a program that trains (see [`Trainer`]'s "Speed" section). Re-exported from
+/// `latent_linalg::product`.
+pub use latent_linalg::product::init_threads;
 pub use latent_optim::fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
 pub use layers::noise::{BlobNoise, Noise, NoiseModel};

@@ -287,9 +287,9 @@ impl ParamGuard for TrainParams {
         }
         check_pos("lr", self.lr)?;
         match self.optimizer {
-            OptimizerKind::Adam(p) => p.check()?,
-            OptimizerKind::AdamW(p) => p.check()?,
-            OptimizerKind::Sgd(p) => p.check()?,
+            OptimizerKind::Adam(p) => p.validate()?,
+            OptimizerKind::AdamW(p) => p.validate()?,
+            OptimizerKind::Sgd(p) => p.validate()?,
         }
         match self.schedule {
             LrSchedule::Constant => {}
@@ -641,6 +641,15 @@ pub fn evaluate<T: Real, M: Trainable<T>>(model: &M, data: &Tensor4<T>, batch_si
 ///
 /// Deterministic: for a given seed, model and data the weights after training are bit-identical
 /// whatever the number of rayon threads (every kernel and reduction has a fixed order).
+///
+/// # Speed: call `init_threads` first in `main`
+/// Training runs on rayon's global pool. Calling [`crate::init_threads`]`(None)` (re-exported
+/// from `latent_linalg::product`) once, first thing in `main`, makes the thread that trains one
+/// of the pool's threads, so it takes part in its own parallel loops instead of waiting beside
+/// the workers (on 2 cores: 2 threads in all, not 3; up to +20 % samples/s on the MLP workload).
+/// It is optional — results are bit-identical either way — and the library never calls it for
+/// you, because it fixes the global pool for the whole program (a program that builds its own
+/// rayon pool keeps doing so). `cargo xtask bench` and the examples call it.
 ///
 /// # Example
 /// ```

@@ -3,7 +3,7 @@
 //!
 //! Every product computes `C ← α·op(A)·op(B) + β·C`. Behind it sits the `gemm` crate (runtime CPU
 //! feature detection, AVX2/FMA/AVX-512 micro-kernels) sharing the global rayon pool; small
-//! products and products issued inside a [`serial`] section (the per-item work of a parallel
+//! products and products issued inside a `serial` section (the per-item work of a parallel
 //! loop) stay sequential so that nested parallel code does not oversubscribe the cores. With
 //! `β = 0`, `C` is overwritten and any NaN it held is ignored (BLAS semantics). Empty operands are valid (a product with inner
 //! dimension 0 is `β·C`), as in NumPy.
