@@ -7,10 +7,10 @@ use crate::io::write_atomic;
 use crate::layer::Param;
 use crate::model::Trainable;
 use crate::resume::{RunConfig, SavedOptimizer, TrainingState, fingerprint, mismatch};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use latent_linalg::{Real, Tensor4};
 use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
+use latent_optim::progress::Bar as ProgressBar;
 use latent_optim::schedule::{Constant, CosineAnnealing, Schedule, StepDecay, warmup_cosine};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -1182,16 +1182,9 @@ fn split_validation<T: Real>(data: &Tensor4<T>, fraction: f64, seed: u64) -> Res
     Ok((Tensor4::from_vec([train_idx.len(), c, h, w], a)?, Tensor4::from_vec([val_idx.len(), c, h, w], b)?))
 }
 
+/// A progress bar drawn only when asked for, on a terminal, with the `progress` feature.
 fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
-    use std::io::IsTerminal;
-    if !enabled || !std::io::stderr().is_terminal() {
-        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-    }
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}") {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb
+    ProgressBar::with_template(enabled, len, "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}", "")
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl crate::fit::ParamGuard for GradCheck {
     /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
     fn validate(&self) -> Result<()> {
         check_pos("GradCheck", "h", self.h)?;

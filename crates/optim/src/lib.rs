@@ -1,11 +1,12 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod error;
 pub mod fit;
 pub mod gradcheck;
 pub mod objective;
 pub mod optimizer;
+pub mod progress;
 pub mod prox;
 pub mod schedule;
 pub mod solver;

@@ -105,7 +105,7 @@ impl crate::fit::ParamGuard for SgdParams {
     /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
     fn validate(&self) -> Result<()> {
         const OP: &str = "SgdParams";
@@ -254,7 +254,7 @@ impl crate::fit::ParamGuard for AdamParams {
     /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
     fn validate(&self) -> Result<()> {
         check_moments("AdamParams", self.beta1, self.beta2, self.eps)?;
@@ -327,7 +327,7 @@ impl crate::fit::ParamGuard for AdamWParams {
     /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
     fn validate(&self) -> Result<()> {
         check_moments("AdamWParams", self.beta1, self.beta2, self.eps)?;

@@ -156,7 +156,7 @@ impl crate::fit::ParamGuard for ProxGradParams {
     /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
     fn validate(&self) -> Result<()> {
         const OP: &str = "ProxGradParams";
