@@ -11,6 +11,7 @@ mod bench_sc;
 mod bench_unet;
 mod figures;
 mod fuzz;
+mod outside;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,9 @@ tasks:
         numbers) and the gallery target/figures/index.html
   fuzz [TARGET..] [--seconds N] [--cmin]
         run each cargo-fuzz target (nightly + ASan when available, else stable -s none)
+  outside-check [CHECK..]
+        build and run small programs in fresh projects outside the workspace, each depending on
+        one latent crate as a user would (sparse-coding, autoencoder, anomaly, datasets)
   bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
         (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("reproduce-figures") => figures::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("outside-check") => outside::run_checks(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

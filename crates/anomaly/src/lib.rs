@@ -20,6 +20,7 @@ pub mod ssim;
 #[cfg(feature = "autoencoder")]
 pub mod ssim_ae;
 
+#[cfg(feature = "conv-coding")]
 pub use csc::CscReconstructor;
 pub use detector::{Analysis, Calibration, Detector, DetectorParams, Tiling};
 pub use error::{AnomalyError, Result};
@@ -28,7 +29,6 @@ pub use evaluate::{
     load_mvtec_train, random_crops,
 };
 pub use heatmap::{RgbImage, heatmap_panel, jet};
-#[cfg(feature = "conv-coding")]
 /// Re-exported from `latent-linalg`, so that using this crate needs no other latent dependency.
 pub use latent_linalg::{Real, Tensor4};
 pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};

@@ -43,7 +43,9 @@ data/natural-gray/*.png, data/cells/dsb2018_{img,instances,mask,borders}.png \
 /// The `data/` folder of the repository this crate was compiled in (it may not exist at run
 /// time, e.g. for a crate unpacked from a registry).
 fn repository_data_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data"))
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `<repository>/crates/datasets` → `<repository>/data`, spelled without `..`
+    manifest.parent().and_then(Path::parent).map_or_else(|| manifest.join("../../data"), |repo| repo.join("data"))
 }
 
 /// Whether `dir` is latent's data folder (it carries the data manifest).
