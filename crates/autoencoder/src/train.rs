@@ -625,6 +625,10 @@ fn gather<T: Real>(data: &Tensor4<T>, idx: &[usize], out: &mut Vec<T>) {
 }
 
 /// Mean of `model.eval_loss` over `data` in batches, weighted by batch size.
+///
+/// # Errors
+/// [`AutoencoderError::Empty`] for empty data (a zero batch size counts as 1), and the model's own
+/// `eval_loss` errors.
 pub fn evaluate<T: Real, M: Trainable<T>>(model: &M, data: &Tensor4<T>, batch_size: usize) -> Result<f64> {
     if data.n() == 0 {
         return Err(AutoencoderError::Empty { what: "evaluation data" });

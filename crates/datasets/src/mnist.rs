@@ -227,6 +227,9 @@ impl Dataset for ImageSet {
 }
 
 /// Resolve `dir/name` or `dir/name.gz` (the uncompressed file wins when both exist).
+///
+/// # Errors
+/// [`DatasetError::Missing`] when neither exists, naming both and the four files of the format.
 pub fn resolve_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let plain = dir.join(name);
     if plain.is_file() {
