@@ -13,6 +13,7 @@ mod bench_unet;
 mod distributed;
 mod figures;
 mod fuzz;
+mod outside;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,9 @@ tasks:
         numbers) and the gallery target/figures/index.html
   fuzz [TARGET..] [--seconds N] [--cmin]
         run each cargo-fuzz target (nightly + ASan when available, else stable -s none)
+  outside-check [CHECK..]
+        build and run small programs in fresh projects outside the workspace, each depending on
+        one latent crate as a user would (sparse-coding, autoencoder, anomaly, datasets)
   bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
         (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Some("reproduce-figures") => figures::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("distributed-check") => distributed::run(&args[1..]),
+        Some("outside-check") => outside::run_checks(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

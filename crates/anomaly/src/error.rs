@@ -1,8 +1,10 @@
 //! The crate's error type.
 
+#[cfg(feature = "autoencoder")]
 use latent_autoencoder::AutoencoderError;
 use latent_datasets::DatasetError;
 use latent_linalg::LinalgError;
+#[cfg(feature = "sparse-coding")]
 use latent_sparse_coding::SparseCodingError;
 
 /// Everything that can go wrong in `latent-anomaly`. Each variant says what and where.
@@ -73,13 +75,17 @@ pub enum AnomalyError {
         /// The model's own error.
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// An error from the autoencoder crate (models, training).
+    /// An error from the autoencoder crate (models, training); with the `autoencoder` feature.
+    #[cfg(feature = "autoencoder")]
     #[error(transparent)]
     Autoencoder(#[from] AutoencoderError),
-    /// An error from the sparse-coding crate (dictionary learning, encoders).
+    /// An error from the sparse-coding crate (dictionary learning, encoders); with the
+    /// `sparse-coding` feature.
+    #[cfg(feature = "sparse-coding")]
     #[error(transparent)]
     SparseCoding(#[from] SparseCodingError),
-    /// An error from the convolutional-sparse-coding crate.
+    /// An error from the convolutional-sparse-coding crate; with the `conv-coding` feature.
+    #[cfg(feature = "conv-coding")]
     #[error(transparent)]
     ConvCoding(#[from] latent_conv_coding::ConvCodingError),
     /// An error from the datasets crate (MVTec layout, PNG files).
@@ -139,6 +145,7 @@ pub(crate) fn check_pos(name: &'static str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, v, "must be finite and > 0")) }
 }
 
+#[cfg(feature = "autoencoder")]
 /// Convert an error of this crate into the autoencoder crate's error type, for the
 /// [`latent_autoencoder::Trainable`] methods of [`crate::SsimAutoencoder`] (their signature is
 /// fixed by `latent-autoencoder`). Errors with an exact counterpart (same fields) map to it; any

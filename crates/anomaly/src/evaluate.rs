@@ -326,7 +326,9 @@ pub fn load_mvtec_test<T: Real>(category: &MvtecCategory, downscale: usize) -> R
 /// As [`load_mvtec_test`] and [`evaluate`].
 ///
 /// # Example
-/// ```
+/// (with the default `sparse-coding` feature, for the patch dictionary)
+#[cfg_attr(feature = "sparse-coding", doc = "```")]
+#[cfg_attr(not(feature = "sparse-coding"), doc = "```ignore")]
 /// use latent_anomaly::{Detector, DetectorParams, EvalParams, ParamGuard, evaluate_mvtec, load_mvtec_train};
 /// use latent_anomaly::{PatchCoder, PatchDictionaryParams};
 /// use latent_datasets::anomaly::{AnomalyConfig, generate_anomaly_set, load_texture};

@@ -58,6 +58,7 @@
 //! # Ok::<(), AnomalyError>(())
 //! ```
 
+#[cfg(feature = "autoencoder")]
 mod autoencoder;
 
 use crate::error::{Result, shape_err};

@@ -74,11 +74,24 @@ pub fn from_bytes<T: Real>(bytes: &[u8]) -> Result<Autoencoder<T>> {
 /// registry does not know; [`AutoencoderError::Format`] when a custom layer's payload does not
 /// decode or fails its [`validate`](crate::custom::CustomLayer::validate).
 pub fn from_bytes_with<T: Real>(bytes: &[u8], registry: &LayerRegistry<T>) -> Result<Autoencoder<T>> {
+    decode(bytes, registry, None)
+}
+
+/// Decode and validate; `file` (when the bytes come from one) is named in every
+/// [`AutoencoderError::Format`] message instead of `<memory>`.
+fn decode<T: Real>(bytes: &[u8], registry: &LayerRegistry<T>, file: Option<&Path>) -> Result<Autoencoder<T>> {
     let (_version, mut model): (u32, Autoencoder<T>) =
-        persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, Path::new("<memory>"))?;
-    model.resolve(registry)?;
-    model.validate()?;
+        persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, file.unwrap_or(Path::new("<memory>")))?;
+    model.resolve(registry).and_then(|()| model.validate()).map_err(|e| in_file(file, e))?;
     Ok(model)
+}
+
+/// Prefix a [`AutoencoderError::Format`] detail with the file it is about.
+pub(crate) fn in_file(file: Option<&Path>, e: AutoencoderError) -> AutoencoderError {
+    match (file, e) {
+        (Some(path), AutoencoderError::Format { detail }) => format_err(format!("{}: {detail}", path.display())),
+        (_, e) => e,
+    }
 }
 
 /// Write `bytes` to `path` atomically (see `latent_linalg::persist::write_atomic`).
@@ -140,7 +153,8 @@ impl<T: Real> Autoencoder<T> {
     /// [`Autoencoder::load_with`]).
     ///
     /// # Errors
-    /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes`].
+    /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes`], with
+    /// the file's path in every [`AutoencoderError::Format`] message.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         Self::load_with(path, &LayerRegistry::new())
     }
@@ -148,7 +162,8 @@ impl<T: Real> Autoencoder<T> {
     /// Load from `path`, decoding custom layers with the types `registry` names.
     ///
     /// # Errors
-    /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes_with`].
+    /// [`AutoencoderError::Io`] when the file cannot be read; otherwise as [`from_bytes_with`],
+    /// with the file's path in every [`AutoencoderError::Format`] message.
     pub fn load_with(path: impl AsRef<Path>, registry: &LayerRegistry<T>) -> Result<Self> {
         let path = path.as_ref();
         let meta =
@@ -157,6 +172,6 @@ impl<T: Real> Autoencoder<T> {
             return Err(format_err(format!("{} is {} bytes, larger than any model file", path.display(), meta.len())));
         }
         let bytes = std::fs::read(path).map_err(|source| AutoencoderError::Io { path: path.to_path_buf(), source })?;
-        from_bytes_with(&bytes, registry)
+        decode(&bytes, registry, Some(path))
     }
 }

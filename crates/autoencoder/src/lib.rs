@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod custom;
 pub mod error;
@@ -16,6 +16,12 @@ pub mod train;
 
 pub use custom::{CustomLayer, LayerRegistry, UserLayer};
 pub use error::{AutoencoderError, Result};
+/// Make the calling thread one of the global rayon pool's threads: call it first thing in `main`
+/// of a program that trains (see [`Trainer`]'s "Speed" section). Re-exported from
+/// `latent_linalg::product`.
+pub use latent_linalg::product::init_threads;
+/// Re-exported from `latent-linalg`, so that using this crate needs no other latent dependency.
+pub use latent_linalg::{Real, Tensor4};
 pub use latent_optim::fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use layer::{Activation, ActivationLayer, Layer, Mode, Param, ParamKind};
 pub use layers::noise::{BlobNoise, Noise, NoiseModel};

@@ -242,9 +242,18 @@ impl<T: Real> TrainingState<T> {
     /// or corrupt file or an inconsistent state; [`AutoencoderError::UnsupportedVersion`] for a
     /// newer version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_version, state): (u32, Self) =
-            persist::from_bytes(bytes, state_magic::<T>(), STATE_FORMAT_VERSION, Path::new("<memory>"))?;
-        state.validate()?;
+        Self::decode(bytes, None)
+    }
+
+    /// Decode and validate; `file` is named in every [`AutoencoderError::Format`] message.
+    fn decode(bytes: &[u8], file: Option<&Path>) -> Result<Self> {
+        let (_version, state): (u32, Self) = persist::from_bytes(
+            bytes,
+            state_magic::<T>(),
+            STATE_FORMAT_VERSION,
+            file.unwrap_or(Path::new("<memory>")),
+        )?;
+        state.validate().map_err(|e| crate::io::in_file(file, e))?;
         Ok(state)
     }
 
@@ -265,10 +274,7 @@ impl<T: Real> TrainingState<T> {
             )));
         }
         let bytes = std::fs::read(path).map_err(io)?;
-        Self::from_bytes(&bytes).map_err(|e| match e {
-            AutoencoderError::Format { detail } => format_err(format!("{}: {detail}", path.display())),
-            other => other,
-        })
+        Self::decode(&bytes, Some(path))
     }
 
     /// Internal consistency, independent of the model and the data.

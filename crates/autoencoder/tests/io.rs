@@ -111,6 +111,17 @@ fn inconsistent_payloads_fail_validation() {
         Autoencoder::<f32>::from_bytes(&broken.to_bytes().unwrap()),
         Err(AutoencoderError::Format { .. })
     ));
+    // loaded from a file, the error names the file (never `<memory>`)
+    let path = std::env::temp_dir().join(format!("latent-ae-io-broken-{}.bin", std::process::id()));
+    std::fs::write(&path, broken.to_bytes().unwrap()).unwrap();
+    let e = Autoencoder::<f32>::load(&path).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, AutoencoderError::Format { .. }) && msg.contains(&*path.to_string_lossy()), "{msg}");
+    assert!(!msg.contains("<memory>"), "{msg}");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = Autoencoder::<f32>::load(&path).unwrap_err().to_string();
+    assert!(msg.contains(&*path.to_string_lossy()) && !msg.contains("<memory>"), "{msg}");
+    std::fs::remove_file(&path).ok();
     // and using the broken model directly is an error, not a panic
     let x = Tensor4::<f32>::zeros([2, 7, 1, 1]).unwrap();
     assert!(broken.reconstruct(&x).is_err());

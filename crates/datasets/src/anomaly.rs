@@ -8,9 +8,9 @@
 //! exact through an 8-bit PNG round trip.
 
 use crate::dataset::rng_from_seed;
-use crate::error::{DatasetError, Result, invalid, io_err};
+use crate::error::{Result, invalid, io_err};
 use crate::image::{GrayImage, read_png, write_png_gray8, write_png_gray8_bytes};
-use crate::paths::{NATURAL_GRAY, data_dir};
+use crate::paths::{NATURAL_GRAY, data_file};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,9 @@ pub const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
 /// Load one of the [`TEXTURES`] from the repository's data folder.
 ///
 /// # Errors
-/// [`crate::DatasetError::InvalidParameter`] for an unknown name; PNG errors.
+/// [`crate::DatasetError::InvalidParameter`] for an unknown name;
+/// [`crate::DatasetError::Missing`] when there is no data folder (see [`crate::find_data_dir`])
+/// or the texture is not in it; PNG errors.
 ///
 /// # Example
 /// ```
@@ -33,14 +35,7 @@ pub fn load_texture(name: &str) -> Result<GrayImage> {
     if !TEXTURES.contains(&name) {
         return Err(invalid("name", name, format!("known textures: {TEXTURES:?}")));
     }
-    let p = data_dir().join(NATURAL_GRAY).join(format!("skimage_{name}.png"));
-    if !p.is_file() {
-        return Err(DatasetError::Missing {
-            path: p,
-            expected: format!("the CC0 texture; layout: {}", crate::paths::DATA_LAYOUT),
-        });
-    }
-    read_png(p)
+    read_png(data_file(&format!("{NATURAL_GRAY}/skimage_{name}.png"))?)
 }
 
 /// Kind of a synthetic defect.

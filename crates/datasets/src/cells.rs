@@ -12,7 +12,7 @@
 use crate::dataset::rng_from_seed;
 use crate::error::{DatasetError, Result, invalid};
 use crate::image::{GrayImage, LabelImage, read_png, read_png_labels, stack_images};
-use crate::paths::{CELLS, data_dir};
+use crate::paths::{CELLS, data_file};
 use latent_linalg::filter::{Border, Kernel1d};
 use latent_linalg::{Real, Tensor4};
 use rand::Rng;
@@ -121,7 +121,9 @@ impl CellSample {
     /// `data/cells` folder.
     ///
     /// # Errors
-    /// As [`CellSample::load_dsb2018_from`].
+    /// [`crate::DatasetError::Missing`] when there is no data folder (see
+    /// [`crate::find_data_dir`]: the message names every place looked at and how to set
+    /// `LATENT_DATA_DIR`) or it has no `cells/`; otherwise as [`CellSample::load_dsb2018_from`].
     ///
     /// # Example
     /// ```
@@ -131,7 +133,7 @@ impl CellSample {
     /// # Ok::<(), latent_datasets::DatasetError>(())
     /// ```
     pub fn load_dsb2018() -> Result<Self> {
-        Self::load_dsb2018_from(data_dir().join(CELLS))
+        Self::load_dsb2018_from(data_file(CELLS)?)
     }
 
     /// Load `dsb2018_img.png` (8-bit gray), `dsb2018_instances.png` (8- or 16-bit gray label

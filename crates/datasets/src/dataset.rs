@@ -6,6 +6,25 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// The seeded generator used throughout the crate: ChaCha8 from a `u64` seed.
+///
+/// The generator is `rand_chacha` 0.9's `ChaCha8Rng`, which implements the traits of **`rand`
+/// 0.9** (`rand::Rng`, `rand::SeedableRng`, `random`, `random_range`, …): put
+/// `rand = "0.9"` (and `rand_chacha = "0.9"` to name the type) in your `[dependencies]`; the
+/// traits of another `rand` major version do not apply to it. latent's `DMatrix` is nalgebra's,
+/// built without nalgebra's `rand` feature, so `DMatrix::new_random` does not exist: fill a
+/// matrix from the generator with `DMatrix::from_fn`, as below.
+///
+/// # Example
+/// ```
+/// use latent_datasets::rng_from_seed;
+/// use latent_linalg::DMatrix;
+/// use rand::Rng; // rand 0.9
+///
+/// let mut rng = rng_from_seed(7);
+/// let x = DMatrix::<f32>::from_fn(16, 100, |_, _| rng.random_range(-1.0..1.0));
+/// let mut again = rng_from_seed(7);
+/// assert_eq!(x[(0, 0)], again.random_range(-1.0f32..1.0)); // same seed, same numbers
+/// ```
 pub fn rng_from_seed(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }

@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod anomaly;
 pub mod cells;
@@ -22,4 +22,4 @@ pub use image::{
 };
 pub use latent_linalg::DMatrix;
 pub use mnist::{FashionMnist, ImageSet, Mnist, OneClassSplit, one_class_split};
-pub use paths::{DATA_DIR_ENV, data_dir, data_file};
+pub use paths::{DATA_DIR_ENV, data_dir, data_file, find_data_dir};

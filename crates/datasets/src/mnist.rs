@@ -8,7 +8,7 @@ use crate::dataset::Dataset;
 use crate::error::{DatasetError, Result, invalid};
 use crate::idx::{IdxData, read_idx};
 use crate::image::GrayImage;
-use crate::paths::{FASHION_MNIST_DEFAULT, MNIST_DEFAULT, MNIST_SMALL, data_dir, require_dir};
+use crate::paths::{FASHION_MNIST_DEFAULT, MNIST_DEFAULT, MNIST_SMALL, data_file, require_dir};
 use latent_linalg::{DMatrix, Real, Tensor4};
 use std::path::{Path, PathBuf};
 
@@ -130,7 +130,29 @@ impl ImageSet {
         ))
     }
 
-    /// The chosen images as an `(indices.len(), 1, height, width)` tensor.
+    /// All images as an `(n, 1, height, width)` tensor, the input layout of the networks
+    /// (`latent-autoencoder`, `latent-unet`); [`ImageSet::to_dmatrix_cols`] is the same data with
+    /// one image per column, the layout of sparse coding, and
+    /// `latent_linalg::Tensor4::from_columns` / `to_columns` convert between the two.
+    ///
+    /// # Errors
+    /// [`DatasetError::Linalg`] only if the shape overflows (never for a loaded set).
+    ///
+    /// # Example
+    /// ```
+    /// let m = latent_datasets::Mnist::load_small()?;
+    /// let x = m.test.to_tensor4_all::<f32>()?;
+    /// assert_eq!(x.shape(), [1000, 1, 28, 28]);
+    /// assert_eq!(x.to_columns(), m.test.to_dmatrix_cols::<f32>());
+    /// # Ok::<(), latent_datasets::DatasetError>(())
+    /// ```
+    pub fn to_tensor4_all<T: Real>(&self) -> Result<Tensor4<T>> {
+        let v: Vec<T> = self.images.iter().map(|&v| T::lit(f64::from(v))).collect();
+        Ok(Tensor4::from_vec([self.len(), 1, self.height, self.width], v)?)
+    }
+
+    /// The chosen images as an `(indices.len(), 1, height, width)` tensor (all of them:
+    /// [`ImageSet::to_tensor4_all`]).
     ///
     /// # Errors
     /// [`DatasetError::OutOfRange`] for an index past the end.
@@ -205,6 +227,9 @@ impl Dataset for ImageSet {
 }
 
 /// Resolve `dir/name` or `dir/name.gz` (the uncompressed file wins when both exist).
+///
+/// # Errors
+/// [`DatasetError::Missing`] when neither exists, naming both and the four files of the format.
 pub fn resolve_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let plain = dir.join(name);
     if plain.is_file() {
@@ -339,12 +364,14 @@ macro_rules! mnist_like {
                 Ok(Self { train, test })
             }
 
-            #[doc = concat!("Load the repository's default ", $what, " set (`data/", $dirname, "`).")]
+            #[doc = concat!("Load the default ", $what, " set (`", $dirname, "` in the data folder, see [`crate::find_data_dir`]: `LATENT_DATA_DIR`, else the repository's `data/`).")]
             ///
             /// # Errors
-            /// As [`Self::from_dir`].
+            /// [`DatasetError::Missing`] when there is no data folder (naming every place looked
+            /// at and how to set `LATENT_DATA_DIR`) or it lacks the set; otherwise as
+            /// [`Self::from_dir`].
             pub fn load_default() -> Result<Self> {
-                Self::from_dir(data_dir().join($default))
+                Self::from_dir(data_file($default)?)
             }
 
             /// One-class split: train on class `k`'s training images, test on all test images
@@ -391,12 +418,13 @@ mnist_like!(
 );
 
 impl Mnist {
-    /// Load the small MNIST set used by tests (`data/mnist-2k-1k`: first 2,000 training and
-    /// first 1,000 test images).
+    /// Load the small MNIST set used by tests (`mnist-2k-1k` in the data folder, see
+    /// [`crate::find_data_dir`]: first 2,000 training and first 1,000 test images).
     ///
     /// # Errors
-    /// As [`Mnist::from_dir`].
+    /// [`DatasetError::Missing`] when there is no data folder (naming every place looked at and
+    /// how to set `LATENT_DATA_DIR`) or it lacks the set; otherwise as [`Mnist::from_dir`].
     pub fn load_small() -> Result<Self> {
-        Self::from_dir(data_dir().join(MNIST_SMALL))
+        Self::from_dir(data_file(MNIST_SMALL)?)
     }
 }

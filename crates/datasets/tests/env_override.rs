@@ -27,6 +27,15 @@ fn env_var_overrides_the_data_folder() {
     let e = Mnist::load_default().unwrap_err();
     assert!(matches!(&e, DatasetError::Missing { path, .. } if path.starts_with(dir.path())), "{e}");
     assert!(matches!(data_file("cells/dsb2018_img.png"), Err(DatasetError::Missing { .. })));
+    // a value that names no folder is an error naming it and the variable, never a fallback
+    let nowhere = dir.join("no-such-folder");
+    // SAFETY: as above, the only thread of this single-test binary touches the environment.
+    unsafe { std::env::set_var("LATENT_DATA_DIR", &nowhere) };
+    let e = Mnist::load_small().unwrap_err();
+    assert!(matches!(&e, DatasetError::Missing { path, .. } if path == &nowhere), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("LATENT_DATA_DIR") && msg.contains("no-such-folder"), "{msg}");
+    assert!(latent_datasets::find_data_dir().is_err());
     // an empty value falls back to the repository folder
     // SAFETY: as above, the only thread of this single-test binary touches the environment.
     unsafe { std::env::set_var("LATENT_DATA_DIR", "") };

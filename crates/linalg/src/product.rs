@@ -3,7 +3,7 @@
 //!
 //! Every product computes `C ← α·op(A)·op(B) + β·C`. Behind it sits the `gemm` crate (runtime CPU
 //! feature detection, AVX2/FMA/AVX-512 micro-kernels) sharing the global rayon pool; small
-//! products and products issued inside a [`serial`] section (the per-item work of a parallel
+//! products and products issued inside a `serial` section (the per-item work of a parallel
 //! loop) stay sequential so that nested parallel code does not oversubscribe the cores. With
 //! `β = 0`, `C` is overwritten and any NaN it held is ignored (BLAS semantics). Empty operands are valid (a product with inner
 //! dimension 0 is `β·C`), as in NumPy.
@@ -117,15 +117,24 @@ fn check_view(op: &'static str, len: usize, rows: usize, cols: usize, rs: usize,
 
 impl<'a, T: Copy> MatRef<'a, T> {
     /// A view with explicit strides; errors when it would reach past the slice.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice.
     pub fn new(data: &'a [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<Self> {
         check_view("MatRef::new", data.len(), rows, cols, rs, cs)?;
         Ok(Self { data, rows, cols, rs, cs })
     }
     /// A row-major (C order) `rows × cols` view of the first `rows·cols` elements.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, cols.max(1), 1)
     }
     /// A column-major (Fortran/nalgebra order) `rows × cols` view.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice.
     pub fn col_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, 1, rows.max(1))
     }
@@ -165,6 +174,10 @@ impl<'a, T: Copy> MatRef<'a, T> {
 impl<'a, T: Copy> MatMut<'a, T> {
     /// A mutable view with explicit strides; errors when it would reach past the slice or
     /// when two elements would alias.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice or two elements
+    /// would alias.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<Self> {
         check_view("MatMut::new", data.len(), rows, cols, rs, cs)?;
         let distinct = (rows <= 1 || rs >= 1) && (cols <= 1 || cs >= 1);
@@ -178,10 +191,18 @@ impl<'a, T: Copy> MatMut<'a, T> {
         Ok(Self { data, rows, cols, rs, cs })
     }
     /// A row-major mutable view.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice or two elements
+    /// would alias.
     pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, cols.max(1), 1)
     }
     /// A column-major mutable view.
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`] when the view would reach past the slice or two elements
+    /// would alias.
     pub fn col_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, 1, rows.max(1))
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A dense 4-D tensor in (N, C, H, W) order (row-major: W varies fastest).
 ///
-/// Storage comes from and returns to the per-thread buffer cache of [`crate::buffers`], so that
+/// Storage comes from and returns to the per-thread buffer cache (crate-private `buffers`), so that
 /// loops allocating the same sizes every step reuse warm memory.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tensor4<T> {
@@ -86,6 +86,63 @@ impl<T: Real> Tensor4<T> {
             }
         }
         Ok(Self { shape, data })
+    }
+
+    /// A batch from a matrix with one sample per column — the layout of sparse coding and
+    /// dictionary learning (`d × n`, `d = C·H·W`) — as an `(n, C, H, W)` tensor. Column `j` is
+    /// sample `j`, read in (C, H, W) row-major order (`c·H·W + y·W + x`), so
+    /// [`Tensor4::to_columns`] gives the matrix back exactly. The data are copied once: a
+    /// column-major matrix stores its columns one after the other, as the tensor stores samples.
+    ///
+    /// | parameter | meaning |
+    /// |---|---|
+    /// | `m` | `d × n` matrix, one flattened sample per column |
+    /// | `chw` | `[C, H, W]` of one sample, `C·H·W = d` |
+    ///
+    /// # Errors
+    /// [`LinalgError::ShapeMismatch`](crate::LinalgError::ShapeMismatch) when `C·H·W` differs
+    /// from the number of rows (or overflows).
+    ///
+    /// # Example
+    /// ```
+    /// use latent_linalg::{DMatrix, Tensor4};
+    /// // two 2×2 "images", one per column
+    /// let m = DMatrix::<f32>::from_column_slice(4, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    /// let t = Tensor4::from_columns(&m, [1, 2, 2])?;
+    /// assert_eq!(t.shape(), [2, 1, 2, 2]);
+    /// assert_eq!(t.get([1, 0, 0, 1]), Some(6.0)); // sample 1, row 0, column 1
+    /// assert_eq!(t.to_columns(), m);
+    /// # Ok::<(), latent_linalg::LinalgError>(())
+    /// ```
+    pub fn from_columns(m: &crate::DMatrix<T>, chw: [usize; 3]) -> Result<Self> {
+        let [c, h, w] = chw;
+        let d = numel("Tensor4::from_columns", [1, c, h, w])?;
+        if d != m.nrows() {
+            return Err(mismatch(
+                "Tensor4::from_columns",
+                format!("sample shape {chw:?} has {d} elements, the matrix has {} rows", m.nrows()),
+            ));
+        }
+        let mut data = crate::buffers::take(m.len());
+        data.extend_from_slice(m.as_slice());
+        Self::from_vec([m.ncols(), c, h, w], data)
+    }
+
+    /// The batch as a `C·H·W × N` matrix with one flattened sample per column (the layout of
+    /// sparse coding and dictionary learning); the inverse of [`Tensor4::from_columns`].
+    ///
+    /// # Example
+    /// ```
+    /// use latent_linalg::Tensor4;
+    /// let t = Tensor4::<f64>::from_fn([3, 2, 2, 2], |[n, c, y, x]| (n * 8 + c * 4 + y * 2 + x) as f64)?;
+    /// let m = t.to_columns();
+    /// assert_eq!(m.shape(), (8, 3));
+    /// assert_eq!(m[(5, 1)], 13.0); // sample 1, channel 1, row 0, column 1
+    /// assert_eq!(Tensor4::from_columns(&m, [2, 2, 2])?, t);
+    /// # Ok::<(), latent_linalg::LinalgError>(())
+    /// ```
+    pub fn to_columns(&self) -> crate::DMatrix<T> {
+        crate::DMatrix::from_column_slice(self.sample_len(), self.n(), &self.data)
     }
 
     /// (N, C, H, W).

@@ -43,6 +43,7 @@
 //! ```
 
 use crate::error::{OptimError, Result, check_len, check_pos};
+use crate::fit::ParamGuard;
 use crate::objective::Objective;
 use latent_linalg::{Real, check_finite};
 
@@ -85,11 +86,17 @@ impl GradCheck {
         self.floor = floor;
         self
     }
-    /// Validate.
+}
+
+impl crate::fit::ParamGuard for GradCheck {
+    type Error = crate::error::OptimError;
+
+    /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`] for a non-positive or non-finite `h` or `floor`.
-    pub fn check(&self) -> Result<()> {
+    /// [`crate::OptimError::InvalidParameter`] naming the first
+    /// out-of-range value.
+    fn validate(&self) -> Result<()> {
         check_pos("GradCheck", "h", self.h)?;
         check_pos("GradCheck", "floor", self.floor)
     }
@@ -144,7 +151,7 @@ pub fn relative_error(analytic: f64, numeric: f64, floor: f64) -> f64 {
 }
 
 fn validate<T: Real>(op: &'static str, x: &[T], opts: &GradCheck) -> Result<()> {
-    opts.check()?;
+    opts.validate()?;
     if x.is_empty() {
         return Err(OptimError::Empty { op, what: "x" });
     }

@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod collective;
 pub mod error;
@@ -7,6 +7,7 @@ pub mod fit;
 pub mod gradcheck;
 pub mod objective;
 pub mod optimizer;
+pub mod progress;
 pub mod prox;
 pub mod schedule;
 pub mod solver;

@@ -9,6 +9,7 @@
 //! unchanged.
 
 use crate::error::{Result, check_len, check_nonneg, invalid};
+use crate::fit::ParamGuard;
 use latent_linalg::{Real, check_finite};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -96,12 +97,17 @@ impl SgdParams {
         self.weight_decay = v;
         self
     }
-    /// Validate.
+}
+
+impl crate::fit::ParamGuard for SgdParams {
+    type Error = crate::error::OptimError;
+
+    /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
-    pub fn check(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         const OP: &str = "SgdParams";
         check_unit_open(OP, "momentum", self.momentum)?;
         if !(0.0..=1.0).contains(&self.dampening) {
@@ -137,7 +143,7 @@ impl Sgd {
     /// # Errors
     /// As [`SgdParams::check`].
     pub fn new(params: SgdParams) -> Result<Self> {
-        params.check()?;
+        params.validate()?;
         Ok(Self { params })
     }
     /// The hyperparameters.
@@ -240,12 +246,17 @@ impl AdamParams {
         self.weight_decay = v;
         self
     }
-    /// Validate.
+}
+
+impl crate::fit::ParamGuard for AdamParams {
+    type Error = crate::error::OptimError;
+
+    /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
-    pub fn check(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         check_moments("AdamParams", self.beta1, self.beta2, self.eps)?;
         check_nonneg("AdamParams", "weight_decay", self.weight_decay)
     }
@@ -308,12 +319,17 @@ impl AdamWParams {
         self.weight_decay = v;
         self
     }
-    /// Validate.
+}
+
+impl crate::fit::ParamGuard for AdamWParams {
+    type Error = crate::error::OptimError;
+
+    /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`](crate::OptimError::InvalidParameter) naming the first
+    /// [`crate::OptimError::InvalidParameter`] naming the first
     /// out-of-range value.
-    pub fn check(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         check_moments("AdamWParams", self.beta1, self.beta2, self.eps)?;
         check_nonneg("AdamWParams", "weight_decay", self.weight_decay)
     }
@@ -361,7 +377,7 @@ impl Adam {
     /// # Errors
     /// As [`AdamParams::check`].
     pub fn new(params: AdamParams) -> Result<Self> {
-        params.check()?;
+        params.validate()?;
         Ok(Self { params })
     }
     /// The hyperparameters.
@@ -382,7 +398,7 @@ impl AdamW {
     /// # Errors
     /// As [`AdamWParams::check`].
     pub fn new(params: AdamWParams) -> Result<Self> {
-        params.check()?;
+        params.validate()?;
         Ok(Self { params })
     }
     /// The hyperparameters.

@@ -11,6 +11,7 @@
 //! `f64`; vectors stay in `T`.
 
 use crate::error::{OptimError, Result, check_len, check_nonneg, check_pos, invalid};
+use crate::fit::ParamGuard;
 use crate::objective::Objective;
 use crate::prox::Prox;
 use latent_linalg::{Real, check_finite, ops};
@@ -147,11 +148,17 @@ impl ProxGradParams {
         self.slack = Some(slack);
         self
     }
-    /// Validate.
+}
+
+impl crate::fit::ParamGuard for ProxGradParams {
+    type Error = crate::error::OptimError;
+
+    /// Check every value (`params.check()` wraps them in a [`crate::fit::Checked`]).
     ///
     /// # Errors
-    /// [`OptimError::InvalidParameter`] naming the first out-of-range value.
-    pub fn check(&self) -> Result<()> {
+    /// [`crate::OptimError::InvalidParameter`] naming the first
+    /// out-of-range value.
+    fn validate(&self) -> Result<()> {
         const OP: &str = "ProxGradParams";
         check_nonneg(OP, "tol", self.tol)?;
         if self.criterion == Criterion::PrimalDualResiduals {
@@ -642,7 +649,7 @@ where
     G: Prox<T> + Sync + ?Sized,
     O: FnMut(&IterationStat) + ?Sized,
 {
-    params.check()?;
+    params.validate()?;
     let n = f.dim();
     if n == 0 {
         return Err(OptimError::Empty { op, what: "objective (dim() == 0)" }.into());

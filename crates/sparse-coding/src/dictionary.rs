@@ -112,6 +112,9 @@ fn check<T: Real>(w: &DMatrix<T>, st: &Stats<T>) -> Result<()> {
 }
 
 /// `½ tr(WᵀWA) − tr(WᵀB)` per signal.
+///
+/// # Errors
+/// [`crate::SparseCodingError`] from the product `WA` when the shapes of `W` and `A` do not fit.
 pub fn quadratic_objective<T: Real>(w: &DMatrix<T>, st: &Stats<T>) -> Result<f64> {
     let wa = matmul(w, Trans::N, &st.a, Trans::N)?;
     let q: f64 = w.iter().zip(wa.iter()).map(|(a, b)| a.as_f64() * b.as_f64()).sum::<f64>() * 0.5

@@ -833,16 +833,7 @@ impl<T: Real> OnlineState<T> {
     }
 }
 
-/// A progress bar drawn only when asked for and on a terminal.
-pub(crate) fn progress_bar(show: bool, len: u64, what: &'static str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !show || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(what);
-    bar
+/// A progress bar drawn only when asked for, on a terminal, with the `progress` feature.
+pub(crate) fn progress_bar(show: bool, len: u64, what: &'static str) -> latent_optim::progress::Bar {
+    latent_optim::progress::Bar::new(show, len, what)
 }

@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod cd;
 mod code;
@@ -22,6 +22,8 @@ pub use dictionary::{
 pub use encoder::{CodeInfo, Codes, Encoder, Prepared, StopReason};
 pub use error::{Result, SparseCodingError};
 pub use lars::{Lars, PathPoint};
+/// Re-exported from `latent-linalg`, so that using this crate needs no other latent dependency.
+pub use latent_linalg::{DMatrix, DVector, Real};
 pub use latent_optim::fit::{Checked, Fit, ParamGuard};
 pub use learn::{
     BatchLearner, BatchParams, Callback, DISTRIBUTED_CHUNK, FittedDictionary, L1Solver, LearnStop, OnlineLearner,

@@ -317,6 +317,9 @@ impl TopographicLearner {
 
 /// Topographic smoothness of a dictionary on a grid: the mean |cosine similarity| of grid
 /// 4-neighbours and of all other pairs. A topographic map has the first well above the second.
+///
+/// # Errors
+/// A dimension error when the dictionary does not have one atom per grid position.
 pub fn grid_smoothness<T: Real>(w: &DMatrix<T>, torus: &Torus) -> Result<(f64, f64)> {
     if w.ncols() != torus.atoms() {
         return Err(dim("grid_smoothness", format!("{} atoms vs {} grid cells", w.ncols(), torus.atoms())));

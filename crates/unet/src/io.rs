@@ -67,8 +67,22 @@ impl<T: Real> UNet<T> {
     /// [`UnetError::Format`] for a wrong magic (including the other scalar type), a truncated or
     /// corrupt file or inconsistent layers; [`UnetError::UnsupportedVersion`] for a newer version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_v, model): (u32, UNet<T>) =
-            persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, Path::new("<memory>"))?;
+        Self::decode(bytes, None)
+    }
+
+    /// Decode and validate; `file` (when the bytes come from one) is named in every
+    /// [`UnetError::Format`] message instead of `<memory>`.
+    fn decode(bytes: &[u8], file: Option<&Path>) -> Result<Self> {
+        Self::decode_unnamed(bytes, file.unwrap_or(Path::new("<memory>"))).map_err(|e| match (file, e) {
+            (Some(path), UnetError::Format { detail }) if !detail.starts_with(&*path.to_string_lossy()) => {
+                UnetError::Format { detail: format!("{}: {detail}", path.display()) }
+            }
+            (_, e) => e,
+        })
+    }
+
+    fn decode_unnamed(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let (_v, model): (u32, UNet<T>) = persist::from_bytes(bytes, magic::<T>(), FORMAT_VERSION, origin)?;
         // Validation builds a reference network of the stored architecture: refuse architectures
         // whose weights could not even fit in the file before allocating one.
         let needed = param_count(model.params()).and_then(|n| n.checked_mul(std::mem::size_of::<T>()));
@@ -113,7 +127,8 @@ impl<T: Real> UNet<T> {
     /// Load from `path`.
     ///
     /// # Errors
-    /// [`UnetError::Io`] when the file cannot be read; otherwise as [`UNet::from_bytes`].
+    /// [`UnetError::Io`] when the file cannot be read; otherwise as [`UNet::from_bytes`], with
+    /// the file's path in every [`UnetError::Format`] message.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let io = |source| UnetError::Io { path: path.to_path_buf(), source };
@@ -124,7 +139,7 @@ impl<T: Real> UNet<T> {
             });
         }
         let bytes = std::fs::read(path).map_err(io)?;
-        Self::from_bytes(&bytes)
+        Self::decode(&bytes, Some(path))
     }
 }
 

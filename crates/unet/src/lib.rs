@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod data;
 pub mod error;
@@ -13,6 +13,8 @@ pub mod train;
 pub mod weight_map;
 
 pub use error::{Result, UnetError};
+/// Re-exported from `latent-linalg`, so that using this crate needs no other latent dependency.
+pub use latent_linalg::{Real, Tensor4};
 pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
 pub use loss::SegLoss;
 pub use metrics::SegMetrics;
