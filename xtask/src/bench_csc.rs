@@ -11,8 +11,8 @@
 //!   objective (projected filters, sparse maps). A second line runs our FISTA dictionary update.
 
 use latent_conv_coding::{
-    AdmmParams, AutoRho, CdlLearner, CdlParams, Csc, CscParams, DictSolver, FftReal, Filters, FistaParams, ParamGuard,
-    Tensor4,
+    AdmmParams, AutoRho, CdlLearner, CdlParams, Csc, CscCodes, CscParams, DictSolver, FftReal, Filters, FistaParams,
+    ParamGuard, Tensor4,
 };
 use latent_datasets::npy::read_npy;
 use serde_json::{Value, json};
@@ -47,6 +47,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One warm-up run (page faults, FFT plans), then the median time of three; the last codes.
+fn timed_encode<T: FftReal>(coder: &Csc<T>, f: &Filters<T>, x: &Tensor4<T>) -> Result<(CscCodes<T>, f64), String> {
+    let mut codes = coder.encode(f, x).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        codes = coder.encode(f, x).map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok((codes, median(times)))
+}
+
 fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
     let (x, f) = inputs::<T>(data)?;
     let iters = 50;
@@ -58,15 +70,7 @@ fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
         .check()
         .map(Csc::from)
         .map_err(|e| e.to_string())?;
-    // one warm-up run (page faults, FFT plans), then the median of three
-    let mut codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let t = Instant::now();
-        codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let secs = median(times);
+    let (codes, secs) = timed_encode(&coder, &f, &x)?;
     let info = &codes.info[0];
     let at_x = info.history.last().map_or(f64::NAN, |s| s.objective);
     Ok(json!({
@@ -77,7 +81,8 @@ fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
     }))
 }
 
-/// The same problem by FISTA (constant step 1/L, 50 iterations, no early stop): the coding path of
+/// The same problem by FISTA (`FistaParams` defaults: backtracking with η = 2 from 1/L, restart;
+/// 50 iterations, no early stop): the coding path of
 /// `FistaParams`, which SPORCO's `ConvBPDN` peer does not run (a regression guard, no peer figure).
 fn encode_fista<T: FftReal>(data: &Path) -> Result<Value, String> {
     let (x, f) = inputs::<T>(data)?;
@@ -88,14 +93,7 @@ fn encode_fista<T: FftReal>(data: &Path) -> Result<Value, String> {
         .check()
         .map(Csc::from)
         .map_err(|e| e.to_string())?;
-    let mut codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let t = Instant::now();
-        codes = coder.encode(&f, &x).map_err(|e| e.to_string())?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let secs = median(times);
+    let (codes, secs) = timed_encode(&coder, &f, &x)?;
     let info = &codes.info[0];
     Ok(json!({
         "solver": "fista", "dtype": if T::NAME == "f32" { "float32" } else { "float64" },
