@@ -468,6 +468,23 @@ impl<T: Real> OnlineLearner<T> {
         self.state.as_ref()
     }
 
+    /// The learner's state, first initialised from the signals `x` (seeded atoms drawn from them).
+    fn state_or_init(&mut self, x: &DMatrix<T>) -> &mut OnlineState<T> {
+        let p = self.p;
+        self.state.get_or_insert_with(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            let w = init_from_data(x, p.atoms, &mut rng);
+            OnlineState {
+                stats: Stats::zeros(x.nrows(), p.atoms),
+                dictionary: w,
+                batches: 0,
+                history: Vec::new(),
+                resampled: 0,
+                rng,
+            }
+        })
+    }
+
     /// Learn from one mini-batch (columns of `x`): code it with the current dictionary, fold its
     /// statistics in with forgetting, and update the dictionary by block-coordinate descent.
     /// Returns the mini-batch's objective before the update.
@@ -477,19 +494,7 @@ impl<T: Real> OnlineLearner<T> {
     pub fn partial_fit(&mut self, x: &DMatrix<T>) -> Result<f64> {
         check_data(x)?;
         let p = self.p;
-        if self.state.is_none() {
-            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-            let w = init_from_data(x, p.atoms, &mut rng);
-            self.state = Some(OnlineState {
-                stats: Stats::zeros(x.nrows(), p.atoms),
-                dictionary: w,
-                batches: 0,
-                history: Vec::new(),
-                resampled: 0,
-                rng,
-            });
-        }
-        let st = self.state.as_mut().ok_or(SparseCodingError::Empty("state"))?;
+        let st = self.state_or_init(x);
         if x.nrows() != st.dictionary.nrows() {
             return Err(dim(
                 "partial_fit",
@@ -587,19 +592,7 @@ impl<T: Real> OnlineLearner<T> {
     pub fn partial_fit_distributed(&mut self, comm: &dyn Communicator, x: &DMatrix<T>) -> Result<f64> {
         check_data(x)?;
         let p = self.p;
-        if self.state.is_none() {
-            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-            let w = init_from_data(x, p.atoms, &mut rng);
-            self.state = Some(OnlineState {
-                stats: Stats::zeros(x.nrows(), p.atoms),
-                dictionary: w,
-                batches: 0,
-                history: Vec::new(),
-                resampled: 0,
-                rng,
-            });
-        }
-        let st = self.state.as_mut().ok_or(SparseCodingError::Empty("state"))?;
+        let st = self.state_or_init(x);
         let (d, h) = st.dictionary.shape();
         if x.nrows() != d {
             return Err(dim("partial_fit_distributed", format!("signals have {} rows, the dictionary {d}", x.nrows())));
