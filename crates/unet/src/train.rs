@@ -365,19 +365,8 @@ impl SegTrainer {
         self.fit_with(model, sources, &mut |_| {})
     }
 
-    /// As [`SegTrainer::fit`], calling `on_step` after every step.
-    ///
-    /// # Errors
-    /// [`UnetError::InputSize`] when the tile does not fit the model, [`UnetError::Empty`]
-    /// without sources, [`UnetError::InvalidParameter`] for sources smaller than the tile,
-    /// [`UnetError::Diverged`] when the loss or the parameters become non-finite (the model is
-    /// then restored to its state before the failing step).
-    pub fn fit_with<T: Real>(
-        &self,
-        model: &mut UNet<T>,
-        sources: &[CellSample],
-        on_step: &mut dyn FnMut(StepInfo),
-    ) -> Result<TrainReport> {
+    /// The tile fits the model and every source is at least one tile.
+    fn check_sources<T: Real>(&self, model: &UNet<T>, sources: &[CellSample]) -> Result<()> {
         let p = &self.params;
         model.geometry().check_size("tile", p.tile)?;
         if sources.is_empty() {
@@ -386,13 +375,27 @@ impl SegTrainer {
         if let Some((i, s)) = sources.iter().enumerate().find(|(_, s)| s.width().min(s.height()) < p.tile) {
             return Err(invalid("tile", p.tile, format!("source {i} is only {}x{}", s.width(), s.height())));
         }
+        Ok(())
+    }
+
+    /// The training loop shared by [`SegTrainer::fit_with`] and [`SegTrainer::fit_distributed`]:
+    /// `grad_step` leaves the gradients of one batch in the model and returns its loss; then the
+    /// cosine-annealed Adam step, with the model restored when the step fails.
+    fn run_steps<T: Real>(
+        &self,
+        model: &mut UNet<T>,
+        sources: &[CellSample],
+        on_step: &mut dyn FnMut(StepInfo),
+        mut grad_step: impl FnMut(&mut UNet<T>, &SegBatch<T>) -> Result<f64>,
+    ) -> Result<TrainReport> {
+        let p = &self.params;
         let schedule = CosineAnnealing::new(p.lr, p.final_lr, p.steps)?;
         let mut opt = UnetOptimizer::new(p.adam, model)?;
         let start = Instant::now();
         let mut losses = Vec::with_capacity(p.steps);
         for step in 0..p.steps {
             let batch = self.batch(model, sources, step)?;
-            let loss = model.train_step(&batch, p.loss)?;
+            let loss = grad_step(model, &batch)?;
             if !loss.is_finite() {
                 return Err(UnetError::Diverged { step, what: "loss", value: loss });
             }
@@ -417,6 +420,24 @@ impl SegTrainer {
             seconds,
             tiles_per_s: if seconds > 0.0 { (p.steps * p.batch_size) as f64 / seconds } else { 0.0 },
         })
+    }
+
+    /// As [`SegTrainer::fit`], calling `on_step` after every step.
+    ///
+    /// # Errors
+    /// [`UnetError::InputSize`] when the tile does not fit the model, [`UnetError::Empty`]
+    /// without sources, [`UnetError::InvalidParameter`] for sources smaller than the tile,
+    /// [`UnetError::Diverged`] when the loss or the parameters become non-finite (the model is
+    /// then restored to its state before the failing step).
+    pub fn fit_with<T: Real>(
+        &self,
+        model: &mut UNet<T>,
+        sources: &[CellSample],
+        on_step: &mut dyn FnMut(StepInfo),
+    ) -> Result<TrainReport> {
+        let p = &self.params;
+        self.check_sources(model, sources)?;
+        self.run_steps(model, sources, on_step, |model, batch| model.train_step(batch, p.loss))
     }
 }
 
@@ -470,47 +491,11 @@ impl SegTrainer {
         on_step: &mut dyn FnMut(StepInfo),
     ) -> Result<TrainReport> {
         let p = &self.params;
-        model.geometry().check_size("tile", p.tile)?;
-        if sources.is_empty() {
-            return Err(UnetError::Empty { what: "training images" });
-        }
-        if let Some((i, s)) = sources.iter().enumerate().find(|(_, s)| s.width().min(s.height()) < p.tile) {
-            return Err(invalid("tile", p.tile, format!("source {i} is only {}x{}", s.width(), s.height())));
-        }
+        self.check_sources(model, sources)?;
         comm.agree("U-Net training parameters", fnv1a(format!("{p:?}").as_bytes())).map_err(collective)?;
         comm.agree("training images", sources_fingerprint(sources)).map_err(collective)?;
         comm.agree("initial U-Net", fnv1a(&model.to_bytes()?)).map_err(collective)?;
-        let schedule = CosineAnnealing::new(p.lr, p.final_lr, p.steps)?;
-        let mut opt = UnetOptimizer::new(p.adam, model)?;
-        let start = Instant::now();
-        let mut losses = Vec::with_capacity(p.steps);
-        for step in 0..p.steps {
-            let batch = self.batch(model, sources, step)?;
-            let loss = distributed_step(comm, model, &batch, p.loss)?;
-            if !loss.is_finite() {
-                return Err(UnetError::Diverged { step, what: "loss", value: loss });
-            }
-            let lr = schedule.lr(step);
-            let backup = model.flat_params();
-            if let Err(e) = opt.step(model, lr) {
-                model.set_flat_params(&backup)?;
-                return Err(match e {
-                    UnetError::Optim(latent_optim::OptimError::Linalg(latent_linalg::LinalgError::NonFinite {
-                        ..
-                    })) => UnetError::Diverged { step, what: "gradient", value: f64::NAN },
-                    other => other,
-                });
-            }
-            losses.push(loss);
-            on_step(StepInfo { step: step + 1, steps: p.steps, loss, lr });
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        Ok(TrainReport {
-            steps: losses.len(),
-            losses,
-            seconds,
-            tiles_per_s: if seconds > 0.0 { (p.steps * p.batch_size) as f64 / seconds } else { 0.0 },
-        })
+        self.run_steps(model, sources, on_step, |model, batch| distributed_step(comm, model, batch, p.loss))
     }
 }
 
