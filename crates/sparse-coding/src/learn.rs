@@ -468,6 +468,19 @@ impl<T: Real> OnlineLearner<T> {
         self.state.as_ref()
     }
 
+    /// The fitted dictionary of the current state, stopped for `stop`.
+    fn fitted(&self, stop: LearnStop) -> Result<FittedDictionary<T>> {
+        let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
+        Ok(FittedDictionary {
+            dictionary: st.dictionary.clone(),
+            lambda: self.p.lambda,
+            history: st.history.clone(),
+            iterations: st.batches,
+            stop,
+            resampled: st.resampled,
+        })
+    }
+
     /// The learner's state, first initialised from the signals `x` (seeded atoms drawn from them).
     fn state_or_init(&mut self, x: &DMatrix<T>) -> &mut OnlineState<T> {
         let p = self.p;
@@ -546,15 +559,7 @@ impl<T: Real> OnlineLearner<T> {
         }
         drop(batch);
         bar.finish_and_clear();
-        let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
-        Ok(FittedDictionary {
-            dictionary: st.dictionary.clone(),
-            lambda: p.lambda,
-            history: st.history.clone(),
-            iterations: st.batches,
-            stop,
-            resampled: st.resampled,
-        })
+        self.fitted(stop)
     }
 }
 
@@ -705,15 +710,7 @@ impl<T: Real> OnlineLearner<T> {
             }
         }
         bar.finish_and_clear();
-        let st = self.state.as_ref().ok_or(SparseCodingError::Empty("state"))?;
-        Ok(FittedDictionary {
-            dictionary: st.dictionary.clone(),
-            lambda: p.lambda,
-            history: st.history.clone(),
-            iterations: st.batches,
-            stop,
-            resampled: st.resampled,
-        })
+        self.fitted(stop)
     }
 }
 
