@@ -5,7 +5,8 @@
 //! aborts, a rank killed with SIGKILL, a rank whose program fails, ranks that disagree: the job
 //! must end within a bounded time and name the rank) and a resume from rank 0's checkpoint on another number of ranks.
 //! `--bench` instead times `dl_online` and `ae_mlp` as 1 process × 1 thread, 1 process × 2
-//! threads and 2 ranks × 1 thread.
+//! threads and 2 ranks × 1 thread, and the classic one-process learners (`fit`, `--classic`) as
+//! 1×1 and 1×2: the overhead of the distributed path on the same work.
 
 use latent_autoencoder::{Autoencoder, Trainable};
 use latent_sparse_coding::FittedDictionary;
@@ -347,13 +348,29 @@ fn run_bench(ctx: &Ctx) -> Result<(), String> {
         ),
     ];
     for (learner, args) in workloads {
-        let mut seconds = Vec::new();
-        for (ranks, threads) in [(1usize, 1usize), (1, 2), (2, 1)] {
+        // (label, ranks, threads, extra arguments): the distributed path as 1×1, 1×2, 2×1 with
+        // the default chunk, the classic one-process learner as 1×1 and 1×2 (the overhead of the
+        // distributed path on the same work), and for the trainer the DDP-like chunk of 64
+        // samples (one chunk per rank of a 128 batch on 2 ranks)
+        let mut configs: Vec<(&str, usize, usize, Vec<String>)> = vec![
+            ("1x1", 1, 1, vec![]),
+            ("1x2", 1, 2, vec![]),
+            ("2x1", 2, 1, vec![]),
+            ("classic_1x1", 1, 1, strings(&["--classic"])),
+            ("classic_1x2", 1, 2, strings(&["--classic"])),
+        ];
+        if learner == "ae_mlp" {
+            configs.push(("chunk64_1x1", 1, 1, strings(&["--chunk", "64"])));
+            configs.push(("chunk64_2x1", 2, 1, strings(&["--chunk", "64"])));
+        }
+        let mut seconds = std::collections::BTreeMap::new();
+        for (label, ranks, threads, extra) in configs {
             let mut a = args.clone();
             a.extend(strings(&["--quiet", "--threads", &threads.to_string()]));
+            a.extend(extra.iter().cloned());
             let o = mpirun(ctx, &[(ranks, learner, a)], &[])?;
             if !o.success {
-                return Err(format!("{learner} {ranks}x{threads} failed: {}", o.stderr.trim()));
+                return Err(format!("{learner} {label} failed: {}", o.stderr.trim()));
             }
             // the learner's own time (rank 0), without MPI start-up and data loading
             let learn = o
@@ -362,18 +379,25 @@ fn run_bench(ctx: &Ctx) -> Result<(), String> {
                 .find_map(|l| serde_json::from_str::<Value>(l).ok())
                 .and_then(|v| v["seconds"].as_f64())
                 .unwrap_or(f64::NAN);
-            seconds.push(learn);
+            seconds.insert(label, learn);
             emit(
                 ctx,
-                json!({"bench": learner, "ranks": ranks, "threads_per_rank": threads, "learn_seconds": (learn * 1000.0).round() / 1000.0,
+                json!({"bench": learner, "config": label, "ranks": ranks, "threads_per_rank": threads, "args": extra,
+                       "learn_seconds": (learn * 1000.0).round() / 1000.0,
                        "wall_seconds": (o.seconds * 1000.0).round() / 1000.0, "cpu": cpu}),
             );
         }
-        emit(
-            ctx,
-            json!({"bench": learner, "speedup_1x2": seconds[0] / seconds[1], "speedup_2x1": seconds[0] / seconds[2],
-                   "efficiency_2x1": seconds[0] / seconds[2] / 2.0, "ranks_vs_threads": seconds[1] / seconds[2]}),
-        );
+        let t = |k: &str| seconds.get(k).copied().unwrap_or(f64::NAN);
+        let mut summary = json!({"bench": learner, "speedup_1x2": t("1x1") / t("1x2"), "speedup_2x1": t("1x1") / t("2x1"),
+               "efficiency_2x1": t("1x1") / t("2x1") / 2.0, "ranks_vs_threads": t("1x2") / t("2x1"),
+               "distributed_overhead_1x1": t("1x1") / t("classic_1x1"), "distributed_overhead_1x2": t("1x2") / t("classic_1x2"),
+               "speedup_2x1_vs_classic_1x1": t("classic_1x1") / t("2x1"), "speedup_2x1_vs_classic_1x2": t("classic_1x2") / t("2x1")});
+        if learner == "ae_mlp" {
+            summary["chunk64_distributed_overhead_1x1"] = json!(t("chunk64_1x1") / t("classic_1x1"));
+            summary["chunk64_speedup_2x1_vs_classic_1x1"] = json!(t("classic_1x1") / t("chunk64_2x1"));
+            summary["chunk64_speedup_2x1_vs_classic_1x2"] = json!(t("classic_1x2") / t("chunk64_2x1"));
+        }
+        emit(ctx, summary);
     }
     Ok(())
 }

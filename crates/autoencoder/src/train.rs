@@ -8,7 +8,7 @@ use crate::layer::Param;
 use crate::model::Trainable;
 use crate::resume::{RunConfig, SavedOptimizer, TrainingState, fingerprint, mismatch};
 use latent_linalg::{Real, Tensor4};
-use latent_optim::collective::{Communicator, fnv1a};
+use latent_optim::collective::{ChunkPartials, Communicator, Fingerprint, fnv1a};
 use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::{Adam, AdamParams, AdamState, AdamW, AdamWParams, Optimizer, Sgd, SgdParams, SgdState};
 use latent_optim::progress::Bar as ProgressBar;
@@ -104,6 +104,7 @@ pub struct CheckpointParams {
 /// | `checkpoint` | `None` | periodic atomic checkpoints, see [`CheckpointParams`] | `every_epochs >= 1` |
 /// | `state_checkpoint` | `None` | periodic atomic training-state files (everything needed to resume), see [`TrainParams::state_checkpoint`] | `every_epochs >= 1` |
 /// | `resume_from` | `None` | continue the run saved in this training-state file, see [`TrainParams::resume_from`] | a file written by `state_checkpoint` |
+/// | `distributed_chunk` | `16` ([`DISTRIBUTED_CHUNK`]) | samples per chunk of a global batch in [`Trainer::fit_distributed`]: the unit of work a rank takes and of the ordered gradient sum; results are bit-identical over rank counts for a fixed chunk, and differ between chunk sizes. Larger chunks run faster per sample (fewer, larger matrix products; fewer `f64` partials), smaller ones spread a batch over more ranks (at most `⌈batch / chunk⌉` ranks get work). Unused by [`Trainer::fit`] | `>= 1` |
 ///
 /// The monitored loss is the validation loss when there is validation data, the training loss
 /// otherwise.
@@ -139,6 +140,8 @@ pub struct TrainParams {
     pub state_checkpoint: Option<CheckpointParams>,
     /// Training-state file to resume from.
     pub resume_from: Option<PathBuf>,
+    /// Samples per chunk of a global batch in data-parallel training.
+    pub distributed_chunk: usize,
 }
 
 impl Default for TrainParams {
@@ -159,6 +162,7 @@ impl Default for TrainParams {
             checkpoint: None,
             state_checkpoint: None,
             resume_from: None,
+            distributed_chunk: DISTRIBUTED_CHUNK,
         }
     }
 }
@@ -191,6 +195,8 @@ impl TrainParams {
         restore_best: bool,
         /// Show the progress bar, or not.
         progress: bool,
+        /// Set the samples per chunk of data-parallel training ([`Trainer::fit_distributed`]).
+        distributed_chunk: usize,
     }
     /// Enable early stopping with this patience.
     pub fn patience(mut self, epochs: usize) -> Self {
@@ -285,6 +291,9 @@ impl ParamGuard for TrainParams {
         }
         if self.batch_size == 0 {
             return Err(invalid("batch_size", self.batch_size, "must be >= 1"));
+        }
+        if self.distributed_chunk == 0 {
+            return Err(invalid("distributed_chunk", self.distributed_chunk, "must be >= 1"));
         }
         check_pos("lr", self.lr)?;
         match self.optimizer {
@@ -726,8 +735,8 @@ impl Trainer {
 
     /// Data-parallel [`Trainer::fit_with_callbacks`] (PyTorch DDP / Horovod style): every rank
     /// calls it with the same model, data and parameters. Every global mini-batch is cut into
-    /// chunks of [`DISTRIBUTED_CHUNK`] samples (a partition that does not depend on the number
-    /// of ranks); each rank runs [`Trainable::train_step`] on its block of chunks
+    /// chunks of [`TrainParams::distributed_chunk`] samples (default [`DISTRIBUTED_CHUNK`]; a
+    /// partition that does not depend on the number of ranks); each rank runs [`Trainable::train_step`] on its block of chunks
     /// ([`Communicator::my_chunks`]), the chunk gradients and losses, weighted by chunk size, are
     /// summed in chunk order ([`Communicator::sum_all_reduce`]) and every rank takes the same
     /// optimizer step. Dropout and noise draw per chunk from a stream numbered by the chunk
@@ -814,9 +823,10 @@ impl Trainer {
         let mut run = Run::set_up(p, model, train, validation)?;
         run.comm = comm;
         if let Some(c) = comm {
-            c.agree("training parameters", fnv1a(format!("{:?}", RunConfig::of(p)).as_bytes()))?;
-            c.agree("training data (shape and values)", fingerprint(train))?;
-            c.agree("validation data (shape and values)", validation.map_or(0, fingerprint))?;
+            let config = format!("{:?}, distributed_chunk: {}", RunConfig::of(p), p.distributed_chunk);
+            c.agree("training parameters", fnv1a(config.as_bytes()))?;
+            c.agree("training data (shape and values)", agree_fingerprint(train))?;
+            c.agree("validation data (shape and values)", validation.map_or(0, agree_fingerprint))?;
             c.agree("initial model", fnv1a(&model.to_bytes()?))?;
         }
         if let Some(path) = &p.resume_from {
@@ -840,6 +850,15 @@ impl Trainer {
         }
         Ok(run.finish())
     }
+}
+
+/// The start-up fingerprint of a data set that the ranks of a data-parallel run compare (shape
+/// and values; the fast [`Fingerprint`], not the training-state files' byte-wise hash).
+fn agree_fingerprint<T: Real>(data: &Tensor4<T>) -> u64 {
+    let mut f = Fingerprint::new();
+    f.words(&data.shape(), |d| d as u64);
+    f.words(data.as_slice(), |v| v.as_f64().to_bits());
+    f.finish()
 }
 
 /// Error for NaN/Inf in the data, an empty training set or an empty validation set.
@@ -1129,11 +1148,10 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         Ok(())
     }
 
-    /// Chunks of [`DISTRIBUTED_CHUNK`] samples in one epoch (the data-parallel stream numbering).
+    /// Chunks of `distributed_chunk` samples in one epoch (the data-parallel stream numbering).
     fn chunks_per_epoch(&self) -> u64 {
-        let full = self.n / self.bs;
-        let last = self.n % self.bs;
-        (full * self.bs.div_ceil(DISTRIBUTED_CHUNK) + last.div_ceil(DISTRIBUTED_CHUNK)) as u64
+        let (full, last, chunk) = (self.n / self.bs, self.n % self.bs, self.p.distributed_chunk.max(1));
+        (full * self.bs.div_ceil(chunk) + last.div_ceil(chunk)) as u64
     }
 
     /// One data-parallel evaluation of the batch `idx`: this rank's chunks through
@@ -1148,12 +1166,12 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         stream: &mut u64,
     ) -> Result<f64> {
         let n = idx.len();
-        let chunks: Vec<&[usize]> = idx.chunks(DISTRIBUTED_CHUNK).collect();
+        let chunks: Vec<&[usize]> = idx.chunks(self.p.distributed_chunk.max(1)).collect();
         let k_all = chunks.len();
         // per chunk: weighted gradients, weighted loss, length of its running-state statistics
         let len: usize = model.params().iter().map(|p| p.value.len()).sum::<usize>() + 2;
         let mine = comm.my_chunks(k_all);
-        let mut local = Vec::with_capacity(mine.len() * len);
+        let mut local = ChunkPartials::new(comm, k_all, len);
         let mut running: Vec<(usize, Vec<T>)> = Vec::new();
         model.defer_running_updates(true);
         for k in mine {
@@ -1171,8 +1189,9 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
                 }
             };
             let weight = part.len() as f64 / n as f64;
+            local.begin_chunk();
             for p in model.params() {
-                local.extend(p.grad.iter().map(|g| g.as_f64() * weight));
+                local.extend_mapped(&p.grad, |g| g.as_f64() * weight);
             }
             local.push(l * weight);
             let stats = model.take_running_updates();
@@ -1180,7 +1199,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
             running.push((k, stats));
         }
         model.defer_running_updates(false);
-        let total = comm.sum_all_reduce(&local, len).map_err(latent_optim::OptimError::from)?;
+        let total = local.sum_all_reduce(comm).map_err(latent_optim::OptimError::from)?;
         let mut at = 0;
         for p in model.params() {
             for (g, &t) in p.grad.iter_mut().zip(&total[at..]) {
@@ -1338,8 +1357,9 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
     }
 }
 
-/// Samples per chunk of a global mini-batch in [`Trainer::fit_distributed`]: the partition of
-/// a batch into chunks depends on the batch only, never on the number of ranks.
+/// Default samples per chunk of a global mini-batch in [`Trainer::fit_distributed`]
+/// ([`TrainParams::distributed_chunk`]): the partition of a batch into chunks depends on the
+/// batch and the chunk only, never on the number of ranks.
 pub const DISTRIBUTED_CHUNK: usize = 16;
 
 /// Data-parallel running state (batch normalisation): every chunk's deferred statistics

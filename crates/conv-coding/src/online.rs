@@ -19,7 +19,7 @@ use crate::learn::{CdlIter, FittedCdl, LearnStop, check_loaded_filters, persist_
 use crate::params::{AdmmParams, CscParams, check_lambda};
 use latent_linalg::Tensor4;
 use latent_linalg::fft::FftReal;
-use latent_optim::collective::Communicator;
+use latent_optim::collective::{ChunkPartials, Communicator};
 use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::{LinearSmooth, Prox, ProxGradParams, fista_linear};
 use rand::SeedableRng;
@@ -307,7 +307,7 @@ impl<T: FftReal> OnlineCdl<T> {
             Some(comm) => {
                 let mine = comm.my_chunks(k);
                 let len = pp * pp + c * pp + 1;
-                let mut local = Vec::with_capacity(mine.len() * len);
+                let mut local = ChunkPartials::new(comm, k, len);
                 if !mine.is_empty() {
                     let d = c * h * w;
                     let part = images.as_slice()[mine.start * d..mine.end * d].to_vec();
@@ -317,12 +317,13 @@ impl<T: FftReal> OnlineCdl<T> {
                         let z = codes.maps.sample(i).unwrap_or(&[]);
                         let s = sub.sample(i).unwrap_or(&[]);
                         let (ai, bi) = statistics(z, s, m, c, h, w, kh, kw);
-                        local.extend_from_slice(&ai);
-                        local.extend_from_slice(&bi);
+                        local.begin_chunk();
+                        local.extend_mapped(&ai, |v| v);
+                        local.extend_mapped(&bi, |v| v);
                         local.push(codes.info.get(i).map_or(0.0, |info| info.objective));
                     }
                 }
-                let mut total = comm.sum_all_reduce(&local, len).map_err(latent_optim::OptimError::from)?;
+                let mut total = local.sum_all_reduce(comm).map_err(latent_optim::OptimError::from)?;
                 let obj = total.pop().unwrap_or(0.0);
                 let bb = total.split_off(pp * pp);
                 (total, bb, obj)

@@ -21,7 +21,9 @@
 //! | `--lr` | 1e-3 | Adam learning rate |
 //! | `--seed` | 0 | initialisation and shuffling |
 //! | `--threads` | 1 | rayon threads per rank |
+//! | `--chunk` | 16 | samples per chunk (`TrainParams::distributed_chunk`) |
 //! | `--stop-after` | — | stop after this epoch (an interrupted run) |
+//! | `--classic` | — | train with the one-process `Trainer::fit` instead (1 rank only): the baseline the distributed path's overhead is measured against |
 //! | `--out`, `--state`, `--resume` | — | files (written by rank 0 / read by rank 0 and broadcast) |
 
 use latent_autoencoder::models::{CheckedModel, MlpAeParams};
@@ -53,6 +55,7 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         .lr(a.get("--lr", 1e-3)?)
         .seed(a.get("--seed", 0)?)
         .progress(!a.flag("--quiet"));
+    params.train = params.train.distributed_chunk(a.get("--chunk", latent_autoencoder::train::DISTRIBUTED_CHUNK)?);
     if let Some(path) = a.opt("--state") {
         params.train = params.train.state_checkpoint(path, 1);
     }
@@ -67,8 +70,16 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         fault_point(comm, ctx.epoch);
         if ctx.epoch >= stop_after { Control::Stop } else { Control::Continue }
     };
+    let classic = a.flag("--classic");
+    if classic && comm.size() > 1 {
+        return Err(format!("--classic runs the one-process trainer: use 1 rank, not {}", comm.size()).into());
+    }
     let t0 = Instant::now();
-    let report = trainer.fit_distributed(comm, &mut model, &x, None, &mut [&mut hook])?;
+    let report = if classic {
+        trainer.fit_with_callbacks(&mut model, &x, None, &mut [&mut hook])?
+    } else {
+        trainer.fit_distributed(comm, &mut model, &x, None, &mut [&mut hook])?
+    };
     let seconds = t0.elapsed().as_secs_f64();
     if comm.is_root() {
         if let Some(out) = a.opt("--out") {
@@ -77,7 +88,7 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         println!(
             "{}",
             serde_json::json!({
-                "learner": "ae_mlp", "ranks": comm.size(), "threads_per_rank": threads, "seconds": seconds,
+                "learner": "ae_mlp", "classic": classic, "chunk": params.train.distributed_chunk, "ranks": comm.size(), "threads_per_rank": threads, "seconds": seconds,
                 "train_samples": n, "epochs": report.epochs_run, "steps": report.steps,
                 "train_loss": report.train_loss,
             })

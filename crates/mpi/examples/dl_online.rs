@@ -22,6 +22,7 @@
 //! | `--no-shuffle` | — | keep the signal order (every epoch the same batches) |
 //! | `--threads` | 1 | rayon threads per rank |
 //! | `--stop-after` | — | stop after this many mini-batches (an interrupted run) |
+//! | `--classic` | — | learn with the one-process `OnlineLearner::fit` instead (1 rank only): the baseline the distributed path's overhead is measured against |
 //! | `--out`, `--save-state`, `--resume` | — | files (written by rank 0 / read by rank 0 and broadcast) |
 
 use latent_datasets::patches::{extract_random_patches, whiten_1f};
@@ -73,8 +74,12 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         fault_point(comm, seen);
         if seen >= stop_after { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     });
+    let classic = a.flag("--classic");
+    if classic && comm.size() > 1 {
+        return Err(format!("--classic runs the one-process learner: use 1 rank, not {}", comm.size()).into());
+    }
     let t0 = Instant::now();
-    let fit = learner.fit_distributed(comm, &x, Some(cb))?;
+    let fit = if classic { learner.fit(&x, Some(cb))? } else { learner.fit_distributed(comm, &x, Some(cb))? };
     let seconds = t0.elapsed().as_secs_f64();
     if comm.is_root() {
         if let Some(out) = a.opt("--out") {
@@ -86,7 +91,7 @@ fn program(comm: &MpiComm) -> Result<(), Box<dyn Error>> {
         println!(
             "{}",
             serde_json::json!({
-                "learner": "dl_online", "ranks": comm.size(), "threads_per_rank": threads, "seconds": seconds,
+                "learner": "dl_online", "classic": classic, "ranks": comm.size(), "threads_per_rank": threads, "seconds": seconds,
                 "signals": x.ncols(), "batches": fit.iterations, "resampled": fit.resampled,
                 "last_batch_objective": fit.history.last(),
             })

@@ -12,7 +12,7 @@ pub mod prox;
 pub mod schedule;
 pub mod solver;
 
-pub use collective::{CommError, Communicator, SingleProcess, ThreadComm};
+pub use collective::{ChunkPartials, CommError, Communicator, Fingerprint, SingleProcess, ThreadComm};
 pub use error::{OptimError, Result};
 pub use fit::{Build, Checked, Fit, LearnStop, ParamGuard};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradient, check_objective, check_vjp};

@@ -7,7 +7,7 @@ use crate::encoder::{Encoder, Prepared};
 use crate::error::{Result, SparseCodingError, dim, finite, invalid};
 use crate::{CoordinateDescent, Lars};
 use latent_linalg::{DMatrix, Real};
-use latent_optim::collective::{Communicator, fnv1a};
+use latent_optim::collective::{ChunkPartials, Communicator, Fingerprint, fnv1a};
 use latent_optim::fit::{Checked, Fit, ParamGuard};
 use latent_optim::setters;
 use rand::seq::SliceRandom;
@@ -568,15 +568,13 @@ impl<T: Real> OnlineLearner<T> {
 /// the batch size only, never on the number of ranks.
 pub const DISTRIBUTED_CHUNK: usize = 64;
 
-/// FNV-1a fingerprint of a matrix's shape and values (start-up agreement between ranks).
+/// Fingerprint of a matrix's shape and values (start-up agreement between ranks).
 fn matrix_fingerprint<T: Real>(m: &DMatrix<T>) -> u64 {
-    let mut bytes = Vec::with_capacity(16 + 8 * m.len());
-    bytes.extend_from_slice(&(m.nrows() as u64).to_le_bytes());
-    bytes.extend_from_slice(&(m.ncols() as u64).to_le_bytes());
-    for v in m.iter() {
-        bytes.extend_from_slice(&v.as_f64().to_bits().to_le_bytes());
-    }
-    fnv1a(&bytes)
+    let mut f = Fingerprint::new();
+    f.word(m.nrows() as u64);
+    f.word(m.ncols() as u64);
+    f.words(m.as_slice(), |v| v.as_f64().to_bits());
+    f.finish()
 }
 
 impl<T: Real> OnlineLearner<T> {
@@ -606,7 +604,7 @@ impl<T: Real> OnlineLearner<T> {
         let chunks = n.div_ceil(DISTRIBUTED_CHUNK);
         let mine = comm.my_chunks(chunks);
         let len = h * h + d * h + 1;
-        let mut local = Vec::with_capacity(mine.len() * len);
+        let mut local = ChunkPartials::new(comm, chunks, len);
         let enc = Lars::new(p.lambda).nonneg(p.nonneg);
         let prepared = Prepared::new(&st.dictionary)?;
         for c in mine {
@@ -614,11 +612,12 @@ impl<T: Real> OnlineLearner<T> {
             let xc = x.columns(j0, j1 - j0).into_owned();
             let codes = enc.encode_batch_prepared(&prepared, &xc, None)?;
             let sc = Stats::of(&xc, &codes.codes)?;
-            local.extend(sc.a.iter().map(|v| v.as_f64()));
-            local.extend(sc.b.iter().map(|v| v.as_f64()));
+            local.begin_chunk();
+            local.extend_mapped(sc.a.as_slice(), |v| v.as_f64());
+            local.extend_mapped(sc.b.as_slice(), |v| v.as_f64());
             local.push(codes.info.iter().map(|i| i.objective).sum::<f64>());
         }
-        let total = comm.sum_all_reduce(&local, len)?;
+        let total = local.sum_all_reduce(comm)?;
         let obj = total[len - 1] / n as f64;
         st.batches += 1;
         let beta = T::lit(forgetting_beta(p.forgetting, n, st.batches).max(0.0));

@@ -11,7 +11,7 @@ use latent_autoencoder::train::{ModelOptimizer, OptimizerKind};
 use latent_autoencoder::{AutoencoderError, Layer, Mode};
 use latent_datasets::cells::CellSample;
 use latent_linalg::{Real, Tensor4};
-use latent_optim::collective::{Communicator, fnv1a};
+use latent_optim::collective::{ChunkPartials, Communicator, Fingerprint, fnv1a};
 use latent_optim::fit::{Checked, ParamGuard};
 use latent_optim::optimizer::AdamParams;
 use latent_optim::schedule::{CosineAnnealing, Schedule};
@@ -451,18 +451,14 @@ fn collective(e: latent_optim::collective::CommError) -> UnetError {
 
 /// Fingerprint of the training images (sizes and pixels).
 fn sources_fingerprint(sources: &[CellSample]) -> u64 {
-    let mut bytes = Vec::new();
+    let mut f = Fingerprint::new();
     for s in sources {
-        bytes.extend_from_slice(&(s.width() as u64).to_le_bytes());
-        bytes.extend_from_slice(&(s.height() as u64).to_le_bytes());
-        for v in &s.image().data {
-            bytes.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
-        for v in &s.instances().data {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        f.word(s.width() as u64);
+        f.word(s.height() as u64);
+        f.words(&s.image().data, |v| u64::from(v.to_bits()));
+        f.words(&s.instances().data, u64::from);
     }
-    fnv1a(&bytes)
+    f.finish()
 }
 
 impl SegTrainer {
@@ -513,7 +509,7 @@ fn distributed_step<T: Real>(
     let chunks = nb.div_ceil(DISTRIBUTED_CHUNK);
     let len = Layer::params(model).iter().map(|p| p.value.len()).sum::<usize>() + 2;
     let mine = comm.my_chunks(chunks);
-    let mut local = Vec::with_capacity(mine.len() * len);
+    let mut local = ChunkPartials::new(comm, chunks, len);
     let mut running = Vec::new();
     Layer::defer_running_updates(model, true);
     for k in mine {
@@ -532,8 +528,9 @@ fn distributed_step<T: Real>(
             }
         };
         let weight = (t1 - t0) as f64 / nb as f64;
+        local.begin_chunk();
         for p in Layer::params(model) {
-            local.extend(p.grad.iter().map(|g| g.as_f64() * weight));
+            local.extend_mapped(&p.grad, |g| g.as_f64() * weight);
         }
         local.push(l * weight);
         let stats = Layer::take_running_updates(model);
@@ -541,7 +538,7 @@ fn distributed_step<T: Real>(
         running.push((k, stats));
     }
     Layer::defer_running_updates(model, false);
-    let total = comm.sum_all_reduce(&local, len).map_err(collective)?;
+    let total = local.sum_all_reduce(comm).map_err(collective)?;
     let mut at = 0;
     for p in Layer::params(model) {
         for (g, &t) in p.grad.iter_mut().zip(&total[at..]) {
