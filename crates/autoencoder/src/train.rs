@@ -1191,7 +1191,7 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
             let weight = part.len() as f64 / n as f64;
             local.begin_chunk();
             for p in model.params() {
-                local.extend_mapped(&p.grad, |g| g.as_f64() * weight);
+                local.extend_mapped(p.grad, |g| g.as_f64() * weight);
             }
             local.push(l * weight);
             let stats = model.take_running_updates();

@@ -527,7 +527,7 @@ impl Fingerprint {
     pub fn words<V: Copy>(&mut self, values: &[V], bits: impl Fn(V) -> u64) {
         let mut rest = values;
         // align to lane 0 so the four-lane loop below sees words in the order `word` would
-        while self.words % 4 != 0 {
+        while !self.words.is_multiple_of(4) {
             let Some((&v, tail)) = rest.split_first() else { return };
             self.word(bits(v));
             rest = tail;

@@ -530,7 +530,7 @@ fn distributed_step<T: Real>(
         let weight = (t1 - t0) as f64 / nb as f64;
         local.begin_chunk();
         for p in Layer::params(model) {
-            local.extend_mapped(&p.grad, |g| g.as_f64() * weight);
+            local.extend_mapped(p.grad, |g| g.as_f64() * weight);
         }
         local.push(l * weight);
         let stats = Layer::take_running_updates(model);
