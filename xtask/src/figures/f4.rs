@@ -2,7 +2,7 @@
 
 use super::common::{columns_f32, err, natural_images, whitened_patches};
 use super::plot::tile_sheet;
-use super::{Ctx, Figure};
+use super::{Cmp, Ctx, Figure, Rhs};
 use latent_sparse_coding::{OnlineParams, ParamGuard, TopographicParams, Torus, grid_smoothness};
 
 pub const FIGURE: Figure = Figure {
@@ -48,6 +48,18 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     ctx.metric("neighbour_similarity_plain", nb0);
     ctx.metric("other_pair_similarity_plain", other0);
     ctx.metric("smoothness_ratio_plain", nb0 / other0);
+    ctx.check(
+        "topographic_neighbours_more_alike_than_other_pairs",
+        "neighbour_similarity_topographic",
+        Cmp::Gt,
+        Rhs::Metric("other_pair_similarity_topographic"),
+    )?;
+    ctx.check(
+        "topographic_smoother_than_plain",
+        "smoothness_ratio_topographic",
+        Cmp::Gt,
+        Rhs::Metric("smoothness_ratio_plain"),
+    )?;
     ctx.config("grid", format!("{side}x{side} torus, 3x3 neighbourhoods"));
     ctx.config("penalty", "λ Σᵢ √(‖s_{Pᵢ}‖² + ε), λ = 0.5, ε = 0.01");
     ctx.config("patches", count as u64);
