@@ -22,15 +22,19 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     let x = whitened_patches(&imgs, p, count, ctx.seed)?;
     let torus = Torus::new(side, side, 3).map_err(err)?;
     let tp = TopographicParams::new(torus.clone(), lambda).epochs(epochs).seed(ctx.seed);
+    let clock = std::time::Instant::now();
     let spin = ctx.spinner("F4 topographic learning");
     let fit = tp.check().map_err(err)?.fit(&x).map_err(err)?;
     spin.finish_and_clear();
+    ctx.metric("topographic_learning_seconds", clock.elapsed().as_secs_f64());
     let (nb, other) = grid_smoothness(&fit.dictionary, &torus).map_err(err)?;
     // the same number for an ordinary (non-topographic) dictionary of the same size
+    let clock = std::time::Instant::now();
     let spin = ctx.spinner("F4 plain baseline");
     let op = OnlineParams::new(side * side, lambda).epochs(epochs).seed(ctx.seed);
     let plain = op.check().map_err(err)?.fit(&x).map_err(err)?;
     spin.finish_and_clear();
+    ctx.metric("plain_learning_seconds", clock.elapsed().as_secs_f64());
     let (nb0, other0) = grid_smoothness(&plain.dictionary, &torus).map_err(err)?;
     ctx.canvas(
         "topographic_atoms.png",

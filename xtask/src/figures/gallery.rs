@@ -219,8 +219,13 @@ pub fn write_gallery(out: &Path, reg: &[Figure]) -> Result<PathBuf, String> {
             body += &format!("<p class=\"err\">{}</p>\n", esc(status));
         }
         body += &format!(
-            "<p class=\"meta\"><b>wall time {}</b> ({secs:.1} s) · seed {} · {} · {} · latent {}</p>\n",
+            "<p class=\"meta\"><b>wall time {}</b> ({secs:.1} s{}) · seed {} · {} · {} · latent {}</p>\n",
             fmt_secs(secs),
+            match (rec["cpu_seconds"].as_f64(), rec["load_average"].as_f64()) {
+                (Some(c), Some(l)) => format!(", CPU {c:.1} s, load average {l:.1} at the end"),
+                (Some(c), None) => format!(", CPU {c:.1} s"),
+                _ => String::new(),
+            },
             rec["seed"],
             if rec["quick"].as_bool().unwrap_or(false) { "quick run" } else { "full run" },
             match rec["run"]["started_utc"].as_str() {

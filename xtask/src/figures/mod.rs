@@ -534,6 +534,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let _ = multi.println(format!("{} — {}", f.id, f.title));
         }
         let t = Instant::now();
+        let cpu0 = machine::cpu_seconds();
         let stop = AtomicBool::new(false);
         let result = std::thread::scope(|s| {
             if terminal {
@@ -550,6 +551,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             r
         });
         let secs = t.elapsed().as_secs_f64();
+        let cpu = machine::cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
         progress.finish_figure(i, secs);
         let record = json!({
             "id": f.id,
@@ -559,6 +561,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "quick": quick,
             "latent_version": env!("CARGO_PKG_VERSION"),
             "seconds": secs,
+            "cpu_seconds": cpu,
+            "load_average": machine::load_average(),
             "status": match &result { Ok(()) => "ok".to_string(), Err(e) => format!("error: {e}") },
             "run": run_info.clone(),
             "config": Value::Object(ctx.config.clone()),
@@ -580,13 +584,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             format!(" · {} of {} claim checks FAIL: {}", failing.len(), checks.len(), failing.join(", "))
         };
         match &result {
-            Ok(()) => say(format!("{:4} done in {:6.1} s · {}{claims}", f.id, secs, headline(f.id, &ctx.metrics))),
+            Ok(()) => say(format!(
+                "{:4} done in {:6.1} s{} · {}{claims}",
+                f.id,
+                secs,
+                cpu.map_or(String::new(), |c| format!(" (CPU {c:.1} s)")),
+                headline(f.id, &ctx.metrics)
+            )),
             Err(e) => {
                 say(format!("{:4} FAILED after {secs:.1} s: {e}{claims}", f.id));
                 failed.push(f.id);
             }
         }
-        done.push(json!({"id": f.id, "seconds": secs, "status": record["status"]}));
+        done.push(json!({"id": f.id, "seconds": secs, "cpu_seconds": cpu, "status": record["status"]}));
     }
     progress.finish();
     let total = t_run.elapsed().as_secs_f64();
