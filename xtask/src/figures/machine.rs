@@ -65,7 +65,8 @@ pub fn describe() -> Value {
     })
 }
 
-/// One line for humans: `AMD EPYC (family 25, model 17), 256-bit vectors (AVX2+FMA), 2 threads`.
+/// One line for humans: `AMD EPYC (family 25, model 17), 512-bit vector instructions (AVX-512F), 2
+/// threads on 2 cores` (the instruction set's width; a CPU may execute it on narrower units).
 pub fn summary(m: &Value) -> String {
     let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
     let mut id = Vec::new();
@@ -76,7 +77,7 @@ pub fn summary(m: &Value) -> String {
         id.push(format!("model {}", s("cpu_model")));
     }
     format!(
-        "{}{}, {}-bit vectors ({}), {} thread{} on {} core{}",
+        "{}{}, {}-bit vector instructions ({}), {} thread{} on {} core{}",
         s("cpu"),
         if id.is_empty() { String::new() } else { format!(" ({})", id.join(", ")) },
         m["vector_width_bits"],
@@ -156,6 +157,6 @@ mod tests {
         let m = describe();
         assert!(m["threads"].as_u64().unwrap_or(0) >= 1);
         let s = summary(&m);
-        assert!(s.contains("-bit vectors") && s.contains("thread"), "{s}");
+        assert!(s.contains("-bit vector instructions") && s.contains("thread"), "{s}");
     }
 }

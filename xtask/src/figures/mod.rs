@@ -359,7 +359,9 @@ fn claim_checks(rec: &Value) -> Vec<(String, bool)> {
 
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0);
-    if s < 60.0 {
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else if s < 60.0 {
         format!("{s:.0} s")
     } else if s < 3600.0 {
         format!("{} min {:02} s", (s / 60.0) as u64, (s % 60.0) as u64)
@@ -733,7 +735,7 @@ mod tests {
         assert!(html.contains("<code>error_rises_monotonically</code> (mean_reconstruction_error rises with λ)"));
         assert!(html.contains("wall time 1 min 23 s"));
         assert!(html.contains("class=\"quoted\"") && html.contains("X et al. report 0.99</span>"));
-        assert!(html.contains("-bit vectors") && html.contains("quick (CI sizes"));
+        assert!(html.contains("-bit vector instructions") && html.contains("quick (CI sizes"));
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
