@@ -142,12 +142,8 @@ mod tests {
         let truth: Vec<f32> = (0..side * side)
             .map(|k| 0.5 + 0.3 * ((k % side) as f32 * 0.3).sin() * ((k / side) as f32 * 0.2).cos())
             .collect();
-        let w = DMatrix::from_fn(
-            p * p,
-            20,
-            |i, j| if j == 0 { 1.0 / p as f64 } else { ((i * 7 + j * 13) % 11) as f64 - 5.0 },
-        );
-        let enc = Omp::new(3);
+        let w = DMatrix::from_fn(p * p, 20, |_, j| if j == 0 { 1.0 / p as f64 } else { rng.random::<f64>() - 0.5 });
+        let enc = Omp::new(2);
         let garbage: Vec<f32> = (0..side * side).map(|_| 1e6 * (rng.random::<f32>() - 0.5)).collect();
         let fills: [&dyn Fn(usize) -> f32; 4] = [&|k| truth[k], &|_| 0.0, &|_| f32::NAN, &|k| garbage[k]];
         let outs: Vec<Vec<u32>> = fills
@@ -171,8 +167,12 @@ mod tests {
         let side = 24;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let random: Vec<bool> = (0..side * side).map(|_| rng.random::<f64>() >= 0.5).collect();
-        never_reads_missing(&random, side, 4);
+        never_reads_missing(&random, side, 6);
         let text = text_mask(side, side).unwrap().iter().map(|t| !t).collect::<Vec<_>>();
-        never_reads_missing(&text, side, 4);
+        never_reads_missing(&text, side, 6);
+        // a hole wider than two patches: its centre is covered by no partly observed patch
+        let hole: Vec<bool> =
+            (0..side * side).map(|k| !((6..18).contains(&(k % side)) && (6..18).contains(&(k / side)))).collect();
+        never_reads_missing(&hole, side, 6);
     }
 }
