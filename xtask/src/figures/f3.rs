@@ -19,7 +19,8 @@ pub const FIGURE_F3: Figure = Figure {
     claim: "Patch-based sparse coding must represent every pattern at every position inside the patch, so it \
             learns shifted replicas of the same filter; convolutional sparse coding is shift-invariant and learns \
             a richer, less redundant set: each filter's maximum normalised cross-correlation (over all shifts) \
-            with any other filter is lower on average.",
+            with any other filter is lower on average. Compared on the filters each method's codes use, at matched \
+            sparsity (the same fraction of nonzero code entries per filter and position).",
     run: run_f3,
 };
 

@@ -237,25 +237,27 @@ pub fn registry() -> Vec<Figure> {
     ]
 }
 
-/// Each figure's expected wall time in seconds on a 2-core machine (quick, full), measured with
-/// `--fig ID` on a 2-core AMD EPYC (Zen 4): the run's time-left estimate when the output folder
-/// holds no earlier run of the figure at the same size.
+/// Each figure's expected wall time in seconds (quick, full) on a 2-core machine: the run's
+/// time-left estimate when the output folder holds no earlier run of the figure at the same size.
+/// Measured with `--fig ID` on a 2-core AMD EPYC (Zen 4) on 2026-12-05 while other builds shared
+/// the machine; where the load was high the figure's CPU time stands in for its wall time. F11's
+/// full time is a placeholder (it was not run at full size here).
 const EXPECTED_SECONDS: [(&str, f64, f64); 15] = [
-    ("F0", 5.1, 6.0),
-    ("F1", 0.3, 0.6),
-    ("F2", 7.8, 40.0),
-    ("F3", 2.6, 45.0),
-    ("F3b", 7.6, 30.0),
-    ("F4", 9.4, 40.0),
-    ("F5", 1.8, 8.0),
-    ("F6", 38.0, 70.0),
-    ("F7", 16.6, 25.0),
-    ("F8", 0.2, 1.0),
-    ("F9", 23.7, 100.0),
-    ("F10", 20.3, 25.0),
-    ("F11", 107.3, 300.0),
-    ("F11b", 12.7, 30.0),
-    ("F12", 5.3, 40.0),
+    ("F0", 1.0, 1.1),
+    ("F1", 0.1, 0.2),
+    ("F2", 2.4, 20.0),
+    ("F3", 2.0, 85.0),
+    ("F3b", 2.4, 10.0),
+    ("F4", 5.2, 46.0),
+    ("F5", 0.8, 5.0),
+    ("F6", 12.0, 70.0),
+    ("F7", 10.4, 35.0),
+    ("F8", 0.2, 0.9),
+    ("F9", 16.0, 60.0),
+    ("F10", 12.5, 45.0),
+    ("F11", 83.0, 300.0),
+    ("F11b", 9.6, 30.0),
+    ("F12", 4.2, 15.0),
 ];
 
 /// Each figure's headline metric (printed when the figure ends). A missing key falls back to the
@@ -264,7 +266,7 @@ const HEADLINES: [(&str, &str); 15] = [
     ("F0", "patch_pixel_corr_after_zca"),
     ("F1", "error_rises_monotonically"),
     ("F2", "orientation_selectivity_learned"),
-    ("F3", "mean_max_ncc_conv_used_filters"),
+    ("F3", "mean_max_ncc_conv_among_used"),
     ("F3b", "psnr_db"),
     ("F4", "smoothness_ratio_topographic"),
     ("F5", "with_kl_dead_units"),
