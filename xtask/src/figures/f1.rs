@@ -98,8 +98,8 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     ctx.metric("mean_l0", json!(nnzs));
     let err_up = errs.windows(2).all(|w| w[1] >= w[0]);
     let nnz_down = nnzs.windows(2).all(|w| w[1] <= w[0]);
-    ctx.metric("error_rises_monotonically", err_up);
-    ctx.metric("l0_falls_monotonically", nnz_down);
+    ctx.claim("error_rises_monotonically", err_up, "mean_reconstruction_error never falls from one λ to the next");
+    ctx.claim("l0_falls_monotonically", nnz_down, "mean_l0 never rises from one λ to the next");
     if !(err_up && nnz_down) {
         return Err(format!("the λ sweep is not monotone: errors {errs:?}, ‖s‖₀ {nnzs:?}"));
     }

@@ -2,7 +2,7 @@
 
 use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series, tile_sheet};
-use super::{Ctx, Figure};
+use super::{Cmp, Ctx, Figure, Rhs};
 use latent_autoencoder::Encoder;
 use latent_autoencoder::models::SparseReluAeParams;
 use latent_datasets::Mnist;
@@ -44,11 +44,16 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
         let s = model.encode(&test).map_err(err)?;
         let vals = s.as_slice();
         let active = vals.iter().filter(|v| **v > 0.0).count() as f64 / vals.len() as f64;
-        let dead = model.dead_units(&test, 500, 0.0).map_err(err)?.num_dead();
+        let counter = model.dead_units(&test, 500, 0.0).map_err(err)?;
+        let dead = counter.num_dead();
+        let min_rate = counter.counts().iter().copied().min().unwrap_or(0) as f64 / counter.samples().max(1) as f64;
+        let dead_train = model.dead_units(&x, 500, 0.0).map_err(err)?.num_dead();
         let mse =
             model.reconstruction_errors(&test).map_err(err)?.iter().map(|&v| v as f64).sum::<f64>() / test.n() as f64;
         ctx.metric(&format!("{name}_dead_units"), dead as u64);
         ctx.metric(&format!("{name}_dead_fraction"), dead as f64 / code as f64);
+        ctx.metric(&format!("{name}_dead_units_on_training_images"), dead_train as u64);
+        ctx.metric(&format!("{name}_least_active_unit_firing_fraction"), min_rate);
         ctx.metric(&format!("{name}_active_code_fraction"), active);
         ctx.metric(&format!("{name}_test_mse_per_pixel"), mse);
         // histogram of the positive code values (zeros reported separately as the active fraction)
@@ -95,6 +100,12 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
         },
         (640, 400),
     )?;
+    ctx.check("kl_keeps_every_unit_active", "with_kl_dead_units", Cmp::Eq, Rhs::Value(0.0))?;
+    ctx.check("units_die_without_kl", "without_kl_dead_units", Cmp::Gt, Rhs::Metric("with_kl_dead_units"))?;
+    ctx.config(
+        "dead_unit",
+        "a code unit that is 0 on every test image (dead_units); also counted on the training images",
+    );
     ctx.config("model", format!("784-{code} ReLU code, linear decoder, bias, L1 λ = {lambda}, KL ρ = {rho}"));
     ctx.config("kl_weights", "0 and 0.5");
     ctx.config("train_images", n_train as u64);

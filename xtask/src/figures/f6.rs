@@ -3,7 +3,7 @@
 
 use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series, tile_sheet};
-use super::{Ctx, Figure};
+use super::{Cmp, Ctx, Figure, Rhs};
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::{Activation, LrSchedule};
 use latent_datasets::Mnist;
@@ -66,6 +66,12 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
         }
         let ratio = row[3] / row[1];
         ctx.metric(&format!("deep_over_shallow_test_mse_code{code}"), ratio);
+        ctx.check(
+            &format!("deep_better_code{code}"),
+            &format!("deep_code{code}_test_mse_per_pixel"),
+            Cmp::Lt,
+            Rhs::Metric(&format!("shallow_code{code}_test_mse_per_pixel")),
+        )?;
         rows.push(row);
     }
     let deep_wins = rows.iter().filter(|r| r[3] < r[1]).count();

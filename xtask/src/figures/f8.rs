@@ -2,7 +2,7 @@
 
 use super::common::{err, fit_ae};
 use super::plot::{Chart, Kind, Series};
-use super::{Ctx, Figure};
+use super::{Cmp, Ctx, Figure, Rhs};
 use latent_autoencoder::models::MlpAeParams;
 use latent_autoencoder::{Activation, NoiseModel};
 use latent_datasets::toy::{Manifold2d, manifold_2d};
@@ -89,6 +89,18 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
     ctx.metric("fraction_arrows_towards_manifold", towards as f64 / counted.max(1) as f64);
     ctx.metric("fraction_arrows_towards_manifold_dist_gt_0_1", towards_far as f64 / counted_far.max(1) as f64);
     ctx.metric("grid_arrows", counted as u64);
+    ctx.check(
+        "denoised_points_closer_to_manifold",
+        "heldout_mean_distance_denoised",
+        Cmp::Lt,
+        Rhs::Metric("heldout_mean_distance_noisy"),
+    )?;
+    ctx.check(
+        "arrows_point_to_manifold_at_least_90_percent",
+        "fraction_arrows_towards_manifold",
+        Cmp::Ge,
+        Rhs::Value(0.9),
+    )?;
     let circle: Vec<(f64, f64)> = (0..=200)
         .map(|t| {
             let th = std::f64::consts::TAU * t as f64 / 200.0;
