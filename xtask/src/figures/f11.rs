@@ -728,6 +728,8 @@ fn record_texture(
         stats.insert(format!("{metric}_mean"), json!(mean));
         stats.insert(format!("{metric}_worst"), json!(worst));
     }
+    let f1 = restoring.seeds.iter().map(|r| r.eval.report.pixel_f1.f1).sum::<f64>() / restoring.seeds.len() as f64;
+    ctx.metric(&format!("{name}_restoring_ae_pixel_f1_max"), f1);
     cat_raw.insert(
         MODELS[RESTORING].to_string(),
         json!({
