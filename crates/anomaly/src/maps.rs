@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 /// | `SquaredError` | `mean_c (x − x̂)²` | the lecture's per-pixel reconstruction error |
 /// | `AbsoluteError` | `mean_c |x − x̂|` | |
 /// | `Ssim(p)` | `1 − SSIM(x, x̂)` with window `p` | Bergmann et al. 2019; in `[0, 2]` |
+/// | `SquaredWithLocalMean { sigma, weight }` | `e² + weight · (G_σ ∗ e)²`, `e = mean_c (x − x̂)` | see below |
+///
+/// `SquaredWithLocalMean` adds to the squared error the squared *local mean* of the residual: a
+/// soft intensity shift (a stain) leaves a residual of one sign that the Gaussian mean keeps,
+/// while it averages out the zero-mean residual of a busy texture. With `weight` = the ratio of
+/// the two terms' means on normal images, both count alike on normal data.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum MapKind {
     /// Squared error per pixel (mean over channels).
@@ -22,6 +28,14 @@ pub enum MapKind {
     AbsoluteError,
     /// One minus the local structural similarity.
     Ssim(SsimParams),
+    /// Squared error plus `weight` times the squared Gaussian (σ = `sigma` px) local mean of the
+    /// residual.
+    SquaredWithLocalMean {
+        /// Gaussian σ of the local mean, in pixels, `(0, 1000]`.
+        sigma: f64,
+        /// Weight of the local-mean term, finite, `≥ 0`.
+        weight: f64,
+    },
 }
 
 /// How an image score is pooled from its anomaly map.
@@ -32,6 +46,10 @@ pub enum ImageScore {
     Max,
     /// The mean pixel value (for squared error: the image's mean reconstruction error).
     Mean,
+    /// The mean of the largest `p` % of the pixel values (at least one value), `p` in
+    /// `1..=100`: between `Max` (one pixel) and `Mean` (100 %), less sensitive to one noisy
+    /// pixel than the maximum.
+    TopPercent(u8),
 }
 
 /// Anomaly-map settings (builder; [`ParamGuard::check`] validates them, and
@@ -93,8 +111,23 @@ impl ParamGuard for MapParams {
                 return Err(invalid("smoothing", s, "must be at most 1000 pixels"));
             }
         }
+        if let ImageScore::TopPercent(p) = self.score
+            && !(1..=100).contains(&p)
+        {
+            return Err(invalid("score", format!("TopPercent({p})"), "the percentage must be in 1..=100"));
+        }
         match self.kind {
             MapKind::Ssim(p) => p.validate(),
+            MapKind::SquaredWithLocalMean { sigma, weight } => {
+                check_pos("sigma", sigma)?;
+                if sigma > 1000.0 {
+                    return Err(invalid("sigma", sigma, "must be at most 1000 pixels"));
+                }
+                if !(weight.is_finite() && weight >= 0.0) {
+                    return Err(invalid("weight", weight, "must be finite and at least 0"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -183,6 +216,30 @@ impl MapConfig {
                 Tensor4::from_vec([n, 1, h, w], out)?
             }
         };
+        let map = match self.params.kind {
+            MapKind::SquaredWithLocalMean { sigma, weight } => {
+                let [n, c, h, w] = x.shape();
+                let plane = h * w;
+                let (xs, ys) = (x.as_slice(), xhat.as_slice());
+                let cf = T::from_count(c);
+                let mut e = vec![T::zero(); n * plane];
+                for i in 0..n {
+                    for ch in 0..c {
+                        let o = (i * c + ch) * plane;
+                        for p in 0..plane {
+                            e[i * plane + p] += xs[o + p] - ys[o + p];
+                        }
+                    }
+                }
+                e.iter_mut().for_each(|v| *v /= cf);
+                let local = gaussian_blur(&Tensor4::from_vec([n, 1, h, w], e)?, sigma)?;
+                let wt = T::from_f64(weight).expect("a finite weight converts");
+                let mut map = map;
+                map.as_mut_slice().iter_mut().zip(local.as_slice()).for_each(|(m, &l)| *m += wt * l * l);
+                map
+            }
+            _ => map,
+        };
         match self.params.smoothing {
             Some(s) => gaussian_blur(&map, s),
             None => Ok(map),
@@ -214,6 +271,12 @@ pub fn pool_scores<T: Real>(maps: &Tensor4<T>, how: ImageScore) -> Result<Vec<f6
         .map(|m| match how {
             ImageScore::Max => m.iter().fold(f64::NEG_INFINITY, |a, v| a.max(v.as_f64())),
             ImageScore::Mean => m.iter().map(|v| v.as_f64()).sum::<f64>() / d as f64,
+            ImageScore::TopPercent(p) => {
+                let k = (d * usize::from(p)).div_ceil(100).clamp(1, d);
+                let mut v: Vec<f64> = m.iter().map(|v| v.as_f64()).collect();
+                v.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                v[..k].iter().sum::<f64>() / k as f64
+            }
         })
         .collect())
 }

@@ -106,3 +106,67 @@ impl<T: Real, R: Reconstructor<T> + ?Sized> Reconstructor<T> for Box<R> {
         (**self).reconstruction_errors(x)
     }
 }
+
+/// An ensemble of reconstructors whose reconstruction is the mean of its members'
+/// reconstructions (summed in member order, then divided: deterministic). Typical use: the same
+/// architecture trained with several seeds, whose mean restoration varies less than any one.
+///
+/// | parameter | meaning | range |
+/// |---|---|---|
+/// | `members` | the reconstructors | at least one |
+///
+/// # Example
+/// ```
+/// use latent_anomaly::{MeanEnsemble, Reconstructor, Result};
+/// use latent_linalg::Tensor4;
+/// struct Scale(f64);
+/// impl Reconstructor<f64> for Scale {
+///     fn reconstruct(&self, x: &Tensor4<f64>) -> Result<Tensor4<f64>> {
+///         let mut y = x.clone();
+///         y.as_mut_slice().iter_mut().for_each(|v| *v *= self.0);
+///         Ok(y)
+///     }
+/// }
+/// let e = MeanEnsemble::new(vec![Scale(1.0), Scale(3.0)])?;
+/// let x = Tensor4::from_fn([1, 1, 2, 2], |_| 1.0)?;
+/// assert_eq!(e.reconstruct(&x)?.as_slice(), &[2.0; 4]);
+/// # Ok::<(), latent_anomaly::AnomalyError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MeanEnsemble<R> {
+    members: Vec<R>,
+}
+
+impl<R> MeanEnsemble<R> {
+    /// An ensemble of `members`.
+    ///
+    /// # Errors
+    /// [`crate::AnomalyError::Empty`] for no members.
+    pub fn new(members: Vec<R>) -> Result<Self> {
+        if members.is_empty() {
+            return Err(crate::AnomalyError::Empty { what: "ensemble members" });
+        }
+        Ok(Self { members })
+    }
+
+    /// The members, in order.
+    pub fn members(&self) -> &[R] {
+        &self.members
+    }
+}
+
+impl<T: Real, R: Reconstructor<T>> Reconstructor<T> for MeanEnsemble<R> {
+    fn reconstruct(&self, x: &Tensor4<T>) -> Result<Tensor4<T>> {
+        let mut acc = self.members[0].reconstruct(x)?;
+        for m in &self.members[1..] {
+            let y = m.reconstruct(x)?;
+            if y.len() != acc.len() {
+                return Err(shape_err("MeanEnsemble::reconstruct", acc.shape(), y.shape()));
+            }
+            acc.as_mut_slice().iter_mut().zip(y.as_slice()).for_each(|(a, &b)| *a += b);
+        }
+        let k = T::from_usize(self.members.len()).expect("member count fits the scalar type");
+        acc.as_mut_slice().iter_mut().for_each(|a| *a /= k);
+        Ok(acc)
+    }
+}
