@@ -582,7 +582,8 @@ mod tests {
                 let a_data = data::<T>(m * k, 1);
                 let b_data = data::<T>(k * n, 2);
                 let c0 = data::<T>(m * n, 3);
-                let a = if row_a { MatRef::row_major(&a_data, m, k) } else { MatRef::col_major(&a_data, m, k) }.unwrap();
+                let a =
+                    if row_a { MatRef::row_major(&a_data, m, k) } else { MatRef::col_major(&a_data, m, k) }.unwrap();
                 let b = MatRef::col_major(&b_data, k, n).unwrap();
                 let (alpha, beta) = (T::lit(0.75), T::lit(-0.5));
                 let mut bound = vec![0.0f64; m * n];
