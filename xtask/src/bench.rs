@@ -288,7 +288,7 @@ fn repeat(chosen: &[&Workload], n: usize, opts: &Opts) -> Result<(), String> {
                     continue;
                 }
                 let st = Spread::of(&vals);
-                line.insert(f.into(), json!(st.median));
+                line.insert(f.into(), json!(round(st.median, 6)));
                 line.insert(format!("{f}_min"), json!(st.min));
                 line.insert(format!("{f}_max"), json!(st.max));
                 line.insert(format!("{f}_spread_pct"), json!(round(st.pct, 2)));
@@ -315,7 +315,7 @@ fn repeat(chosen: &[&Workload], n: usize, opts: &Opts) -> Result<(), String> {
                         _ => format!("{k}={v}"),
                     })
                     .collect();
-                println!("{name:22} n={n}  {}", rest.join("  "));
+                println!("{name:22} runs={n}  {}", rest.join("  "));
             }
         }
     }
