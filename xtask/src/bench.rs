@@ -68,8 +68,9 @@ Runs the workloads of ../shared/bench/WORKLOADS.md (default: all) and prints one
                  counted and what is not)
   gflops         achieved GFLOP/s: flop / the timed unit's seconds (gemm lines: best of N)
   peak_gflops    the measured FMA peak of this machine for the line's precision, the instruction
-                 set in force and the bench's threads (see `bench peak`; measured once per
-                 process, or handed down by the parent with --repeat)
+                 set in force and the bench's threads, by thread CPU time so that other load does
+                 not lower it (`bench peak`'s gflops_cpu_time; measured once per process, or
+                 handed down by the parent with --repeat)
   peak_fraction  gflops / peak_gflops
   max_rss_mb     the process's peak resident memory (getrusage ru_maxrss) after the workload;
                  with --repeat each child runs one workload, so it is that workload's

@@ -11,7 +11,8 @@
 //! lane too. "All cores" runs one kernel per thread on `threads` threads at once (not pinned) and
 //! divides the total flops by the wall time of the slowest; the best of 5 trials is reported.
 //! Beside it, `gflops_cpu_time` divides each thread's flops by its own CPU time: on a quiet
-//! machine the two agree, on a loaded one the wall-time figure is low and this one is not.
+//! machine the two agree, on a loaded one the wall-time figure is low and this one is not, so the
+//! bench lines' `peak_fraction` divides by the CPU-time figure.
 
 use latent_linalg::simd::Isa;
 use serde_json::{Value, json};
@@ -181,15 +182,11 @@ fn thread_cpu_seconds() -> f64 {
     f64::NAN
 }
 
-/// Peak GFLOP/s of `isa` (must be on this CPU) in `f64` or `f32` on `threads` concurrent threads:
-/// best of 5 trials, by wall time (what [`measure`] returns and the bench lines divide by).
-pub fn measure(isa: Isa, f64_: bool, threads: usize) -> f64 {
-    measure_both(isa, f64_, threads).0
-}
-
-/// [`measure`], and the same flops divided by each thread's own CPU time, summed over the threads
-/// (best of 5): equal to the wall-time figure on a quiet machine, higher when other processes
-/// take the cores (then the wall-time figure understates the machine).
+/// Peak GFLOP/s of `isa` (must be on this CPU) in `f64` or `f32` on `threads` concurrent threads,
+/// best of 5 trials: by wall time (flops of all threads / wall time), and by CPU time (each
+/// thread's flops over its own CPU time, summed over the threads). The two agree on a quiet
+/// machine; when other processes take the cores the wall-time figure understates the machine
+/// and the CPU-time figure does not, so the bench lines' `peak_gflops` is the CPU-time figure.
 pub fn measure_both(isa: Isa, f64_: bool, threads: usize) -> (f64, f64) {
     let threads = threads.max(1);
     let _ = kernel(isa, f64_); // warm-up: clocks, page-in
@@ -226,8 +223,8 @@ fn key(isa: Isa, f64_: bool, threads: usize) -> String {
     format!("{}@{}x{threads}", if f64_ { "float64" } else { "float32" }, isa.name())
 }
 
-/// The peak of `(isa, precision, threads)`, measured once per process (or taken from
-/// [`PEAK_ENV`]) and cached.
+/// The peak of `(isa, precision, threads)` by CPU time (see [`measure_both`]), measured once per
+/// process (or taken from [`PEAK_ENV`]) and cached.
 pub fn cached(isa: Isa, f64_: bool, threads: usize) -> f64 {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
@@ -249,7 +246,7 @@ pub fn cached(isa: Isa, f64_: bool, threads: usize) -> f64 {
     if let Some(&v) = cache.lock().ok().and_then(|m| m.get(&k).copied()).as_ref() {
         return v;
     }
-    let v = measure(isa, f64_, threads);
+    let v = measure_both(isa, f64_, threads).1;
     if let Ok(mut m) = cache.lock() {
         m.insert(k, v);
     }
