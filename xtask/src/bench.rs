@@ -75,6 +75,11 @@ Runs the workloads of ../shared/bench/WORKLOADS.md (default: all) and prints one
   max_rss_mb     the process's peak resident memory (getrusage ru_maxrss) after the workload;
                  with --repeat each child runs one workload, so it is that workload's
   isa            the instruction set latent's kernels ran with (avx512, avx2, scalar)
+  cpu_util       the process's CPU time during the workload (set-up included) per wall second
+                 and per thread: below 1, threads waited (for cores taken by other processes,
+                 or idle between parallel regions); a run with low cpu_util was disturbed
+  steal_pct      the share of all CPU ticks stolen by the hypervisor during the workload, in %
+                 (system-wide, from /proc/stat; Linux)
 
 options:
   --repeat N     run each workload in N fresh processes (this binary re-invoked with one workload
@@ -163,7 +168,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return repeat(&chosen, n, &opts);
     }
     for (name, _, f) in chosen {
+        let before = Usage::now();
         let lines = f(&opts)?;
+        let usage = Usage::now().since(&before);
         let rss = max_rss_mb();
         for mut v in lines {
             let obj = v.as_object_mut().ok_or("workload returned a non-object")?;
@@ -173,6 +180,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             line.append(obj);
             line.insert("threads".into(), json!(rayon_threads()));
             annotate(&mut line, rss);
+            line.insert("cpu_util".into(), json!(round(usage.0 / rayon_threads() as f64, 3)));
+            if let Some(steal) = usage.1 {
+                line.insert("steal_pct".into(), json!(round(steal, 2)));
+            }
             print_line(name, &line, opts.json);
         }
     }
@@ -231,9 +242,64 @@ fn max_rss_mb() -> f64 {
     f64::NAN
 }
 
+/// Process CPU time (user + system, all threads), wall time, and the system-wide CPU tick counts
+/// of `/proc/stat` (total, steal) at one instant.
+struct Usage {
+    cpu: f64,
+    wall: Instant,
+    ticks: Option<(u64, u64)>,
+}
+
+impl Usage {
+    fn now() -> Usage {
+        let mut cpu = f64::NAN;
+        #[cfg(unix)]
+        {
+            // SAFETY: `rusage` is plain old data (all-zero is valid); `getrusage` writes only
+            // into the struct we pass, which lives for the call.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; RUSAGE_SELF is a valid `who`.
+            if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+                let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+                cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+            }
+        }
+        let ticks = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            let v: Vec<u64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            // user nice system idle iowait irq softirq steal (guest time is inside user)
+            (v.len() >= 8).then(|| (v[..8].iter().sum(), v[7]))
+        });
+        Usage { cpu, wall: Instant::now(), ticks }
+    }
+
+    /// `(cpu_util, steal_pct)` from `before` to `self`: the process's CPU seconds per wall second
+    /// (divide by the threads for a utilisation; below 1 per thread means threads waited — for
+    /// the cores, or idle between parallel regions), and the share of all CPU ticks the
+    /// hypervisor stole, in % (system-wide; Linux).
+    fn since(&self, before: &Usage) -> (f64, Option<f64>) {
+        let wall = self.wall.duration_since(before.wall).as_secs_f64();
+        let util = if wall > 0.0 { (self.cpu - before.cpu) / wall } else { f64::NAN };
+        let steal = match (before.ticks, self.ticks) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => Some(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64),
+            _ => None,
+        };
+        (util, steal)
+    }
+}
+
 /// Fields whose median and spread `--repeat` reports (when a line has them).
-const FIGURES: &[&str] =
-    &["seconds", "ms", "ms_per_step", "s_per_iter", "samples_per_s", "gflops", "peak_fraction", "max_rss_mb"];
+const FIGURES: &[&str] = &[
+    "seconds",
+    "ms",
+    "ms_per_step",
+    "s_per_iter",
+    "samples_per_s",
+    "gflops",
+    "peak_fraction",
+    "max_rss_mb",
+    "cpu_util",
+    "steal_pct",
+];
 
 /// `--repeat n`: each workload in `n` fresh processes, then per line the median and spread.
 fn repeat(chosen: &[&Workload], n: usize, opts: &Opts) -> Result<(), String> {
