@@ -280,7 +280,7 @@ pub fn run(json: bool, threads: usize) -> Result<(), String> {
                     println!("{line}");
                 } else {
                     println!(
-                        "peak  {dtype}  isa={:6}  threads={t}  {g:8.2} GFLOP/s  ({:.2} per core)",
+                        "peak  {dtype}  isa={:6}  threads={t}  {g:8.2} GFLOP/s  ({:.2} per core)  by CPU time {g_cpu:8.2}",
                         isa.name(),
                         g / t as f64
                     );
