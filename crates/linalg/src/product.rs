@@ -528,7 +528,7 @@ pub fn check_finite<T: Real>(op: &'static str, what: &'static str, data: &[T]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::{Isa, detected};
+    use crate::simd::{Isa, max_isa};
 
     /// `C ← α·op(A)·op(B) + β·C` on the micro-kernels of `isa`, through the same argument
     /// mapping as [`gemm_view`].
@@ -571,10 +571,10 @@ mod tests {
             .collect()
     }
 
-    /// Every instruction-set level this CPU has gives the product of the CPU's default path
+    /// Every instruction-set level this CPU has gives the exact product
     /// within rounding (`f32`: 1e-5, `f64`: 1e-13, relative to Σ|a||b|), for row- and
-    /// column-major operands and destinations, α/β, edge sizes, serial and parallel; the level the
-    /// CPU has by default is bit-identical to `gemm_view`.
+    /// column-major operands and destinations, α/β, edge sizes, serial and parallel; the level in
+    /// force ([`max_isa`]: the CPU's, or the `LATENT_ISA` cap) is bit-identical to `gemm_view`.
     fn levels_agree<T: Real>(tol: f64) {
         let levels: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.on_cpu()).collect();
         for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (17, 33, 9), (64, 48, 70), (130, 67, 129)] {
@@ -616,7 +616,7 @@ mod tests {
                                 exact[idx]
                             );
                         }
-                        if isa == detected() && !par {
+                        if isa == max_isa() && !par {
                             assert_eq!(c, reference, "{isa} is the default path");
                         }
                     }
