@@ -313,9 +313,12 @@ pub(crate) mod isa_test_support {
     use latent_linalg::{DMatrix, Real};
     use rand::{Rng, SeedableRng};
 
+    /// A signal `x` and its correlations `c = Wᵀx`.
+    pub(crate) type Signal<T> = (Vec<T>, Vec<T>);
+
     /// A dictionary of `h` unit-norm random atoms in dimension `d`, and `n` signals that are
     /// sparse combinations of 5 atoms plus noise, with their correlations `c = Wᵀx`.
-    pub(crate) fn problem<T: Real>(d: usize, h: usize, n: usize, seed: u64) -> (Prepared<T>, Vec<(Vec<T>, Vec<T>)>) {
+    pub(crate) fn problem<T: Real>(d: usize, h: usize, n: usize, seed: u64) -> (Prepared<T>, Vec<Signal<T>>) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut w = DMatrix::<f64>::from_fn(d, h, |_, _| rng.random::<f64>() - 0.5);
         for mut col in w.column_iter_mut() {
