@@ -530,3 +530,27 @@ fn conv2d_fb(_: &Opts) -> Result<Vec<Value>, String> {
         json!({"ms": round(s * 1e3, 3), "batch": 64, "gflops": round(flops / s / 1e9, 2), "flop": flops, "dtype": "float32"}),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_min_max_and_largest_distance() {
+        let s = Spread::of(&[10.0, 12.0, 9.0]);
+        assert_eq!((s.median, s.min, s.max), (10.0, 9.0, 12.0));
+        assert!((s.pct - 20.0).abs() < 1e-12);
+        let s = Spread::of(&[4.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (3.0, 2.0, 4.0));
+        assert!((s.pct - 100.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn timed_seconds_reads_the_line_figure() {
+        let line = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(timed_seconds(&line(json!({"seconds": 2.5}))), Some(2.5));
+        assert_eq!(timed_seconds(&line(json!({"ms": 250.0}))), Some(0.25));
+        assert_eq!(timed_seconds(&line(json!({"ms_per_step": 20.0}))), Some(0.02));
+        assert_eq!(timed_seconds(&line(json!({"gflops": 1.0}))), None);
+    }
+}

@@ -74,3 +74,24 @@ fn unet_flop(n: usize, size: usize, cin: usize, base: usize, depth: usize, class
     let first = conv3(cin as f64, ch(0), 0);
     2.0 * n as f64 * (3.0 * macs - first)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The U-Net count against the layers written out by hand (per image, forward multiply-adds):
+    /// level 0 at 64² (1→16, 16→16), level 1 at 32² (16→32, 32→32), bottleneck at 16² (32→64,
+    /// 64→64), up 64→32 from 16², decoder 64→32, 32→32 at 32², up 32→16 from 32², decoder 32→16,
+    /// 16→16 at 64², head 16→2 at 64².
+    #[test]
+    fn unet_flop_counts_every_conv() {
+        let fwd = 4096 * (16 * 9 + 16 * 16 * 9)
+            + 1024 * (16 * 32 * 9 + 32 * 32 * 9)
+            + 256 * (32 * 64 * 9 + 64 * 64 * 9)
+            + 256 * 64 * 32 * 4
+            + 1024 * (64 * 32 * 9 + 32 * 32 * 9)
+            + 1024 * 32 * 16 * 4
+            + 4096 * (32 * 16 * 9 + 16 * 16 * 9)
+            + 4096 * 16 * 2;
+        let want = 2 * 8 * (3 * fwd - 4096 * 16 * 9);
+        assert_eq!(super::unet_flop(8, 64, 1, 16, 3, 2), want as f64);
+    }
+}
