@@ -14,9 +14,11 @@
 //!   once at start-up; tests should rather call a kernel's internal entry point with an explicit
 //!   [`Isa`], because the cap is process-wide and tests run in parallel).
 //!
-//! A cap never raises the level above what the CPU has. What a cap does not reach: the FFTs
-//! (`rustfft` dispatches AVX/SSE itself and has no AVX-512 code) and code that the compiler
-//! vectorises for the build's baseline target (SSE2 on x86-64).
+//! A cap never raises the level above what the CPU has. What a cap does not reach (none of it
+//! has AVX-512 code, so `avx2` is faithful; `scalar` is not, for these): the FFTs (`rustfft`
+//! dispatches AVX/SSE itself), nalgebra's own `*` products (`matrixmultiply`, AVX2/FMA or SSE2 by
+//! its own detection; latent's products go through [`crate::product`]), and code that the
+//! compiler vectorises for the build's baseline target (SSE2 on x86-64).
 //!
 //! # Example
 //! ```
