@@ -80,6 +80,10 @@ Runs the workloads of ../shared/bench/WORKLOADS.md (default: all) and prints one
                  or idle between parallel regions); a run with low cpu_util was disturbed
   steal_pct      the share of all CPU ticks stolen by the hypervisor during the workload, in %
                  (system-wide, from /proc/stat; Linux)
+  csw_voluntary, csw_involuntary
+                 context switches of the process's threads during the workload: voluntary =
+                 a thread went to sleep (rayon workers parking between parallel regions, I/O),
+                 involuntary = preempted by other load
 
 options:
   --repeat N     run each workload in N fresh processes (this binary re-invoked with one workload
@@ -184,6 +188,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             if let Some(steal) = usage.1 {
                 line.insert("steal_pct".into(), json!(round(steal, 2)));
             }
+            line.insert("csw_voluntary".into(), json!(usage.2.0));
+            line.insert("csw_involuntary".into(), json!(usage.2.1));
             print_line(name, &line, opts.json);
         }
     }
@@ -246,6 +252,8 @@ fn max_rss_mb() -> f64 {
 /// of `/proc/stat` (total, steal) at one instant.
 struct Usage {
     cpu: f64,
+    /// Voluntary and involuntary context switches of the process (all threads).
+    csw: (i64, i64),
     wall: Instant,
     ticks: Option<(u64, u64)>,
 }
@@ -253,6 +261,7 @@ struct Usage {
 impl Usage {
     fn now() -> Usage {
         let mut cpu = f64::NAN;
+        let mut csw = (0, 0);
         #[cfg(unix)]
         {
             // SAFETY: `rusage` is plain old data (all-zero is valid); `getrusage` writes only
@@ -262,6 +271,7 @@ impl Usage {
             if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
                 let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
                 cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+                csw = (ru.ru_nvcsw as i64, ru.ru_nivcsw as i64);
             }
         }
         let ticks = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
@@ -269,21 +279,24 @@ impl Usage {
             // user nice system idle iowait irq softirq steal (guest time is inside user)
             (v.len() >= 8).then(|| (v[..8].iter().sum(), v[7]))
         });
-        Usage { cpu, wall: Instant::now(), ticks }
+        Usage { cpu, csw, wall: Instant::now(), ticks }
     }
 
-    /// `(cpu_util, steal_pct)` from `before` to `self`: the process's CPU seconds per wall second
-    /// (divide by the threads for a utilisation; below 1 per thread means threads waited — for
-    /// the cores, or idle between parallel regions), and the share of all CPU ticks the
-    /// hypervisor stole, in % (system-wide; Linux).
-    fn since(&self, before: &Usage) -> (f64, Option<f64>) {
+    /// `(cpu_util, steal_pct, (voluntary, involuntary) context switches)` from `before` to
+    /// `self`: the process's CPU seconds per wall second (divide by the threads for a
+    /// utilisation; below 1 per thread means threads waited — for the cores, or idle between
+    /// parallel regions), the share of all CPU ticks the hypervisor stole, in % (system-wide;
+    /// Linux), and the context switches of all the process's threads: voluntary ones are
+    /// threads going to sleep (a rayon worker parking between parallel regions, I/O),
+    /// involuntary ones preemption by other load.
+    fn since(&self, before: &Usage) -> (f64, Option<f64>, (i64, i64)) {
         let wall = self.wall.duration_since(before.wall).as_secs_f64();
         let util = if wall > 0.0 { (self.cpu - before.cpu) / wall } else { f64::NAN };
         let steal = match (before.ticks, self.ticks) {
             (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => Some(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64),
             _ => None,
         };
-        (util, steal)
+        (util, steal, (self.csw.0 - before.csw.0, self.csw.1 - before.csw.1))
     }
 }
 
@@ -299,6 +312,8 @@ const FIGURES: &[&str] = &[
     "max_rss_mb",
     "cpu_util",
     "steal_pct",
+    "csw_voluntary",
+    "csw_involuntary",
 ];
 
 /// `--repeat n`: each workload in `n` fresh processes, then per line the median and spread.
