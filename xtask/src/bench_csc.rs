@@ -42,6 +42,23 @@ fn inputs<T: FftReal>(dir: &Path) -> Result<(Tensor4<T>, Filters<T>), String> {
     Ok((x, f))
 }
 
+/// Flop of one ADMM (or FISTA) iteration of DFT-domain convolutional coding of `k` images of
+/// `pixels` pixels with `m` filters: a forward and an inverse real 2-D FFT per map per image,
+/// 2.5·N·log₂N each (half the usual 5·N·log₂N of a complex FFT), and per map, image and of the
+/// N/2 (Hermitian half) frequencies two complex multiply-adds (8 flops each: the Sherman–Morrison
+/// solve's `Dᴴ(D b)`, or FISTA's `D x` and `Dᴴ r`). Not counted: the soft-thresholding, the dual
+/// update and the residual-balancing norms (O(m·N) each), objective evaluations.
+fn coding_iter_flop(k: usize, m: usize, pixels: usize) -> f64 {
+    let n = pixels as f64;
+    (k * m) as f64 * (2.0 * 2.5 * n * n.log2() + 2.0 * 8.0 * n / 2.0)
+}
+
+/// Flop of one outer iteration of convolutional dictionary learning (see [`csc_dl`]).
+fn dl_iter_flop(k: usize, m: usize, pixels: usize) -> f64 {
+    let n = pixels as f64;
+    2.0 * coding_iter_flop(k, m, pixels) + m as f64 * 2.0 * 2.5 * n * n.log2()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -78,6 +95,7 @@ fn encode_one<T: FftReal>(data: &Path) -> Result<Value, String> {
         "seconds": secs, "iterations": info.iterations, "s_per_iter": secs / info.iterations as f64,
         "objective": at_x, "objective_sparse_maps": info.objective, "nnz_fraction": codes.nnz_fraction(),
         "final_rho": info.rho, "image": [x.h(), x.w()], "filters": [f.kh(), f.kw(), f.count()],
+        "flop": info.iterations as f64 * coding_iter_flop(1, f.count(), x.h() * x.w()),
     }))
 }
 
@@ -100,10 +118,13 @@ fn encode_fista<T: FftReal>(data: &Path) -> Result<Value, String> {
         "seconds": secs, "iterations": info.iterations, "s_per_iter": secs / info.iterations as f64,
         "objective": info.objective, "nnz_fraction": codes.nnz_fraction(),
         "image": [x.h(), x.w()], "filters": [f.kh(), f.kw(), f.count()],
+        "flop": info.iterations as f64 * coding_iter_flop(1, f.count(), x.h() * x.w()),
     }))
 }
 
-/// `csc_encode`: 32 filters 8×8 on the 256×256 image, λ = 0.05, 50 ADMM iterations.
+/// `csc_encode`: 32 filters 8×8 on the 256×256 image, λ = 0.05, 50 ADMM iterations. `flop`:
+/// iterations × [`coding_iter_flop`] (one image, 32 maps, 256² pixels); the FISTA line the same
+/// per iteration (its backtracking's extra evaluations are not counted).
 pub fn csc_encode(data: &Path) -> Result<Vec<Value>, String> {
     Ok(vec![encode_one::<f64>(data)?, encode_one::<f32>(data)?, encode_fista::<f64>(data)?])
 }
@@ -138,10 +159,15 @@ fn dl_one<T: FftReal>(data: &Path, solver: DictSolver, name: &str) -> Result<Val
         "solver": name, "dtype": if T::NAME == "f32" { "float32" } else { "float64" },
         "seconds": median(times), "iterations": fit.iterations, "objective": last.objective,
         "nnz_fraction": last.nnz_fraction, "images": [4, ch, cw], "filters": [f.kh(), f.kw(), 16],
+        "flop": fit.iterations as f64 * dl_iter_flop(4, 16, ch * cw),
     }))
 }
 
 /// `csc_dl`: 16 filters 8×8 learned on the four 128×128 quadrants, λ = 0.05, 20 iterations.
+/// `flop` per outer iteration (approximate): the coding iteration over the 4 images
+/// ([`coding_iter_flop`]), the dictionary iteration counted the same (the images' spectra against
+/// the filters), plus the forward and inverse FFTs of the 16 filters ([`dl_iter_flop`]). Not
+/// counted: projections onto unit-norm filters, thresholding, dual updates and residual balancing.
 pub fn csc_dl(data: &Path) -> Result<Vec<Value>, String> {
     let cns = DictSolver::Consensus { rho: Some(10.0), relax: 1.8, auto_rho: Some(AutoRho::interleaved()) };
     Ok(vec![

@@ -17,6 +17,12 @@ fn err(e: impl std::fmt::Display) -> String {
 /// 2×2 stride-2 transposed-conv up, concat skips, 1×1 head; softmax cross-entropy (mean over
 /// pixels, as `nn.CrossEntropyLoss`); Adam step (lr 1e-3). Median of 20 steps after 3 warm-up
 /// steps, f32.
+///
+/// `flop` (of one step, [`unet_flop`]): 2 per multiply-add of every convolution — the two 3×3
+/// convs per level and in the bottleneck, the 2×2 stride-2 transposed convs (every input pixel
+/// through every tap), the decoder's 3×3 convs on the concatenated channels, the 1×1 head — for
+/// the forward pass, the same for the weight gradients and for the input gradients except the
+/// first conv's. Not counted: biases, ReLU, pooling, concatenation, the loss, Adam.
 pub fn unet_step() -> Result<Value, String> {
     let params = UnetParams::new().depth(3).base_channels(16).classes(2).seed(0).check().map_err(err)?;
     let mut net = params.build::<UNet<f32>>().map_err(err)?;
@@ -42,5 +48,50 @@ pub fn unet_step() -> Result<Value, String> {
         "size": 64,
         "depth": 3,
         "base_channels": 16,
+        "dtype": "float32",
+        "flop": unet_flop(8, 64, 1, 16, 3, 2),
     }))
+}
+
+/// Training-step flop of a same-padded U-Net (see [`unet_step`]): `n` images `size`×`size` with
+/// `cin` channels, `depth` levels, `base` channels doubling per level, `classes` outputs.
+fn unet_flop(n: usize, size: usize, cin: usize, base: usize, depth: usize, classes: usize) -> f64 {
+    let ch = |l: usize| (base << l) as f64;
+    let px = |l: usize| ((size >> l) * (size >> l)) as f64;
+    let conv3 = |i: f64, o: f64, l: usize| px(l) * i * o * 9.0;
+    let d = depth - 1;
+    let mut macs = 0.0;
+    let mut c = cin as f64;
+    for l in 0..=d {
+        macs += conv3(c, ch(l), l) + conv3(ch(l), ch(l), l);
+        c = ch(l);
+    }
+    for l in 0..d {
+        macs += px(l + 1) * ch(l + 1) * ch(l) * 4.0; // transposed 2×2 up from level l+1
+        macs += conv3(2.0 * ch(l), ch(l), l) + conv3(ch(l), ch(l), l);
+    }
+    macs += px(0) * ch(0) * classes as f64;
+    let first = conv3(cin as f64, ch(0), 0);
+    2.0 * n as f64 * (3.0 * macs - first)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The U-Net count against the layers written out by hand (per image, forward multiply-adds):
+    /// level 0 at 64² (1→16, 16→16), level 1 at 32² (16→32, 32→32), bottleneck at 16² (32→64,
+    /// 64→64), up 64→32 from 16², decoder 64→32, 32→32 at 32², up 32→16 from 32², decoder 32→16,
+    /// 16→16 at 64², head 16→2 at 64².
+    #[test]
+    fn unet_flop_counts_every_conv() {
+        let fwd: u64 = 4096 * (16 * 9 + 16 * 16 * 9)
+            + 1024 * (16 * 32 * 9 + 32 * 32 * 9)
+            + 256 * (32 * 64 * 9 + 64 * 64 * 9)
+            + 256 * 64 * 32 * 4
+            + 1024 * (64 * 32 * 9 + 32 * 32 * 9)
+            + 1024 * 32 * 16 * 4
+            + 4096 * (32 * 16 * 9 + 16 * 16 * 9)
+            + 4096 * 16 * 2;
+        let want = 2 * 8 * (3 * fwd - 4096 * 16 * 9);
+        assert_eq!(super::unet_flop(8, 64, 1, 16, 3, 2), want as f64);
+    }
 }

@@ -1,13 +1,15 @@
 //! `cargo xtask`: the project's task runner (rust-analyzer style).
 //!
 //! ```text
-//! cargo xtask bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
+//! cargo xtask bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--repeat N] [--isa ISA] [--list]
+//! cargo xtask bench peak [--json] [--isa ISA]
 //! cargo xtask distributed-check [--json] [--bench] [--no-build]
 //! ```
 
 mod bench;
 mod bench_ae;
 mod bench_csc;
+mod bench_peak;
 mod bench_sc;
 mod bench_unet;
 mod distributed;
@@ -29,9 +31,13 @@ tasks:
   outside-check [CHECK..]
         build and run small programs in fresh projects outside the workspace, each depending on
         one latent crate as a user would (sparse-coding, autoencoder, anomaly, datasets)
-  bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--list]
+  bench [WORKLOAD..] [--json] [--data DIR] [--save DIR] [--repeat N] [--isa ISA] [--list]
         run benchmark workloads (default: all implemented) and print one line per figure
-        (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md)
+        (JSON lines with --json, in the schema of ../shared/bench/WORKLOADS.md) with its GFLOP/s,
+        fraction of the measured peak and max RSS; --repeat N: N fresh processes per workload,
+        median and spread; --isa avx2: force the AVX2 paths (`cargo xtask bench --help`)
+  bench peak [--json] [--isa ISA]
+        the machine's measured FMA peak (GFLOP/s, f32 and f64, 1 thread and all)
   distributed-check [--json] [--bench] [--no-build]
         build crates/mpi (needs Open MPI and libclang), run both data-parallel learners on 1, 2
         and 3 ranks (max abs difference against 1 rank, wall time), the failure paths and a

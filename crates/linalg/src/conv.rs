@@ -79,7 +79,8 @@ impl Conv2dSpec {
 ///
 /// The default, [`KernelChoice::Auto`], lets linalg decide by shape, element type and CPU:
 /// stride-1 convolutions of `f32` with kernels larger than 1×1 run on the direct AVX-512 kernels
-/// where the CPU has AVX-512F, else on the direct AVX2 + FMA kernels where it has those, and
+/// where the CPU has AVX-512F, else on the direct AVX2 + FMA kernels where it has those (both
+/// within the cap of [`crate::simd::max_isa`], e.g. `LATENT_ISA=avx2`), and
 /// every other convolution on im2col + GEMM. The other choices force one path, for tests and
 /// benchmarks that compare them; a forced direct kernel still applies only where it can (stride
 /// 1, `f32`, kernel larger than 1×1, and for the input gradient padding smaller than the
@@ -108,7 +109,7 @@ pub enum KernelChoice {
 impl KernelChoice {
     /// `true` when this choice can run here for element type `T`: always for
     /// [`KernelChoice::Auto`] and [`KernelChoice::Gemm`]; for a direct kernel when `T` is `f32`
-    /// and the CPU has its instruction set.
+    /// and its instruction set is usable (on the CPU and within [`crate::simd::max_isa`]).
     pub fn available<T: Real>(self) -> bool {
         match self {
             KernelChoice::Auto | KernelChoice::Gemm => true,

@@ -95,22 +95,23 @@ pub(crate) enum Isa {
     Avx2,
 }
 
-/// `true` when the CPU has the instruction set `isa` and `T` is `f32` (the kernels' type).
+/// `true` when `T` is `f32` (the kernels' type) and the instruction set `isa` may be used: the CPU
+/// has it and it is within the cap of [`crate::simd::max_isa`] (so `LATENT_ISA=avx2` makes an
+/// AVX-512 machine run the AVX2 kernels, as a machine without AVX-512 would).
 pub(crate) fn supports<T: 'static>(isa: Isa) -> bool {
     if TypeId::of::<T>() != TypeId::of::<f32>() {
         return false;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        match isa {
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+    cfg!(target_arch = "x86_64") && isa.level() <= crate::simd::max_isa()
+}
+
+impl Isa {
+    /// The level of [`crate::simd`] this instruction set is.
+    fn level(self) -> crate::simd::Isa {
+        match self {
+            Isa::Avx512 => crate::simd::Isa::Avx512,
+            Isa::Avx2 => crate::simd::Isa::Avx2,
         }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = isa;
-        false
     }
 }
 
@@ -428,10 +429,11 @@ fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: 
     let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
     assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(OB) && pqr.is_multiple_of(CH));
-    debug_assert!(supports::<f32>(d.isa));
+    debug_assert!(d.isa.level().on_cpu());
     match d.isa {
         // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
-        // through `supports`, which runs the CPU feature detection), so the `target_feature`
+        // through `supports`, which admits only levels up to `simd::max_isa`, itself at most the
+        // level `simd::detected` found on this CPU), so the `target_feature`
         // function may be called; its pointer reads and writes stay within the slices by the
         // bounds asserted above (see the kernel's comments).
         #[cfg(target_arch = "x86_64")]
@@ -460,10 +462,11 @@ fn wgrad_kernel(
     let (xs, ds) = (d.c * s, opad * pqr);
     assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(WO) && k > 0);
-    debug_assert!(supports::<f32>(d.isa));
+    debug_assert!(d.isa.level().on_cpu());
     match d.isa {
         // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
-        // through `supports`, which runs the CPU feature detection), so the `target_feature`
+        // through `supports`, which admits only levels up to `simd::max_isa`, itself at most the
+        // level `simd::detected` found on this CPU), so the `target_feature`
         // function may be called; its pointer reads stay within the slices by the bounds asserted
         // above (see the kernel's comments) and `part` is written through safe indexing.
         #[cfg(target_arch = "x86_64")]

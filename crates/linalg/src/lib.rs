@@ -15,6 +15,7 @@ pub mod pool;
 
 pub mod product;
 pub mod real;
+pub mod simd;
 pub mod tensor;
 
 pub use error::{LinalgError, Result};

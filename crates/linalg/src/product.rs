@@ -266,7 +266,8 @@ pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T,
     // unique borrow). `gemm` computes dst := gemm_alpha·dst + gemm_beta·lhs·rhs, so our
     // (α, β) go in reversed.
     unsafe {
-        gemm::gemm::<T>(
+        raw_gemm::<T>(
+            crate::simd::max_isa(),
             m,
             n,
             k,
@@ -282,13 +283,129 @@ pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T,
             b.rs as isize,
             beta,
             alpha,
-            false,
-            false,
-            false,
             parallelism(m, n, k),
         );
     }
     Ok(())
+}
+
+/// The `gemm` crate's product `dst := alpha·dst + beta·lhs·rhs` (its argument order: column
+/// stride before row stride) on the micro-kernels of `isa`. At the CPU's own level
+/// ([`crate::simd::detected`], the default) this is `gemm::gemm` itself, which picks the same
+/// kernels by its own detection; below it (a cap: [`crate::simd::set_max_isa`], `LATENT_ISA`) it
+/// runs the `gemm` crate's AVX2 + FMA (`fma`) or scalar kernels through the same generic driver
+/// `gemm::gemm` would use on a CPU of that level, so a capped run computes what such a CPU would.
+///
+/// # Safety
+/// As `gemm::gemm`: the three operands lie within their allocations for the given sizes and
+/// strides (all strides non-negative here), `dst` does not alias `lhs` or `rhs`, and `isa` is
+/// one this CPU has.
+pub(crate) unsafe fn raw_gemm<T: Real>(
+    isa: crate::simd::Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_cs: isize,
+    dst_rs: isize,
+    read_dst: bool,
+    lhs: *const T,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: *const T,
+    rhs_cs: isize,
+    rhs_rs: isize,
+    alpha: T,
+    beta: T,
+    par: gemm::Parallelism,
+) {
+    use crate::simd::Isa;
+    use std::any::TypeId;
+    debug_assert!(isa.on_cpu());
+    let capped = isa < crate::simd::detected();
+    let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
+    let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
+    if !capped || !(is_f32 || is_f64) {
+        // SAFETY: the caller's contract is `gemm::gemm`'s.
+        unsafe {
+            gemm::gemm::<T>(
+                m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, false,
+                false, false, par,
+            )
+        };
+        return;
+    }
+    // `gemm::gemm`'s own normalisation before its dispatch (our strides are never negative):
+    // the micro-kernels prefer a column-major destination, so a row-major one is computed as
+    // the transposed product.
+    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if dst_cs.abs() < dst_rs.abs() {
+        (n, m, dst_rs, dst_cs, rhs, rhs_rs, rhs_cs, lhs, lhs_rs, lhs_cs)
+    } else {
+        (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs)
+    };
+    macro_rules! generic {
+        ($ty:ident, $simd:expr, $kernels:path, $lanes:expr) => {{
+            use $kernels as ukr;
+            // SAFETY: `T` is `$ty` (checked by type id above), so the pointer and scalar casts
+            // are identities; the operands satisfy the caller's contract; the SIMD token was
+            // created for a level this CPU has (`isa.on_cpu()`), as `gemm`'s own kernels do.
+            unsafe {
+                gemm_common::gemm::gemm_basic_generic::<
+                    _,
+                    $ty,
+                    { $lanes },
+                    { ukr::MR_DIV_N * $lanes },
+                    { ukr::NR },
+                    { ukr::MR_DIV_N },
+                    { ukr::H_M },
+                    { ukr::H_N },
+                >(
+                    $simd,
+                    m,
+                    n,
+                    k,
+                    dst.cast::<$ty>(),
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    lhs.cast::<$ty>(),
+                    lhs_cs,
+                    lhs_rs,
+                    rhs.cast::<$ty>(),
+                    rhs_cs,
+                    rhs_rs,
+                    *(&alpha as *const T).cast::<$ty>(),
+                    *(&beta as *const T).cast::<$ty>(),
+                    false,
+                    false,
+                    false,
+                    |a, b, c| a * b + c,
+                    &ukr::UKR,
+                    &ukr::H_UKR,
+                    false,
+                    par,
+                )
+            }
+        }};
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        let v3 = <gemm_common::simd::V3 as gemm_common::simd::MixedSimd<f32, f32, f32, f32>>::try_new();
+        if let Some(v3) = v3 {
+            if is_f32 {
+                generic!(f32, v3, gemm_f32::microkernel::fma::f32, 8);
+            } else {
+                generic!(f64, v3, gemm_f64::microkernel::fma::f64, 4);
+            }
+            return;
+        }
+    }
+    let s = gemm_common::simd::Scalar;
+    if is_f32 {
+        generic!(f32, s, gemm_f32::microkernel::scalar::f32, 1);
+    } else {
+        generic!(f64, s, gemm_f64::microkernel::scalar::f64, 1);
+    }
 }
 
 /// `C ← α·op(A)·op(B) + β·C` on nalgebra matrices.
@@ -405,5 +522,116 @@ pub fn check_finite<T: Real>(op: &'static str, what: &'static str, data: &[T]) -
     match data.iter().position(|v| !v.finite()) {
         Some(index) => Err(LinalgError::NonFinite { op, what, index }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{Isa, max_isa};
+
+    /// `C ← α·op(A)·op(B) + β·C` on the micro-kernels of `isa`, through the same argument
+    /// mapping as [`gemm_view`].
+    fn run<T: Real>(isa: Isa, alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>, par: bool) {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let par = if par { gemm::Parallelism::Rayon(2) } else { gemm::Parallelism::None };
+        // SAFETY: the views were checked by their constructors, `c` is a unique borrow, and the
+        // caller passes only levels this CPU has.
+        unsafe {
+            raw_gemm::<T>(
+                isa,
+                m,
+                n,
+                k,
+                c.data.as_mut_ptr(),
+                c.cs as isize,
+                c.rs as isize,
+                beta != T::zero(),
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                beta,
+                alpha,
+                par,
+            )
+        };
+    }
+
+    fn data<T: Real>(len: usize, seed: u64) -> Vec<T> {
+        // a small LCG: values in [-1, 1)
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                T::lit(((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// Every instruction-set level this CPU has gives the exact product
+    /// within rounding (`f32`: 1e-5, `f64`: 1e-13, relative to Σ|a||b|), for row- and
+    /// column-major operands and destinations, α/β, edge sizes, serial and parallel; the level in
+    /// force ([`max_isa`]: the CPU's, or the `LATENT_ISA` cap) is bit-identical to `gemm_view`.
+    fn levels_agree<T: Real>(tol: f64) {
+        let levels: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.on_cpu()).collect();
+        for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (17, 33, 9), (64, 48, 70), (130, 67, 129)] {
+            for (row_a, row_c) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_data = data::<T>(m * k, 1);
+                let b_data = data::<T>(k * n, 2);
+                let c0 = data::<T>(m * n, 3);
+                let a =
+                    if row_a { MatRef::row_major(&a_data, m, k) } else { MatRef::col_major(&a_data, m, k) }.unwrap();
+                let b = MatRef::col_major(&b_data, k, n).unwrap();
+                let (alpha, beta) = (T::lit(0.75), T::lit(-0.5));
+                let mut bound = vec![0.0f64; m * n];
+                let mut exact = vec![0.0f64; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let at = |p: usize| a.get(i, p).unwrap().as_f64();
+                        let bt = |p: usize| b.get(p, j).unwrap().as_f64();
+                        let idx = if row_c { i * n + j } else { i + j * m };
+                        exact[idx] = 0.75 * (0..k).map(|p| at(p) * bt(p)).sum::<f64>() - 0.5 * c0[idx].as_f64();
+                        bound[idx] = (0..k).map(|p| (at(p) * bt(p)).abs()).sum::<f64>() + c0[idx].as_f64().abs();
+                    }
+                }
+                fn new_c<T: Copy>(c: &mut [T], m: usize, n: usize, row_c: bool) -> MatMut<'_, T> {
+                    if row_c { MatMut::row_major(c, m, n).unwrap() } else { MatMut::col_major(c, m, n).unwrap() }
+                }
+                let mut reference = c0.clone();
+                gemm_view(alpha, a, b, beta, new_c(&mut reference, m, n, row_c)).unwrap();
+                for &isa in &levels {
+                    for par in [false, true] {
+                        let mut c = c0.clone();
+                        run(isa, alpha, a, b, beta, new_c(&mut c, m, n, row_c), par);
+                        for (idx, v) in c.iter().enumerate() {
+                            let err = (v.as_f64() - exact[idx]).abs();
+                            assert!(
+                                err <= tol * bound[idx].max(1.0),
+                                "{isa} {}: ({m},{k},{n}) row_a {row_a} row_c {row_c} par {par}: |{} - {}| = {err}",
+                                T::NAME,
+                                v.as_f64(),
+                                exact[idx]
+                            );
+                        }
+                        if isa == max_isa() && !par {
+                            assert_eq!(c, reference, "{isa} is the default path");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_isa_level_computes_the_product_f32() {
+        levels_agree::<f32>(1e-5);
+    }
+
+    #[test]
+    fn every_isa_level_computes_the_product_f64() {
+        levels_agree::<f64>(1e-13);
     }
 }

@@ -454,16 +454,38 @@ impl<T: Real> AdamKernel<T> {
         self.body(params, grad, ms, vs);
     }
 
+    /// The same loop compiled for AVX2 (8 lanes of f32). IEEE operations only and no `fma`
+    /// target feature, so no contraction: the same bits as `body`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn body_avx2(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        self.body(params, grad, ms, vs);
+    }
+
     fn run(&self, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        self.run_on(latent_linalg::simd::max_isa(), params, grad, ms, vs);
+    }
+
+    /// [`AdamKernel::run`] on the instruction set `isa` (the usable one, from
+    /// `latent_linalg::simd::max_isa`, or one that tests force; it must be on this CPU).
+    fn run_on(&self, isa: latent_linalg::simd::Isa, params: &mut [T], grad: &[T], ms: &mut [T], vs: &mut [T]) {
+        use latent_linalg::simd::Isa;
+        debug_assert!(isa.on_cpu());
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        match isa {
             // SAFETY: `body_avx512`'s only precondition is that the CPU supports AVX-512F, which
-            // `is_x86_feature_detected!` has just confirmed at run time. Its body is the safe
-            // `body` (bounds-checked slices, zipped iterators), so no memory-safety obligation
-            // is added by the target feature.
-            unsafe { self.body_avx512(params, grad, ms, vs) };
-            return;
+            // `isa` (at most the level `latent_linalg::simd::detected` found on this CPU)
+            // guarantees. Its body is the safe `body` (bounds-checked slices, zipped iterators),
+            // so no memory-safety obligation is added by the target feature.
+            Isa::Avx512 => return unsafe { self.body_avx512(params, grad, ms, vs) },
+            // SAFETY: as above, for AVX2 (implied by the level `Isa::Avx2`).
+            Isa::Avx2 => return unsafe { self.body_avx2(params, grad, ms, vs) },
+            Isa::Scalar => {}
         }
+        let _ = isa;
         self.body(params, grad, ms, vs);
     }
 }
@@ -542,6 +564,49 @@ impl<T: Real> Optimizer<T> for AdamW {
 mod tests {
     use super::*;
     use crate::OptimError;
+
+    /// The Adam kernel gives the same bits on every instruction-set level this CPU has (AVX-512,
+    /// AVX2, portable): it uses IEEE operations only, no fused multiply-add. Lengths cover the
+    /// vector tails (not multiples of 16, 8 or 4).
+    fn adam_levels_agree<T: Real>() {
+        use latent_linalg::simd::Isa;
+        let k = AdamKernel {
+            b1: T::lit(0.9),
+            b2: T::lit(0.999),
+            c1: T::lit(0.1),
+            c2: T::lit(0.001),
+            wc: T::lit(0.01),
+            shrink: T::lit(0.9999),
+            step: T::lit(1e-3 / 0.1),
+            inv_sqrt_bc2: T::lit(1.0 / 0.001f64.sqrt()),
+            e: T::lit(1e-8),
+        };
+        for n in [1usize, 7, 37, 1000] {
+            let val = |i: usize, f: f64| T::lit((((i + 1) as f64 * f).sin() * 1.7).clamp(-1.5, 1.5));
+            let x0: Vec<T> = (0..n).map(|i| val(i, 0.37)).collect();
+            let g: Vec<T> = (0..n).map(|i| val(i, 1.91)).collect();
+            let m0: Vec<T> = (0..n).map(|i| val(i, 0.53) * T::lit(0.1)).collect();
+            let v0: Vec<T> = (0..n).map(|i| val(i, 0.71).abs() * T::lit(0.01)).collect();
+            let run = |isa| {
+                let (mut x, mut m, mut v) = (x0.clone(), m0.clone(), v0.clone());
+                for _ in 0..3 {
+                    k.run_on(isa, &mut x, &g, &mut m, &mut v);
+                }
+                (x, m, v)
+            };
+            let portable = run(Isa::Scalar);
+            assert_ne!(portable.0, x0, "the update moved the parameters");
+            for isa in [Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.on_cpu()) {
+                assert_eq!(run(isa), portable, "{isa} {} n={n}", T::NAME);
+            }
+        }
+    }
+
+    #[test]
+    fn adam_kernel_same_bits_on_every_isa_level() {
+        adam_levels_agree::<f32>();
+        adam_levels_agree::<f64>();
+    }
 
     #[test]
     fn params_check_names_bad_value() {

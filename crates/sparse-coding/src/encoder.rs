@@ -304,3 +304,50 @@ pub(crate) fn check_iterative<T: Real>(lambda: T, tol: f64, max_iter: usize) -> 
     }
     Ok(())
 }
+
+/// Test support for the instruction-set tests of the encoders (each encoder compares its AVX2 +
+/// FMA path with its portable path on the same problems).
+#[cfg(test)]
+pub(crate) mod isa_test_support {
+    use super::Prepared;
+    use latent_linalg::{DMatrix, Real};
+    use rand::{Rng, SeedableRng};
+
+    /// A signal `x` and its correlations `c = Wᵀx`.
+    pub(crate) type Signal<T> = (Vec<T>, Vec<T>);
+
+    /// A dictionary of `h` unit-norm random atoms in dimension `d`, and `n` signals that are
+    /// sparse combinations of 5 atoms plus noise, with their correlations `c = Wᵀx`.
+    pub(crate) fn problem<T: Real>(d: usize, h: usize, n: usize, seed: u64) -> (Prepared<T>, Vec<Signal<T>>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut w = DMatrix::<f64>::from_fn(d, h, |_, _| rng.random::<f64>() - 0.5);
+        for mut col in w.column_iter_mut() {
+            let nrm = col.norm();
+            col /= nrm;
+        }
+        let wt = w.map(T::lit);
+        let p = Prepared::new(&wt).unwrap();
+        let signals = (0..n)
+            .map(|_| {
+                let mut x = vec![0.0f64; d];
+                for _ in 0..5 {
+                    let j = rng.random_range(0..h);
+                    let a = rng.random::<f64>() * 2.0 - 1.0;
+                    x.iter_mut().zip(w.column(j).iter()).for_each(|(xi, wi)| *xi += a * wi);
+                }
+                x.iter_mut().for_each(|xi| *xi += 0.01 * (rng.random::<f64>() - 0.5));
+                let x: Vec<T> = x.into_iter().map(T::lit).collect();
+                let c: Vec<T> = (0..h).map(|j| super::dot(&wt.as_slice()[j * d..(j + 1) * d], &x)).collect();
+                (x, c)
+            })
+            .collect();
+        (p, signals)
+    }
+
+    /// Codes of the two paths agree within `tol` (absolute, on codes of O(1) entries).
+    pub(crate) fn assert_close<T: Real>(what: &str, a: &[T], b: &[T], tol: f64) {
+        let err = a.iter().zip(b).map(|(x, y)| (x.as_f64() - y.as_f64()).abs()).fold(0.0, f64::max);
+        assert!(err <= tol, "{what}: AVX2 and portable codes differ by {err} (> {tol})");
+        assert!(a.iter().any(|v| v.as_f64() != 0.0), "{what}: the code is all zeros");
+    }
+}
