@@ -3,7 +3,7 @@
 
 use super::common::err;
 use super::plot::{Canvas, Chart, Kind, Series};
-use super::{Ctx, Figure};
+use super::{Cmp, Ctx, Figure, Rhs};
 use indicatif::ProgressBar;
 use latent_anomaly::heatmap::compare_masks;
 use latent_anomaly::restore::texture_ae_params;
@@ -44,7 +44,7 @@ pub const FIGURE_F11: Figure = Figure {
             score were chosen on corrupted held-out normal data only, never on the test defects, within the \
             ten-minute budget of the whole run (issue 17). The earlier, ten times costlier restoring model (wider, \
             5×5 stages, 48×48 tiles on grass and gravel, up to 50 epochs; one seed, quoted from the run of 2026-11-27, \
-            not measured here: pixel AUROC 0.995 / 0.902 / 0.952) \
+            not measured here: «pixel AUROC 0.995 / 0.902 / 0.952») \
             is no longer run: three seeds of it take about 30 minutes. Whether the issue's bar — worst-seed pixel \
             AUROC ≥ 0.92 and mean image AUROC ≥ 0.90 on every texture — is reached is stated by \
             recommended_worst_seed_pixel_auroc_at_least_0.92_on_every_texture and \
@@ -57,8 +57,8 @@ pub const FIGURE_F11B: Figure = Figure {
     id: "F11b",
     title: "One-class MNIST and Fashion-MNIST",
     claim: "Trained on one class only, the reconstruction error separates that class from all others: \
-            AUROC per normal class and its mean (Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC for an \
-            ℓ2 autoencoder).",
+            AUROC per normal class and its mean («Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC for an \
+            ℓ2 autoencoder»).",
     run: run_one_class,
 };
 
@@ -813,8 +813,10 @@ fn write_texture_results(ctx: &mut Ctx, results: &TextureResults) -> Result<(), 
             ctx.metric(&format!("mean_{model}_{metric}"), mean);
         }
         if m != RESTORING {
+            // the claim text says these detectors do not reach the bar: recorded, not claimed
             let min_pixel = table.iter().map(|r| r[1][m]).fold(f64::INFINITY, f64::min);
-            ctx.metric(&format!("{model}_pixel_auroc_at_least_0.90_on_every_category"), min_pixel >= 0.90);
+            ctx.metric(&format!("{model}_worst_category_pixel_auroc"), min_pixel);
+            ctx.observation(&format!("{model}_pixel_auroc_at_least_0.90_on_every_category"), min_pixel >= 0.90);
         }
     }
     // the recommended detector (the restoring autoencoder) over the seeds
@@ -825,14 +827,26 @@ fn write_texture_results(ctx: &mut Ctx, results: &TextureResults) -> Result<(), 
     let min_worst_pixel = worst_pixel.iter().copied().fold(f64::INFINITY, f64::min);
     let min_mean_image = mean_image.iter().copied().fold(f64::INFINITY, f64::min);
     ctx.metric("recommended_detector", MODELS[RESTORING]);
-    ctx.metric("restoring_ae_worst_seed_pixel_auroc_at_least_0.90_on_every_category", min_worst_pixel >= 0.90);
     ctx.metric("recommended_worst_seed_pixel_auroc_min_over_textures", min_worst_pixel);
     ctx.metric("recommended_mean_image_auroc_min_over_textures", min_mean_image);
-    ctx.metric(
+    ctx.check(
+        "restoring_ae_worst_seed_pixel_auroc_at_least_0.90_on_every_category",
+        "recommended_worst_seed_pixel_auroc_min_over_textures",
+        Cmp::Ge,
+        Rhs::Value(0.90),
+    )?;
+    ctx.check(
         "recommended_worst_seed_pixel_auroc_at_least_0.92_on_every_texture",
-        min_worst_pixel >= BAR_WORST_SEED_PIXEL,
-    );
-    ctx.metric("recommended_mean_image_auroc_at_least_0.90_on_every_texture", min_mean_image >= BAR_MEAN_IMAGE);
+        "recommended_worst_seed_pixel_auroc_min_over_textures",
+        Cmp::Ge,
+        Rhs::Value(BAR_WORST_SEED_PIXEL),
+    )?;
+    ctx.check(
+        "recommended_mean_image_auroc_at_least_0.90_on_every_texture",
+        "recommended_mean_image_auroc_min_over_textures",
+        Cmp::Ge,
+        Rhs::Value(BAR_MEAN_IMAGE),
+    )?;
     ctx.raw("results", &Value::Object(results.raw.clone()))?;
     ctx.csv(
         "results",

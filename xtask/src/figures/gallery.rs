@@ -7,10 +7,6 @@ use super::{Figure, claim_checks, fmt_secs, machine};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Quoted numbers in texts this module does not own, marked here until their text carries the
-/// `«…»` marker itself: (figure id, exact phrase).
-const QUOTED_PHRASES: [(&str, &str); 1] = [("F11b", "Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC")];
-
 /// The tooltip of a quoted number.
 const QUOTED_TITLE: &str = "quoted from elsewhere (a paper or an earlier run), not measured in this run";
 
@@ -19,16 +15,10 @@ pub(super) fn esc(s: &str) -> String {
 }
 
 /// Escape `s` for HTML and turn every `«…»` into a quoted span (unbalanced markers are kept as
-/// text). Phrases of [`QUOTED_PHRASES`] for figure `id` are marked too.
-pub(super) fn rich(s: &str, id: &str) -> String {
-    let mut t = s.to_string();
-    for (fid, phrase) in QUOTED_PHRASES {
-        if fid == id && !t.contains(&format!("«{phrase}")) {
-            t = t.replace(phrase, &format!("«{phrase}»"));
-        }
-    }
+/// text).
+pub(super) fn rich(s: &str, _id: &str) -> String {
     let mut out = String::new();
-    let mut rest = t.as_str();
+    let mut rest = s;
     while let Some(a) = rest.find('«') {
         let after = &rest[a + '«'.len_utf8()..];
         let Some(b) = after.find('»') else { break };
@@ -329,11 +319,13 @@ mod tests {
         assert!(h.contains("ours 0.91 vs <span class=\"quoted\""), "{h}");
         assert!(h.contains(">Foo et al. report 0.95</span> &amp; more"), "{h}");
         assert_eq!(rich("no «closing", "F9"), "no «closing");
-        assert!(has_quoted("(Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC for an ℓ2 autoencoder)", "F11b"));
-        assert!(!has_quoted("Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC", "F11"));
-        // already marked: not marked twice
-        let twice = rich("«Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC» x", "F11b");
-        assert_eq!(twice.matches("class=\"quoted\"").count(), 1, "{twice}");
+        assert!(!has_quoted("Bergmann et al. report ≈ 0.98 mean one-class MNIST AUROC", "F11b"));
+        // every figure whose text quotes a number marks it
+        for fig in super::super::registry() {
+            if fig.claim.contains("report") || fig.claim.contains("quoted") {
+                assert!(has_quoted(fig.claim, fig.id), "{}: a quoted number without «…»", fig.id);
+            }
+        }
     }
 
     #[test]

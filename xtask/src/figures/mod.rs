@@ -275,7 +275,7 @@ const HEADLINES: [(&str, &str); 15] = [
     ("F8", "fraction_arrows_towards_manifold"),
     ("F9", "unet_iou"),
     ("F10", "k10_test_mse_8bit"),
-    ("F11", "restoring_ae_pixel_auroc_at_least_0.90_on_every_category"),
+    ("F11", "recommended_worst_seed_pixel_auroc_min_over_textures"),
     ("F11b", "mnist_ae_mean_auroc"),
     ("F12", "random50_psnr_restored_db"),
 ];
