@@ -239,25 +239,25 @@ pub fn registry() -> Vec<Figure> {
 
 /// Each figure's expected wall time in seconds (quick, full) on a 2-core machine: the run's
 /// time-left estimate when the output folder holds no earlier run of the figure at the same size.
-/// Measured with `--fig ID` on a 2-core AMD EPYC (Zen 4) on 2026-12-05 while other builds shared
-/// the machine; where the load was high the figure's CPU time stands in for its wall time. F11's
-/// full time is a placeholder (it was not run at full size here).
+/// Full: one run of all figures on a quiet 2-core AMD EPYC (Zen 4, family 25 model 17) on
+/// 2026-12-05 (7 min 21 s in all). Quick: measured with `--fig ID` on the same machine kind while
+/// other builds shared it (CPU time where the load was high).
 const EXPECTED_SECONDS: [(&str, f64, f64); 15] = [
-    ("F0", 1.0, 1.1),
-    ("F1", 0.1, 0.2),
-    ("F2", 2.4, 20.0),
-    ("F3", 2.0, 85.0),
-    ("F3b", 2.4, 10.0),
-    ("F4", 5.2, 46.0),
-    ("F5", 0.8, 5.0),
-    ("F6", 12.0, 70.0),
-    ("F7", 10.4, 35.0),
-    ("F8", 0.2, 0.9),
-    ("F9", 16.0, 90.0),
-    ("F10", 12.5, 45.0),
-    ("F11", 83.0, 300.0),
-    ("F11b", 9.6, 30.0),
-    ("F12", 4.2, 15.0),
+    ("F0", 1.0, 0.8),
+    ("F1", 0.1, 0.1),
+    ("F2", 2.4, 7.2),
+    ("F3", 2.0, 54.5),
+    ("F3b", 2.4, 7.1),
+    ("F4", 5.2, 25.2),
+    ("F5", 0.8, 2.2),
+    ("F6", 12.0, 45.5),
+    ("F7", 10.4, 19.1),
+    ("F8", 0.2, 0.6),
+    ("F9", 16.0, 67.9),
+    ("F10", 12.5, 26.4),
+    ("F11", 83.0, 131.0),
+    ("F11b", 9.6, 47.0),
+    ("F12", 4.2, 7.5),
 ];
 
 /// Each figure's headline metric (printed when the figure ends). A missing key falls back to the
