@@ -129,6 +129,110 @@ impl<T: Real> Chol<T> {
     }
 }
 
+/// Atoms per block of [`direction_pass`]: the accumulators of one block stay in registers while
+/// the active Gram columns stream past.
+const BLOCK: usize = 16;
+
+/// `a < b ? a : b` (one `minpd`; the operands are never NaN here).
+#[inline(always)]
+fn fmin<T: Real>(a: T, b: T) -> T {
+    if a < b { a } else { b }
+}
+
+/// The step to the next breakpoint at which inactive atom j would join, from its current
+/// correlation `cj` and its correlation `uj` with the equiangular direction:
+/// min((C − c_j)/(1 − u_j), (C + c_j)/(1 + u_j)) over the positive denominators (only the first
+/// for non-negative codes), +∞ when neither applies, raised to `maskj` (+∞ for atoms that may not
+/// join).
+#[inline(always)]
+fn join_step<T: Real>(big_c: T, cj: T, uj: T, maskj: T, nonneg: bool) -> T {
+    let tiny = T::lit(1e-12);
+    let inf = T::lit(f64::INFINITY);
+    let d1 = T::one() - uj;
+    let g1 = if d1 > tiny { (big_c - cj).max(T::zero()) / d1 } else { inf };
+    let d2 = T::one() + uj;
+    let g2 = if !nonneg && d2 > tiny { (big_c + cj).max(T::zero()) / d2 } else { inf };
+    let g = g1.min(g2);
+    if maskj > g { maskj } else { g }
+}
+
+/// One LARS step's pass over the h atoms: `u = G_A w` (written to `u`, summed over the active
+/// columns in order, as repeated `axpy`s would) and, when `joins`, the smallest join step and its
+/// atom (the first one on ties), or `None` when no atom can join. `gam` is scratch (length h).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn direction_pass<T: Real>(
+    gram: &[T],
+    h: usize,
+    active: &[usize],
+    w: &[T],
+    big_c: T,
+    c: &[T],
+    mask: &[T],
+    nonneg: bool,
+    joins: bool,
+    u: &mut [T],
+    gam: &mut [T],
+) -> Option<(T, usize)> {
+    let inf = T::lit(f64::INFINITY);
+    let (mut best, mut best_block) = (inf, usize::MAX);
+    let full = h - h % BLOCK;
+    let mut j0 = 0;
+    while j0 < full {
+        let mut acc = [T::zero(); BLOCK];
+        for (&a, &wa) in active.iter().zip(w) {
+            let col: &[T; BLOCK] = gram[a * h + j0..a * h + j0 + BLOCK].try_into().expect("block");
+            for l in 0..BLOCK {
+                acc[l] += wa * col[l];
+            }
+        }
+        u[j0..j0 + BLOCK].copy_from_slice(&acc);
+        if joins {
+            let cb: &[T; BLOCK] = c[j0..j0 + BLOCK].try_into().expect("block");
+            let mb: &[T; BLOCK] = mask[j0..j0 + BLOCK].try_into().expect("block");
+            let mut g = [T::zero(); BLOCK];
+            for l in 0..BLOCK {
+                g[l] = join_step(big_c, cb[l], acc[l], mb[l], nonneg);
+            }
+            gam[j0..j0 + BLOCK].copy_from_slice(&g);
+            // the block's minimum by a tree of vector minima
+            let mut m = [T::zero(); BLOCK / 2];
+            for l in 0..BLOCK / 2 {
+                m[l] = fmin(g[l], g[l + BLOCK / 2]);
+            }
+            let mut q = [T::zero(); BLOCK / 4];
+            for l in 0..BLOCK / 4 {
+                q[l] = fmin(m[l], m[l + BLOCK / 4]);
+            }
+            let mb = q.iter().fold(inf, |a, &v| fmin(a, v));
+            if mb < best {
+                best = mb;
+                best_block = j0;
+            }
+        }
+        j0 += BLOCK;
+    }
+    let mut who = usize::MAX;
+    if best_block != usize::MAX {
+        who = (best_block..best_block + BLOCK).find(|&j| gam[j] == best).expect("the block holds its minimum");
+    }
+    for j in full..h {
+        let mut uj = T::zero();
+        for (&a, &wa) in active.iter().zip(w) {
+            uj += wa * gram[a * h + j];
+        }
+        u[j] = uj;
+        if joins {
+            let g = join_step(big_c, c[j], uj, mask[j], nonneg);
+            if g < best {
+                best = g;
+                who = j;
+            }
+        }
+    }
+    if who == usize::MAX { None } else { Some((best, who)) }
+}
+
 /// Run the homotopy from s = 0 down to `lambda`. Returns the number of steps and whether the
 /// path reached `lambda` (false: ran out of independent atoms or steps).
 fn lars_core<T: Real>(
@@ -199,14 +303,16 @@ fn lars_core_impl<T: Real>(
     let mut wdir = vec![T::zero(); cap];
     let mut u = vec![T::zero(); h];
     let mut gam = vec![T::zero(); h];
-    let mut blocked = vec![false; h];
+    // +∞ for the atoms that may not join this step (active, or just dropped), 0 for the others
+    let inf = T::lit(f64::INFINITY);
+    let mut mask = vec![T::zero(); h];
     let mut banned = usize::MAX;
     if !chol.push(p, &active, j0, &mut tmp) {
         return (0, false);
     }
     active.push(j0);
-    blocked[j0] = true;
-    let tiny = T::lit(1e-12);
+    mask[j0] = inf;
+    let gram = p.gram().as_slice();
     let mut steps = 0;
     while steps < max_steps {
         steps += 1;
@@ -216,35 +322,25 @@ fn lars_core_impl<T: Real>(
             wdir[a] = if c[active[a]] >= T::zero() { T::one() } else { -T::one() };
         }
         chol.solve(&mut wdir[..k]);
-        u.iter_mut().for_each(|v| *v = T::zero());
-        for a in 0..k {
-            axpy(wdir[a], p.gram_col(active[a]), &mut u);
-        }
         let mut gamma = big_c - lambda;
         let mut event = 0u8; // 0 = reach λ, 1 = join, 2 = drop
         let mut who = usize::MAX;
-        if k < cap {
-            // γ_j = (C − c_j)/(1 − u_j) and (C + c_j)/(1 + u_j) for every inactive atom, in a
-            // branch-free pass the compiler vectorises; then one scan for the smallest
-            let inf = T::lit(f64::INFINITY);
-            for j in 0..h {
-                let (cj, uj) = (c[j], u[j]);
-                let d1 = T::one() - uj;
-                let g1 = if d1 > tiny { (big_c - cj).max(T::zero()) / d1 } else { inf };
-                let d2 = T::one() + uj;
-                let g2 = if !nonneg && d2 > tiny { (big_c + cj).max(T::zero()) / d2 } else { inf };
-                gam[j] = if blocked[j] { inf } else { g1.min(g2) };
-            }
-            if banned != usize::MAX {
-                gam[banned] = inf;
-            }
-            for (j, &g) in gam.iter().enumerate() {
-                if g < gamma {
-                    gamma = g;
-                    event = 1;
-                    who = j;
-                }
-            }
+        // one pass over the atoms: u = G_A w (every atom's correlation with the equiangular
+        // direction) and, while joins are possible, each inactive atom's step to a breakpoint
+        let joins = k < cap;
+        if banned != usize::MAX {
+            mask[banned] = inf;
+        }
+        if let Some((g, j)) =
+            direction_pass(gram, h, &active, &wdir[..k], big_c, &c, &mask, nonneg, joins, &mut u, &mut gam)
+            && g < gamma
+        {
+            gamma = g;
+            event = 1;
+            who = j;
+        }
+        if banned != usize::MAX {
+            mask[banned] = T::zero();
         }
         for a in 0..k {
             let j = active[a];
@@ -276,11 +372,11 @@ fn lars_core_impl<T: Real>(
                     return (steps, false);
                 }
                 active.push(who);
-                blocked[who] = true;
+                mask[who] = inf;
             }
             _ => {
                 let j = active.remove(who);
-                blocked[j] = false;
+                mask[j] = T::zero();
                 s[j] = T::zero();
                 banned = j;
                 if !chol.rebuild(p, &active, &mut tmp) {
