@@ -189,7 +189,7 @@ unsafe fn lane_search_f64_avx2(
     fullv: usize,
 ) -> ([f64; LANES], [f64; LANES], [f64; LANES]) {
     use std::arch::x86_64::*;
-    debug_assert!(fullv % LANES == 0 && c.len() >= fullv && u.len() >= fullv && mask.len() >= fullv);
+    debug_assert!(fullv.is_multiple_of(LANES) && c.len() >= fullv && u.len() >= fullv && mask.len() >= fullv);
     let zero = _mm256_setzero_pd();
     let one = _mm256_set1_pd(1.0);
     let tiny = _mm256_set1_pd(1e-12);
@@ -258,7 +258,7 @@ unsafe fn lane_search_f64_avx2(
 /// `xs` as `&[f64]` when `T` is `f64`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn as_f64<T: Real>(xs: &[T]) -> Option<&[f64]> {
+pub(crate) fn as_f64<T: Real>(xs: &[T]) -> Option<&[f64]> {
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
         // SAFETY: T is f64 (same type, same layout).
         Some(unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<f64>(), xs.len()) })
@@ -342,9 +342,7 @@ fn direction_pass<T: Real, const SIMD: bool>(
     }
     let fullv = h - h % LANES;
     #[cfg(target_arch = "x86_64")]
-    let fast = if SIMD
-        && let (Some(c64), Some(u64), Some(m64)) = (as_f64(c), as_f64(u), as_f64(mask))
-    {
+    let fast = if SIMD && let (Some(c64), Some(u64), Some(m64)) = (as_f64(c), as_f64(u), as_f64(mask)) {
         // SAFETY: SIMD is only set on the AVX2 + FMA path; the slices have h ≥ fullv entries.
         let (n, e, j) = unsafe { lane_search_f64_avx2(c64, u64, m64, big_c.as_f64(), nonneg, fullv) };
         Some((n.map(T::lit), e.map(T::lit), j.map(T::lit)))
@@ -653,12 +651,12 @@ mod reference {
     use super::*;
 
     #[allow(dead_code)]
-struct RefChol<T> {
+    struct RefChol<T> {
         cap: usize,
         n: usize,
         l: Vec<T>,
     }
-    
+
     impl<T: Real> RefChol<T> {
         fn new(cap: usize) -> Self {
             Self { cap, n: 0, l: Vec::with_capacity(cap.min(32) * (cap.min(32) + 1) / 2) }
@@ -893,7 +891,10 @@ struct RefChol<T> {
                             } else {
                                 (r[j].abs() - lambda).max(0.0)
                             };
-                            assert!(viol <= 1e-9, "d {d} h {h} nonneg {nonneg} lambda {lambda}: KKT violated by {viol} at {j}");
+                            assert!(
+                                viol <= 1e-9,
+                                "d {d} h {h} nonneg {nonneg} lambda {lambda}: KKT violated by {viol} at {j}"
+                            );
                             assert!(!nonneg || s[j] >= 0.0);
                         }
                     }
