@@ -38,6 +38,7 @@ pub struct CodeInfo {
 pub struct Prepared<T: Real> {
     w: DMatrix<T>,
     gram: DMatrix<T>,
+    diag: Vec<T>,
     lipschitz: std::sync::OnceLock<T>,
 }
 
@@ -52,7 +53,8 @@ impl<T: Real> Prepared<T> {
         }
         finite("dictionary", w.as_slice())?;
         let gram = latent_linalg::matmul(w, latent_linalg::Trans::T, w, latent_linalg::Trans::N)?;
-        Ok(Self { w: w.clone(), gram, lipschitz: std::sync::OnceLock::new() })
+        let diag = (0..gram.nrows()).map(|j| gram[(j, j)]).collect();
+        Ok(Self { w: w.clone(), gram, diag, lipschitz: std::sync::OnceLock::new() })
     }
     /// Signal dimension d.
     pub fn dim(&self) -> usize {
@@ -69,6 +71,10 @@ impl<T: Real> Prepared<T> {
     /// `G = WᵀW` (h × h).
     pub fn gram(&self) -> &DMatrix<T> {
         &self.gram
+    }
+    /// The diagonal of the Gram matrix: the atoms' squared norms.
+    pub fn diag(&self) -> &[T] {
+        &self.diag
     }
     /// Column `j` of the Gram matrix.
     #[inline]
@@ -270,16 +276,21 @@ pub(crate) fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
 pub(crate) fn lasso_primal_dual<T: Real>(xx: T, c: &[T], r: &[T], s: &[T], lambda: T, nonneg: bool) -> (f64, f64) {
     let cs = dot(c, s).as_f64();
     let rs = dot(r, s).as_f64();
-    let xx = xx.as_f64();
-    let rho2 = (xx - cs - rs).max(0.0);
     let l1 = s.iter().fold(0.0, |a, v| a + v.as_f64().abs());
-    let lam = lambda.as_f64();
-    let primal = 0.5 * rho2 + lam * l1;
     let rmax = if nonneg {
         r.iter().fold(0.0f64, |a, v| a.max(v.as_f64()))
     } else {
         r.iter().fold(0.0f64, |a, v| a.max(v.as_f64().abs()))
     };
+    lasso_primal_dual_parts(xx.as_f64(), cs, rs, l1, rmax, lambda.as_f64())
+}
+
+/// [`lasso_primal_dual`] from its ingredients: `xx = ‖x‖²`, `cs = cᵀs`, `rs = rᵀs`, `l1 = ‖s‖₁`
+/// and `rmax = ‖r‖∞` (the largest `r_j` for non-negative codes, floored at 0).
+#[inline(always)]
+pub(crate) fn lasso_primal_dual_parts(xx: f64, cs: f64, rs: f64, l1: f64, rmax: f64, lam: f64) -> (f64, f64) {
+    let rho2 = (xx - cs - rs).max(0.0);
+    let primal = 0.5 * rho2 + lam * l1;
     let alpha = if rmax > lam { lam / rmax } else { 1.0 };
     // dual value at θ = α·(x − Ws): α·xᵀρ − ½α²‖ρ‖², with xᵀρ = xx − cᵀs
     let dual = alpha * (xx - cs) - 0.5 * alpha * alpha * rho2;
