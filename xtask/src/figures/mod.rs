@@ -240,26 +240,24 @@ pub fn registry() -> Vec<Figure> {
 /// Each figure's expected wall time in seconds (quick, full) on a 2-core machine: the run's
 /// time-left estimate when the output folder holds no earlier run of the figure at the same size.
 /// Full: one run of all figures on a quiet 2-core AMD EPYC (Zen 4, family 25 model 17) on
-/// 2026-12-05 (7 min 21 s in all). Quick: measured with `--fig ID` on the same machine kind while
-/// other builds shared it (CPU time where the load was high). F11 full: 15 restoring epochs since
-/// the evening of 2026-12-05, measured only under load ≈ 5–6 (424 s wall, 288 s CPU); 164 s is
-/// the estimated quiet time, CPU time / 1.75 (the 10-epoch run: 231 s CPU, 131 s quiet).
+/// 2026-12-05 23:33 UTC (8 min 17 s in all). Quick: measured with `--fig ID` on the same machine
+/// kind while other builds shared it (CPU time where the load was high).
 const EXPECTED_SECONDS: [(&str, f64, f64); 15] = [
     ("F0", 1.0, 0.8),
     ("F1", 0.1, 0.1),
-    ("F2", 2.4, 7.2),
-    ("F3", 2.0, 54.5),
-    ("F3b", 2.4, 7.1),
-    ("F4", 5.2, 25.2),
-    ("F5", 1.6, 4.5),
-    ("F6", 12.0, 45.5),
-    ("F7", 10.4, 19.1),
+    ("F2", 2.4, 6.4),
+    ("F3", 2.0, 57.2),
+    ("F3b", 2.4, 7.5),
+    ("F4", 5.2, 25.5),
+    ("F5", 1.6, 4.6),
+    ("F6", 12.0, 45.8),
+    ("F7", 10.4, 20.3),
     ("F8", 0.2, 0.6),
-    ("F9", 16.0, 67.9),
-    ("F10", 12.5, 26.4),
-    ("F11", 83.0, 164.0),
-    ("F11b", 9.6, 47.0),
-    ("F12", 4.2, 7.5),
+    ("F9", 16.0, 71.8),
+    ("F10", 12.5, 26.5),
+    ("F11", 83.0, 174.2),
+    ("F11b", 9.6, 49.4),
+    ("F12", 4.2, 7.0),
 ];
 
 /// Each figure's headline metric (printed when the figure ends). A missing key falls back to the
