@@ -220,13 +220,15 @@ fn restoring_score_map() -> MapParams {
 }
 
 /// Replace the image-level numbers of `eval` (image AUROC, image F1-max, per-defect image AUROC,
-/// scores) by those of `detector`'s image scores on the same test images.
+/// scores) by the image scores of `detector`'s map settings on the same test images, computed
+/// from the reconstructions `eval` already holds (the same model and tiles: no second pass).
 fn rescore_images<R: Reconstructor<f32>>(
     eval: &mut Evaluation<f32>,
     detector: &Detector<f32, R>,
     test: &TestSet<f32>,
 ) -> Result<(), String> {
-    let scores = detector.scores(&test.images).map_err(err)?;
+    let maps = detector.map_config();
+    let scores = maps.scores(&maps.maps(&test.images, &eval.reconstructions).map_err(err)?).map_err(err)?;
     let anomalous = test.anomalous();
     let r = &mut eval.report;
     r.image_auroc = latent_anomaly::auroc(&scores, &anomalous).map_err(err)?;
