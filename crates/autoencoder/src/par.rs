@@ -10,8 +10,14 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 /// Fixed chunk length of parallel work.
 pub(crate) const CHUNK: usize = 1 << 13;
 
+/// Whether `n` elements go parallel; if so, the pool's other threads are kept awake for the
+/// loops that follow (see `latent_linalg::product::keep_warm`).
 fn go_parallel(n: usize) -> bool {
-    n >= PAR_MIN && rayon::current_num_threads() > 1
+    let par = n >= PAR_MIN && rayon::current_num_threads() > 1;
+    if par {
+        latent_linalg::product::keep_warm();
+    }
+    par
 }
 
 /// `x ← f(x)`.

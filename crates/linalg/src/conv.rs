@@ -439,22 +439,37 @@ struct Bufs<T: Real> {
 }
 
 /// `y_n (O × P) = W (O × K) · cols_n (K × P)` (+ bias) for every image.
-fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>, y: &mut [T]) -> Result<()> {
+///
+/// Returns the output `(n, O, Ho, Wo)` as a flat vector: the direct kernels write every element
+/// into storage that is not zeroed first; the other paths start from zeros.
+fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
+    let len = elems("conv output", n, g.out_len())?;
+    if let Some(d) = g.direct() {
+        let b = bias.map(conv_direct::as_f32);
+        if let (Some(xf), Some(wf), Some(Some(_)) | None) = (conv_direct::as_f32(x), conv_direct::as_f32(wmat), b)
+            && let Some(y) = conv_direct::vec_as::<T>(conv_direct::forward(&d, n, xf, wf, b.flatten()))
+        {
+            return Ok(y);
+        }
+    }
+    let mut y = crate::buffers::zeros::<T>(len);
+    fwd_core_into(g, n, x, wmat, bias, &mut y)?;
+    Ok(y)
+}
+
+/// `n · per` elements, or an error naming `what` when the count overflows.
+fn elems(what: &str, n: usize, per: usize) -> Result<usize> {
+    n.checked_mul(per).ok_or_else(|| mismatch("conv", format!("{what} of {n} × {per} elements overflows usize")))
+}
+
+/// [`fwd_core`] on the FFT and GEMM paths, into zeros.
+fn fwd_core_into<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>, y: &mut [T]) -> Result<()> {
     if let Some(d) = g.fft() {
         if let (Some(xf), Some(wf), Some(yf)) = (cast::<T, f32>(x), cast::<T, f32>(wmat), cast_mut::<T, f32>(&mut *y)) {
             return conv_fft::forward(&d, xf, wf, bias.and_then(cast::<T, f32>), yf);
         }
         if let (Some(xf), Some(wf), Some(yf)) = (cast::<T, f64>(x), cast::<T, f64>(wmat), cast_mut::<T, f64>(&mut *y)) {
             return conv_fft::forward(&d, xf, wf, bias.and_then(cast::<T, f64>), yf);
-        }
-    }
-    if let Some(d) = g.direct() {
-        let b = bias.map(conv_direct::as_f32);
-        if let (Some(xf), Some(wf), Some(yf), Some(Some(_)) | None) =
-            (conv_direct::as_f32(x), conv_direct::as_f32(wmat), conv_direct::as_f32_mut(y), b)
-        {
-            conv_direct::forward(&d, n, xf, wf, b.flatten(), yf);
-            return Ok(());
         }
     }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
@@ -485,6 +500,7 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
         )
     };
     if n >= 2 {
+        crate::product::keep_warm();
         y.par_chunks_mut(ol)
             .zip(x.par_chunks(il))
             .try_for_each_init(Bufs::default, |b, (yi, xi)| serial(|| one_image(xi, yi, b)))
@@ -497,8 +513,24 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
     }
 }
 
-/// `dx_n += col2im(Wᵀ (K × O) · dy_n (O × P))` for every image (dx is overwritten).
-fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T]) -> Result<()> {
+/// `dx_n = col2im(Wᵀ (K × O) · dy_n (O × P))` for every image, returned as a flat `(n, C, H, W)`
+/// vector (the direct kernels write every element into storage that is not zeroed first).
+fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T]) -> Result<Vec<T>> {
+    let len = elems("conv input gradient", n, g.in_len())?;
+    if let (Some(d), Some(df), Some(wf)) =
+        (g.direct().filter(conv_direct::input_grad_supported), conv_direct::as_f32(dy), conv_direct::as_f32(wmat))
+        && let Some(dx) = conv_direct::vec_as::<T>(conv_direct::backward_input(&d, n, df, wf))
+    {
+        return Ok(dx);
+    }
+    let mut dx = crate::buffers::zeros::<T>(len);
+    bwd_input_core_into(g, n, dy, wmat, &mut dx)?;
+    Ok(dx)
+}
+
+/// [`bwd_input_core`] on the FFT and GEMM paths (and direct geometries whose padding the direct
+/// input gradient does not take), into zeros.
+fn bwd_input_core_into<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T]) -> Result<()> {
     if let Some(d) = g.fft() {
         if let (Some(df), Some(wf), Some(xf)) = (cast::<T, f32>(dy), cast::<T, f32>(wmat), cast_mut::<T, f32>(&mut *dx))
         {
@@ -508,13 +540,6 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
         {
             return conv_fft::backward_input(&d, df, wf, xf);
         }
-    }
-    if let (Some(d), Some(df), Some(wf)) =
-        (g.direct().filter(conv_direct::input_grad_supported), conv_direct::as_f32(dy), conv_direct::as_f32(wmat))
-        && let Some(xf) = conv_direct::as_f32_mut(dx)
-    {
-        conv_direct::backward_input(&d, n, df, wf, xf);
-        return Ok(());
     }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
     let unfold = Unfold::new(g);
@@ -530,6 +555,7 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
         Ok(())
     };
     if n >= 2 {
+        crate::product::keep_warm();
         dx.par_chunks_mut(il)
             .zip(dy.par_chunks(ol))
             .try_for_each_init(Bufs::default, |b, (dxi, dyi)| serial(|| one_image(dyi, dxi, b)))
@@ -543,7 +569,14 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T], dx: &mut [T
 }
 
 /// `dW (O × K) = Σ_n dy_n (O × P) · cols_nᵀ (P × K)`, and `db[o] = Σ_n Σ_p dy_n[o, p]`.
-fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) -> Result<()> {
+fn bwd_weight_core<T: Real>(
+    g: &Geom,
+    n: usize,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    mut db: Option<&mut [T]>,
+) -> Result<()> {
     if let Some(d) = g.fft() {
         let done = if let (Some(xf), Some(df), Some(wf)) =
             (cast::<T, f32>(x), cast::<T, f32>(dy), cast_mut::<T, f32>(&mut *dw))
@@ -564,16 +597,12 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         }
     }
     let (k, p, il, ol) = (g.k(), g.p(), g.in_len(), g.out_len());
-    let direct = match (g.direct(), conv_direct::as_f32(x), conv_direct::as_f32(dy)) {
-        (Some(d), Some(xf), Some(df)) => {
-            conv_direct::as_f32_mut(dw).map(|wf| conv_direct::backward_weight(&d, n, xf, df, wf))
-        }
-        _ => None,
-    };
-    if direct.is_some() {
-        if let Some(db) = db {
-            bias_grad(g, n, dy, db);
-        }
+    if let (Some(d), Some(xf), Some(df)) = (g.direct(), conv_direct::as_f32(x), conv_direct::as_f32(dy))
+        && let Some(wf) = conv_direct::as_f32_mut(dw)
+        // no bias gradient wanted, or one of dw's type (always, as T is f32 here)
+        && let Some(bf) = db.as_deref_mut().map_or(Some(None), |b| conv_direct::as_f32_mut(b).map(Some))
+    {
+        conv_direct::backward_weight(&d, n, xf, df, wf, bf);
         return Ok(());
     }
     let groups = n.div_ceil(GROUP);
@@ -601,6 +630,7 @@ fn bwd_weight_core<T: Real>(g: &Geom, n: usize, x: &[T], dy: &[T], dw: &mut [T],
         Ok(part)
     };
     let parts: Vec<Vec<T>> = if groups >= 2 {
+        crate::product::keep_warm();
         (0..groups)
             .into_par_iter()
             .map_init(Bufs::default, |b, gi| serial(|| group_work(gi, b)))
@@ -671,9 +701,7 @@ fn conv2d_impl<T: Real>(
     let g = conv_geom("conv2d", x.shape(), w, spec)?.with::<T>("conv2d", opts)?;
     check_bias("conv2d", bias, g.o)?;
     let n = x.n();
-    let mut y = Tensor4::zeros([n, g.o, g.ho, g.wo])?;
-    fwd_core(&g, n, x.as_slice(), w.as_slice(), bias, y.as_mut_slice())?;
-    Ok(y)
+    Tensor4::from_vec([n, g.o, g.ho, g.wo], fwd_core(&g, n, x.as_slice(), w.as_slice(), bias)?)
 }
 
 fn conv2d_backward_input_impl<T: Real>(
@@ -687,9 +715,7 @@ fn conv2d_backward_input_impl<T: Real>(
     let g = conv_geom("conv2d_backward_input", [n, w.shape()[1], input_hw.0, input_hw.1], w, spec)?
         .with::<T>("conv2d_backward_input", opts)?;
     dy.expect_shape("conv2d_backward_input (dy)", [n, g.o, g.ho, g.wo])?;
-    let mut dx = Tensor4::zeros([n, g.c, g.h, g.w])?;
-    bwd_input_core(&g, n, dy.as_slice(), w.as_slice(), dx.as_mut_slice())?;
-    Ok(dx)
+    Tensor4::from_vec([n, g.c, g.h, g.w], bwd_input_core(&g, n, dy.as_slice(), w.as_slice())?)
 }
 
 fn conv2d_backward_weight_impl<T: Real>(
@@ -820,8 +846,7 @@ fn conv_transpose2d_impl<T: Real>(
         .with::<T>("conv_transpose2d", opts)?;
     check_bias("conv_transpose2d", bias, g.c)?;
     let n = x.n();
-    let mut y = Tensor4::zeros([n, g.c, g.h, g.w])?;
-    bwd_input_core(&g, n, x.as_slice(), w.as_slice(), y.as_mut_slice())?;
+    let mut y = Tensor4::from_vec([n, g.c, g.h, g.w], bwd_input_core(&g, n, x.as_slice(), w.as_slice())?)?;
     if let Some(b) = bias {
         let hw = g.h * g.w;
         for (i, plane) in y.as_mut_slice().chunks_mut(hw).enumerate() {
@@ -850,9 +875,7 @@ fn conv_transpose2d_backward_input_impl<T: Real>(
     )?
     .with::<T>("conv_transpose2d_backward_input", opts)?;
     dy.expect_shape("conv_transpose2d_backward_input (dy)", [n, g.c, g.h, g.w])?;
-    let mut dx = Tensor4::zeros([n, g.o, g.ho, g.wo])?;
-    fwd_core(&g, n, dy.as_slice(), w.as_slice(), None, dx.as_mut_slice())?;
-    Ok(dx)
+    Tensor4::from_vec([n, g.o, g.ho, g.wo], fwd_core(&g, n, dy.as_slice(), w.as_slice(), None)?)
 }
 
 fn conv_transpose2d_backward_weight_impl<T: Real>(
@@ -896,9 +919,7 @@ fn conv_transpose2d_backward_impl<T: Real>(
     let mut dw = Tensor4::zeros(wshape)?;
     if g.direct().is_some() || g.fft().is_some() || g.is_pointwise() || n == 0 {
         let dx = if need_dx {
-            let mut dx = Tensor4::zeros([n, g.o, g.ho, g.wo])?;
-            fwd_core(&g, n, dy.as_slice(), w.as_slice(), None, dx.as_mut_slice())?;
-            Some(dx)
+            Some(Tensor4::from_vec([n, g.o, g.ho, g.wo], fwd_core(&g, n, dy.as_slice(), w.as_slice(), None)?)?)
         } else {
             None
         };
@@ -936,6 +957,7 @@ fn conv_transpose2d_backward_impl<T: Real>(
         Ok(part)
     };
     let mut dx = if need_dx { Some(Tensor4::zeros([n, g.o, g.ho, g.wo])?) } else { None };
+    crate::product::keep_warm();
     let parts: Vec<Vec<T>> = match dx.as_mut() {
         Some(dx) => dx
             .as_mut_slice()

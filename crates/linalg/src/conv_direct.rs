@@ -23,6 +23,7 @@ use crate::conv::{GROUP, Stride1};
 use rayon::prelude::*;
 use std::any::TypeId;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 thread_local! {
     /// Two scratch buffers per thread, kept between calls: the padded copies and padded-width
@@ -41,6 +42,16 @@ fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
         }
     });
     r
+}
+
+/// The first `n` elements of a scratch vector, grown (zero-filled) only when it is shorter: the
+/// callers overwrite every element they use, and never shrinking means that alternating layer
+/// sizes do not re-zero the tail on every call.
+fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
 }
 
 /// Output positions per forward register block (3 vectors of 16).
@@ -180,7 +191,24 @@ fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut [f32])
 }
 
 /// Forward convolution of `n` images: `y (n, o, ho, wo) = w ⋆ x + bias`, `w` as `(o, c, kh, kw)`.
-pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+///
+/// The output's storage comes from the buffer cache and is not zeroed first: the kernel writes
+/// every element (one write pass over the output instead of two).
+pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    // the callers check that this count does not overflow before calling
+    let len = n * d.o * d.ho() * d.wo();
+    let mut y: Vec<f32> = crate::buffers::take(len);
+    forward_into(d, n, x, w, bias, &mut y.spare_capacity_mut()[..len]);
+    // SAFETY: `forward_into` initialises every element of `y[..len]`: the output is split into
+    // `n` chunks of `o·ho·wo` elements, one per image, and each chunk is written row by row, all
+    // `o·ho` rows of `wo` elements (see the copy at its end); the capacity is at least `len`.
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// [`forward`] into storage that may be uninitialised; writes every element of `y`.
+fn forward_into(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+    assert_eq!(y.len(), n * d.o * d.ho() * d.wo());
     let taps = d.taps();
     let opad = d.o.div_ceil(OB) * OB;
     // weights as [c][tap][o], o padded with zeros to whole blocks
@@ -198,22 +226,24 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
     }
     let offs = d.tap_offsets();
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
-    let one = |xi: &[f32], yi: &mut [f32], bufs: &mut (Vec<f32>, Vec<f32>)| {
-        let (xp, yp) = bufs;
-        xp.resize(d.c * d.s_in(), 0.0);
-        pad_image(d, xi, xp);
+    let one = |xi: &[f32], yi: &mut [MaybeUninit<f32>], bufs: &mut (Vec<f32>, Vec<f32>)| {
         let pqr = d.pq_round();
-        yp.resize(opad * pqr, 0.0);
+        let xp = at_least(&mut bufs.0, d.c * d.s_in());
+        pad_image(d, xi, xp);
+        let yp = at_least(&mut bufs.1, opad * pqr);
         fwd_kernel(d, xp, &wt, &b, opad, &offs, yp);
         let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
         for o in 0..d.o {
             for i in 0..ho {
                 let src = &yp[o * pqr + i * wp..o * pqr + i * wp + wo];
-                yi[(o * ho + i) * wo..(o * ho + i + 1) * wo].copy_from_slice(src);
+                for (dst, &v) in yi[(o * ho + i) * wo..(o * ho + i + 1) * wo].iter_mut().zip(src) {
+                    dst.write(v);
+                }
             }
         }
     };
     if n >= 2 {
+        crate::product::keep_warm();
         y.par_chunks_mut(ol).zip(x.par_chunks(il)).for_each(|(yi, xi)| with_scratch(|bufs| one(xi, yi, bufs)));
     } else {
         with_scratch(|bufs| {
@@ -227,7 +257,7 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
 /// Input gradient of a stride-1 convolution: `dx (n, c, h, w)` from `dy (n, o, ho, wo)`; this is
 /// the forward convolution of `dy` with the flipped, transposed kernel and padding `k − 1 − p`.
 /// Requires `ph < kh` and `pw < kw` (see [`input_grad_supported`]).
-pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (kh, kw, taps) = (d.kh, d.kw, d.taps());
     let mut wf = vec![0.0f32; w.len()];
     for o in 0..d.o {
@@ -242,7 +272,19 @@ pub(crate) fn backward_input(d: &Direct, n: usize, dy: &[f32], w: &[f32], dx: &m
     let g = Stride1 { c: d.o, o: d.c, h: d.ho(), w: d.wo(), kh, kw, ph: kh - 1 - d.ph, pw: kw - 1 - d.pw };
     let t = Direct { g, isa: d.isa };
     debug_assert_eq!((t.ho(), t.wo()), (d.h, d.w));
-    forward(&t, n, dy, &wf, None, dx);
+    forward(&t, n, dy, &wf, None)
+}
+
+/// A `Vec<f32>` as a `Vec<T>` when `T` is `f32` (the same allocation), else `None`.
+pub(crate) fn vec_as<T: 'static>(v: Vec<f32>) -> Option<Vec<T>> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return None;
+    }
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: T is f32 (same type id): the allocation, length and capacity are those of a valid
+    // Vec<T>, and `v` is not dropped (ManuallyDrop), so ownership moves to the new vector.
+    Some(unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) })
 }
 
 /// `true` when [`backward_input`] applies (padding smaller than the kernel).
@@ -250,29 +292,40 @@ pub(crate) fn input_grad_supported(d: &Direct) -> bool {
     d.ph < d.kh && d.pw < d.kw
 }
 
-/// Weight gradient: `dw (o, c, kh, kw) = Σ_n dy_n ⋆ x_n` (overwritten).
-pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+/// Weight gradient: `dw (o, c, kh, kw) = Σ_n dy_n ⋆ x_n` (overwritten), and with `db` the bias
+/// gradient `db[o] = Σ_n Σ_p dy_n[o, p]` (overwritten), summed from the widened copies of `dy` the
+/// weight gradient makes anyway (so `dy` is read from memory once, not twice).
+pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
     let (taps, k) = (d.taps(), d.c * d.taps());
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
     let pqr = d.pq().div_ceil(16) * 16;
     let opad = d.o.div_ceil(WO) * WO;
     let offs = d.tap_offsets();
     let groups = n.div_ceil(GROUP);
+    let with_bias = db.is_some();
+    // per group: the weight-gradient partial (opad × k), then with `db` the bias partial (d.o)
     let group = |gi: usize, bufs: &mut (Vec<f32>, Vec<f32>)| -> Vec<f32> {
-        let (xp, dyp) = bufs;
         let (lo, hi) = (gi * GROUP, ((gi + 1) * GROUP).min(n));
         let (xs, ds) = (d.c * d.s_in(), opad * pqr);
-        xp.resize((hi - lo) * xs, 0.0);
-        dyp.resize((hi - lo) * ds, 0.0);
+        let xp = at_least(&mut bufs.0, (hi - lo) * xs);
+        let dyp = at_least(&mut bufs.1, (hi - lo) * ds);
         for i in lo..hi {
             pad_image(d, &x[i * il..(i + 1) * il], &mut xp[(i - lo) * xs..(i - lo + 1) * xs]);
             widen_grad(d, &dy[i * ol..(i + 1) * ol], opad, pqr, &mut dyp[(i - lo) * ds..(i - lo + 1) * ds]);
         }
-        let mut part = vec![0.0f32; opad * k];
-        wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, &mut part);
+        let mut part = vec![0.0f32; opad * k + if with_bias { d.o } else { 0 }];
+        let (wpart, bpart) = part.split_at_mut(opad * k);
+        wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, wpart);
+        // the widened planes hold dy's values and zeros, so their sums are dy's plane sums
+        for img in dyp.chunks_exact(ds) {
+            for (b, plane) in bpart.iter_mut().zip(img.chunks_exact(pqr)) {
+                *b += sum16(plane);
+            }
+        }
         part
     };
     let parts: Vec<Vec<f32>> = if groups >= 2 {
+        crate::product::keep_warm();
         (0..groups).into_par_iter().map(|gi| with_scratch(|b| group(gi, b))).collect()
     } else {
         with_scratch(|b| (0..groups).map(|gi| group(gi, b)).collect())
@@ -283,6 +336,27 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
             *a += b;
         }
     }
+    if let Some(db) = db {
+        db.iter_mut().for_each(|e| *e = 0.0);
+        for part in &parts {
+            for (a, &b) in db.iter_mut().zip(&part[opad * k..]) {
+                *a += b;
+            }
+        }
+    }
+}
+
+/// Sum of a slice whose length is a multiple of 16, in 16 interleaved partial sums (vectorises;
+/// fixed order, so deterministic).
+fn sum16(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for c in v.chunks_exact(16) {
+        for (a, &b) in acc.iter_mut().zip(c) {
+            *a += b;
+        }
+    }
+    debug_assert!(v.len().is_multiple_of(16));
+    acc.iter().sum()
 }
 
 /// AVX-512 forward: blocks of 8 output channels × 48 positions (24 accumulators).

@@ -79,6 +79,101 @@ pub fn init_threads(threads: Option<usize>) -> Result<()> {
     })
 }
 
+/// Default of [`spin_micros`]: 0, keeping warm is off unless `LATENT_SPIN_US` asks for it (see
+/// [`keep_warm`] for why).
+pub const DEFAULT_SPIN_MICROS: u64 = 0;
+
+static SPIN_MICROS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long, in microseconds, [`keep_warm`] keeps the pool's other threads looking for work
+/// before they may sleep: the environment variable `LATENT_SPIN_US` (read once; at most ten
+/// seconds), else [`DEFAULT_SPIN_MICROS`] (0: off).
+///
+/// # Example
+/// ```
+/// assert!(latent_linalg::product::spin_micros() <= 10_000_000);
+/// ```
+pub fn spin_micros() -> u64 {
+    *SPIN_MICROS.get_or_init(|| {
+        std::env::var("LATENT_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_SPIN_MICROS, |v| v.min(10_000_000))
+    })
+}
+
+/// Keep the other threads of the calling thread's rayon pool awake for the next parallel loop,
+/// for [`spin_micros`] (off by default; `LATENT_SPIN_US=500` turns it on).
+///
+/// Why: rayon lets an idle worker yield 32 times and then sleep on a futex; the next parallel
+/// loop must wake it (a system call and a scheduler wake-up). A training step is a chain of
+/// parallel loops separated by short sequential work, so the second thread falls asleep and is
+/// woken several times per step. OpenMP runtimes spin for the same reason (`GOMP_SPINCOUNT`,
+/// `KMP_BLOCKTIME`).
+///
+/// What it does: when called on a pool thread (the main thread after [`init_threads`], or code
+/// run inside a pool), it hands the pool one job per other thread (at most) that runs pending
+/// rayon work as it appears (`rayon::yield_now`) and returns once it has found none for
+/// [`spin_micros`]; then the thread idles as rayon would. Work is split as before, so results do
+/// not change; only who waits how changes. linalg's parallel kernels (direct convolutions, the
+/// convolutions' GEMM paths, parallel products) call it before their parallel loops.
+///
+/// Why it is off by default (measured 2026-12-06 on the project's 2-core Zen 4 VM, see
+/// `docs/bench-stability.md`): with 500 µs the worker's futex sleeps fall about tenfold and
+/// `unet_step`, `conv_ae_step` and `ae_mlp` run 4–5 % faster in most processes, but `ae_mlp`
+/// also showed a slow mode at about 60 % of the speed in runs of consecutive processes (pinned
+/// workers or not), which a spinning thread can cause when the hypervisor places the two vCPUs
+/// on one physical core. Turn it on where the cores are the machine's own.
+///
+/// # Example
+/// ```
+/// latent_linalg::product::keep_warm(); // off by default; no effect outside a rayon pool thread
+/// ```
+pub fn keep_warm() {
+    keep_warm_for(spin_micros());
+}
+
+/// [`keep_warm`] for `micros` microseconds (0: nothing).
+fn keep_warm_for(micros: u64) {
+    use std::sync::atomic::Ordering;
+    if micros == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let Some(me) = rayon::current_thread_index() else { return };
+    if threads < 2 || in_serial_section() {
+        return;
+    }
+    if SPINNERS.fetch_add(1, Ordering::AcqRel) >= threads - 1 {
+        SPINNERS.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            SPINNERS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+    rayon::spawn(move || {
+        let _done = Done;
+        // picked up by the thread that asked (it waited for other work and found this): nothing
+        // to keep awake here
+        if rayon::current_thread_index() == Some(me) {
+            return;
+        }
+        let budget = std::time::Duration::from_micros(micros);
+        let mut last = std::time::Instant::now();
+        loop {
+            match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => last = std::time::Instant::now(),
+                Some(rayon::Yield::Idle) if last.elapsed() < budget => std::hint::spin_loop(),
+                _ => return,
+            }
+        }
+    });
+}
+
 /// A read-only strided matrix view over a slice: element `(i, j)` is at `i·rs + j·cs`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a, T> {
@@ -230,6 +325,7 @@ fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     if work < PARALLEL_THRESHOLD || threads < 2 || in_serial_section() {
         gemm::Parallelism::None
     } else {
+        keep_warm();
         gemm::Parallelism::Rayon(threads)
     }
 }
@@ -633,5 +729,43 @@ mod tests {
     #[test]
     fn every_isa_level_computes_the_product_f64() {
         levels_agree::<f64>(1e-13);
+    }
+}
+
+#[cfg(test)]
+mod keep_warm_tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Spinners run pending work (a parallel sum gives the same bits with and without them),
+    /// never exceed one per other thread, and all end once no work comes for their budget.
+    #[test]
+    fn spinners_run_work_and_end() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let v: Vec<f64> = (0..200_000).map(|i| (i as f64).sin()).collect();
+        let sum = |v: &[f64]| -> f64 {
+            use rayon::prelude::*;
+            v.par_chunks(4096).map(|c| c.iter().sum::<f64>()).collect::<Vec<_>>().iter().sum()
+        };
+        let plain = pool.install(|| sum(&v));
+        let warm = pool.install(|| {
+            let mut s = 0.0;
+            for _ in 0..20 {
+                keep_warm_for(2_000);
+                keep_warm_for(2_000); // a second call while one spins adds none (2 threads)
+                assert!(SPINNERS.load(Ordering::Acquire) <= 1);
+                s = sum(&v);
+            }
+            s
+        });
+        assert_eq!(plain.to_bits(), warm.to_bits());
+        let t0 = std::time::Instant::now();
+        while SPINNERS.load(Ordering::Acquire) > 0 {
+            assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a spinner did not end");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // outside a pool thread, nothing is spawned
+        keep_warm_for(2_000);
+        assert_eq!(SPINNERS.load(Ordering::Acquire), 0);
     }
 }
