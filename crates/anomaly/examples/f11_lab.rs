@@ -16,13 +16,13 @@
 //! `SEEDS` are offsets added to the texture's seed (F11: `100 × texture index`); `ARCH` is
 //! `wide` (F11's restoring architecture, default) or `small` (16@16² → 32@8² → code 32@8²).
 
-use latent_anomaly::{MapNormalizer, NormalizerParams, ParamGuard, Scope, Side};
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::restore::restoring_ae_params;
 use latent_anomaly::{
     Connectivity, Detector, DetectorParams, MeanEnsemble, Reconstructor, Result, aupro, auroc, load_mvtec_test,
     load_mvtec_train, pixel_auroc, random_crops,
 };
+use latent_anomaly::{MapNormalizer, NormalizerParams, ParamGuard, Scope, Side};
 use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
