@@ -351,6 +351,17 @@ fn report_post<R: Reconstructor<f32>>(
             for s in 0..SCORES.len() {
                 print!(" {}={:.3}", SCORES[s], auroc(&column(&sc, s), &labels)?);
             }
+            // pixel AUROC per defect type (its images and the good ones)
+            let mut kinds: Vec<&String> = test.defects.iter().filter(|d| *d != "good").collect();
+            kinds.sort();
+            kinds.dedup();
+            for kind in kinds {
+                let idx: Vec<usize> =
+                    (0..test.defects.len()).filter(|&i| test.defects[i] == *kind || test.defects[i] == "good").collect();
+                let mm: Vec<f32> = idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
+                let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
+                print!(" {kind}={:.3}", auroc(&mm, &mk)?);
+            }
             println!();
         }
     }
