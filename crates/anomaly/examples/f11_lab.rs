@@ -356,9 +356,11 @@ fn report_post<R: Reconstructor<f32>>(
             kinds.sort();
             kinds.dedup();
             for kind in kinds {
-                let idx: Vec<usize> =
-                    (0..test.defects.len()).filter(|&i| test.defects[i] == *kind || test.defects[i] == "good").collect();
-                let mm: Vec<f32> = idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
+                let idx: Vec<usize> = (0..test.defects.len())
+                    .filter(|&i| test.defects[i] == *kind || test.defects[i] == "good")
+                    .collect();
+                let mm: Vec<f32> =
+                    idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
                 let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
                 print!(" {kind}={:.3}", auroc(&mm, &mk)?);
             }
