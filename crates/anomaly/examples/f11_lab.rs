@@ -11,16 +11,18 @@
 //! cargo run --release -p latent-anomaly --example f11_lab -- TEXTURE TILE CROPS EPOCHS SEEDS [ARCH] [--test]
 //! # e.g. grass 32 4000 10 0,1,2 wide --test
 //! ```
+//! `--post` prints instead the map post-processing candidates C0–C4 (cross-fitted statistics,
+//! see the docs, "Map post-processing against grass's normal residual").
 //! `SEEDS` are offsets added to the texture's seed (F11: `100 × texture index`); `ARCH` is
 //! `wide` (F11's restoring architecture, default) or `small` (16@16² → 32@8² → code 32@8²).
 
-use latent_anomaly::ParamGuard;
 use latent_anomaly::filter::gaussian_blur;
 use latent_anomaly::restore::restoring_ae_params;
 use latent_anomaly::{
     Connectivity, Detector, DetectorParams, MeanEnsemble, Reconstructor, Result, aupro, auroc, load_mvtec_test,
     load_mvtec_train, pixel_auroc, random_crops,
 };
+use latent_anomaly::{MapNormalizer, NormalizerParams, ParamGuard, Scope, Side};
 use latent_autoencoder::{Autoencoder, BlobNoise, NoiseModel};
 use latent_datasets::anomaly::{AnomalyConfig, TEXTURES, generate_anomaly_set, load_texture};
 use latent_datasets::mvtec::MvtecCategory;
@@ -178,9 +180,200 @@ fn report<R: Reconstructor<f32>>(
     Ok(())
 }
 
+/// Post-processing candidates of the 2026-12-06 round (see the docs, "Map post-processing
+/// against grass's normal residual"): C0 = F11's mix map, C1 / C2 = C0 normalised (pooled /
+/// per-pixel statistics), C3 = multi-scale mix (σ = 2 and 4 local means), C4 = C0 over the
+/// local variance of the reconstruction plus its normal mean.
+const POST: [&str; 5] = ["C0", "C1", "C2", "C3", "C4"];
+
+/// What the candidates need from clean normal images and their reconstructions.
+struct PostStats {
+    w2: f64,
+    w4: f64,
+    global: MapNormalizer,
+    per_pixel: MapNormalizer,
+    vbar: f64,
+}
+
+fn residual(x: &Tensor4<f32>, xh: &Tensor4<f32>) -> Tensor4<f32> {
+    let mut e = x.clone();
+    e.as_mut_slice().iter_mut().zip(xh.as_slice()).for_each(|(a, &b)| *a -= b);
+    e
+}
+
+fn squared(mut t: Tensor4<f32>) -> Tensor4<f32> {
+    t.as_mut_slice().iter_mut().for_each(|v| *v *= *v);
+    t
+}
+
+/// `G₂∗(x̂ − G₂∗x̂)²`: the local variance of the reconstruction.
+fn local_var(xh: &Tensor4<f32>) -> Result<Tensor4<f32>> {
+    gaussian_blur(&squared(residual(xh, &gaussian_blur(xh, 2.0)?)), 2.0)
+}
+
+/// `G₁∗(e² + Σ wₛ·(Gₛ∗e)²)` over the given (σ, w).
+fn mix_map(e: &Tensor4<f32>, terms: &[(f64, f64)]) -> Result<Tensor4<f32>> {
+    let mut m = squared(e.clone());
+    for &(sigma, w) in terms {
+        let l = squared(gaussian_blur(e, sigma)?);
+        m.as_mut_slice().iter_mut().zip(l.as_slice()).for_each(|(a, &b)| *a += w as f32 * b);
+    }
+    gaussian_blur(&m, 1.0)
+}
+
+fn post_stats(x: &Tensor4<f32>, xh: &Tensor4<f32>) -> Result<PostStats> {
+    let e = residual(x, xh);
+    let e2 = mean(&squared(e.clone()));
+    let w2 = e2 / mean(&squared(gaussian_blur(&e, 2.0)?));
+    let w4 = e2 / mean(&squared(gaussian_blur(&e, 4.0)?));
+    let c0 = mix_map(&e, &[(2.0, w2)])?;
+    let np = |scope| NormalizerParams::new().window(2.0).floor(0.01).side(Side::TwoSided).scope(scope).check();
+    Ok(PostStats {
+        w2,
+        w4,
+        global: np(Scope::Global)?.fit(&c0)?,
+        per_pixel: np(Scope::PerPixel)?.fit(&c0)?,
+        vbar: mean(&local_var(xh)?),
+    })
+}
+
+/// The candidate maps C0–C4 and F11's image-score map `G₁∗e²`.
+fn post_maps(x: &Tensor4<f32>, xh: &Tensor4<f32>, st: &PostStats) -> Result<(Vec<Tensor4<f32>>, Tensor4<f32>)> {
+    let e = residual(x, xh);
+    let c0 = mix_map(&e, &[(2.0, st.w2)])?;
+    let c1 = st.global.apply(&c0)?;
+    let c2 = st.per_pixel.apply(&c0)?;
+    let c3 = mix_map(&e, &[(2.0, st.w2), (4.0, st.w4)])?;
+    let mut c4 = c0.clone();
+    let v = local_var(xh)?;
+    c4.as_mut_slice().iter_mut().zip(v.as_slice()).for_each(|(a, &b)| *a /= b + st.vbar as f32);
+    let g1 = gaussian_blur(&squared(e), 1.0)?;
+    Ok((vec![c0, c1, c2, c3, c4], g1))
+}
+
+fn slice_n(t: &Tensor4<f32>, from: usize, to: usize) -> Result<Tensor4<f32>> {
+    let [_, c, h, w] = t.shape();
+    let d = c * h * w;
+    Ok(Tensor4::from_vec([to - from, c, h, w], t.as_slice()[from * d..to * d].to_vec())?)
+}
+
+fn concat(a: &Tensor4<f32>, b: &Tensor4<f32>) -> Result<Tensor4<f32>> {
+    let [n, c, h, w] = a.shape();
+    let mut v = a.as_slice().to_vec();
+    v.extend_from_slice(b.as_slice());
+    Ok(Tensor4::from_vec([n + b.n(), c, h, w], v)?)
+}
+
+/// Candidate maps of `x` (20 images, reconstructions `xh`) with cross-fitted statistics: the
+/// first half's maps from the second half's clean images' statistics and vice versa.
+fn cross_maps(
+    x: &Tensor4<f32>,
+    xh: &Tensor4<f32>,
+    stats: &[PostStats; 2],
+) -> Result<(Vec<Tensor4<f32>>, Tensor4<f32>)> {
+    let h = x.n() / 2;
+    let (ma, ga) = post_maps(&slice_n(x, 0, h)?, &slice_n(xh, 0, h)?, &stats[1])?;
+    let (mb, gb) = post_maps(&slice_n(x, h, x.n())?, &slice_n(xh, h, x.n())?, &stats[0])?;
+    let maps = ma.iter().zip(&mb).map(|(a, b)| concat(a, b)).collect::<Result<_>>()?;
+    Ok((maps, concat(&ga, &gb)?))
+}
+
+fn report_post<R: Reconstructor<f32>>(
+    label: &str,
+    model: R,
+    held: &Tensor4<f32>,
+    cat: Option<&MvtecCategory>,
+    seed: u64,
+    tile: usize,
+) -> Result<()> {
+    let det = Detector::new(model, DetectorParams::new().tiles(tile, tile, 8).batch_size(256).check()?);
+    let noise = NoiseModel::Blobs(BlobNoise::default());
+    let n = held.n();
+    let h = n / 2;
+    let plane = CROP * CROP;
+    let rec = det.reconstruct(held)?;
+    let stats = [
+        post_stats(&slice_n(held, 0, h)?, &slice_n(&rec, 0, h)?)?,
+        post_stats(&slice_n(held, h, n)?, &slice_n(&rec, h, n)?)?,
+    ];
+    let (clean_maps, clean_g1) = cross_maps(held, &rec, &stats)?;
+    let clean_scores: Vec<Vec<Vec<f64>>> = clean_maps.iter().map(image_scores).collect::<Result<_>>()?;
+    let clean_f11 = column(&image_scores(&clean_g1)?, 4);
+    let mut pix = vec![Vec::new(); POST.len()];
+    let mut corr_scores = vec![Vec::new(); POST.len()];
+    let mut corr_f11 = Vec::new();
+    for draw in 0..3u64 {
+        let mut c = held.clone();
+        noise.corrupt_images(c.as_mut_slice(), held.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed + 4 + draw));
+        let changed: Vec<bool> = held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b).collect();
+        let (maps, g1) = cross_maps(&c, &det.reconstruct(&c)?, &stats)?;
+        let hit = |i: usize| changed[i * plane..(i + 1) * plane].iter().any(|&b| b);
+        let f = column(&image_scores(&g1)?, 4);
+        corr_f11.extend((0..n).filter(|&i| hit(i)).map(|i| f[i]));
+        for (k, m) in maps.iter().enumerate() {
+            pix[k].push(auroc(m.as_slice(), &changed)?);
+            let sc = image_scores(m)?;
+            corr_scores[k].extend((0..n).filter(|&i| hit(i)).map(|i| sc[i].clone()));
+        }
+    }
+    let img_auroc = |clean: Vec<f64>, corr: &[f64]| {
+        let mut v = clean;
+        let mut l = vec![false; v.len()];
+        v.extend_from_slice(corr);
+        l.resize(v.len(), true);
+        auroc(&v, &l)
+    };
+    println!("{label:9} f11score VAL img top5%(G1e2)={:.3}", img_auroc(clean_f11, &corr_f11)?);
+    for k in 0..POST.len() {
+        let mean_pix = pix[k].iter().sum::<f64>() / pix[k].len() as f64;
+        print!("{label:9} {:3} VAL pix {mean_pix:.4} img", POST[k]);
+        for s in 0..SCORES.len() {
+            print!(" {}={:.3}", SCORES[s], img_auroc(column(&clean_scores[k], s), &column(&corr_scores[k], s))?);
+        }
+        println!();
+    }
+    if let Some(cat) = cat {
+        // statistics from all held-out images, as F11 would
+        let st = post_stats(held, &rec)?;
+        let test = load_mvtec_test::<f32>(cat, 1)?;
+        let (maps, g1) = post_maps(&test.images, &det.reconstruct(&test.images)?, &st)?;
+        let labels: Vec<bool> = test.defects.iter().map(|d| d != "good").collect();
+        let shape = [test.images.n(), CROP, CROP];
+        println!("{label:9} f11score TEST img top5%(G1e2)={:.3}", auroc(&column(&image_scores(&g1)?, 4), &labels)?);
+        for (k, m) in maps.iter().enumerate() {
+            let sc = image_scores(m)?;
+            print!(
+                "{label:9} {:3} TEST pix {:.4} aupro {:.4} img",
+                POST[k],
+                pixel_auroc(m.as_slice(), &test.masks, shape)?,
+                aupro(m.as_slice(), &test.masks, shape, 0.3, Connectivity::Eight)?
+            );
+            for s in 0..SCORES.len() {
+                print!(" {}={:.3}", SCORES[s], auroc(&column(&sc, s), &labels)?);
+            }
+            // pixel AUROC per defect type (its images and the good ones)
+            let mut kinds: Vec<&String> = test.defects.iter().filter(|d| *d != "good").collect();
+            kinds.sort();
+            kinds.dedup();
+            for kind in kinds {
+                let idx: Vec<usize> = (0..test.defects.len())
+                    .filter(|&i| test.defects[i] == *kind || test.defects[i] == "good")
+                    .collect();
+                let mm: Vec<f32> =
+                    idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
+                let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
+                print!(" {kind}={:.3}", auroc(&mm, &mk)?);
+            }
+            println!();
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let test = args.iter().any(|a| a == "--test");
+    let post = args.iter().any(|a| a == "--post");
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let texture = pos.first().map_or("grass", |s| s.as_str());
     let tile: usize = pos.get(1).map_or(32, |s| s.parse().unwrap());
@@ -220,10 +413,16 @@ fn main() -> Result<()> {
             m
         };
         println!("seed +{s}: trained in {:.1} s", t.elapsed().as_secs_f64());
-        report(&format!("seed+{s}"), &m, &held, test.then_some(&cat), seed, tile)?;
+        if post {
+            report_post(&format!("seed+{s}"), &m, &held, test.then_some(&cat), seed, tile)?;
+        } else {
+            report(&format!("seed+{s}"), &m, &held, test.then_some(&cat), seed, tile)?;
+        }
         models.push(m);
     }
-    if models.len() > 1 {
+    if post {
+        // the ensemble is not a candidate of the post-processing round
+    } else if models.len() > 1 {
         report("ensemble", MeanEnsemble::new(models)?, &held, test.then_some(&cat), seed, tile)?;
     }
     let _ = std::fs::remove_dir_all(&root);

@@ -32,7 +32,7 @@ pub use heatmap::{RgbImage, heatmap_panel, jet};
 /// Re-exported from `latent-linalg`, so that using this crate needs no other latent dependency.
 pub use latent_linalg::{Real, Tensor4};
 pub use latent_optim::fit::{Build, Checked, Fit, ParamGuard};
-pub use maps::{ImageScore, MapConfig, MapKind, MapParams};
+pub use maps::{ContrastNorm, ImageScore, MapConfig, MapKind, MapParams};
 pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quantile};
 pub use normalize::{MapNormalizer, NormalizerParams, Scope, Side};
 #[cfg(feature = "sparse-coding")]

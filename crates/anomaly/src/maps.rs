@@ -38,6 +38,81 @@ pub enum MapKind {
     },
 }
 
+/// Division of a map by the local contrast of the reconstruction, `m / (V + floor)` with
+/// `V = mean_c G_σ ∗ (x̂ − G_σ ∗ x̂)²` (the local variance of the reconstruction; Gaussian windows
+/// of standard deviation `sigma`, border-renormalised like [`gaussian_blur`]).
+///
+/// On a busy texture the normal residual is largest where the texture has the most contrast (a
+/// reconstructor never reproduces every blade of grass), so a raw error map is brightest on
+/// normal high-contrast texture. The reconstruction shows what normal texture the model expects
+/// at each pixel; dividing by its local variance compares the error with the error that texture
+/// of that contrast normally has. `floor` (in the map input's intensity² units; F11: the mean of
+/// `V` on held-out normal images) keeps flat regions from being amplified without bound. Applied
+/// after the map's smoothing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ContrastNorm {
+    /// Gaussian σ of the local mean and of the local variance, in pixels, `(0, 1000]`.
+    pub sigma: f64,
+    /// Added to the local variance, finite, `> 0`.
+    pub floor: f64,
+}
+
+impl ContrastNorm {
+    /// The local variance `V` `(N, 1, H, W)` of a batch of reconstructions `(N, C, H, W)`
+    /// (mean over channels), the quantity this normalisation divides by (before `floor`).
+    ///
+    /// # Errors
+    /// [`AnomalyError::InvalidParameter`] for `sigma` outside `(0, 1000]`,
+    /// [`AnomalyError::Empty`], [`AnomalyError::NonFinite`].
+    ///
+    /// # Example
+    /// ```
+    /// use latent_anomaly::maps::ContrastNorm;
+    /// use latent_linalg::Tensor4;
+    /// // a constant image has no local variance; a checkerboard has about 0.25
+    /// let flat = Tensor4::<f32>::from_fn([1, 1, 16, 16], |_| 0.5)?;
+    /// let board = Tensor4::<f32>::from_fn([1, 1, 16, 16], |[_, _, i, j]| ((i + j) % 2) as f32)?;
+    /// let cn = ContrastNorm { sigma: 2.0, floor: 0.01 };
+    /// assert!(cn.local_variance(&flat)?.as_slice().iter().all(|&v| v.abs() < 1e-6));
+    /// assert!(cn.local_variance(&board)?.as_slice().iter().all(|&v| (v - 0.25).abs() < 0.05));
+    /// # Ok::<(), latent_anomaly::AnomalyError>(())
+    /// ```
+    pub fn local_variance<T: Real>(&self, xhat: &Tensor4<T>) -> Result<Tensor4<T>> {
+        self.validate()?;
+        if xhat.is_empty() {
+            return Err(AnomalyError::Empty { what: "reconstruction" });
+        }
+        check_finite("reconstruction", xhat.as_slice())?;
+        let mean = gaussian_blur(xhat, self.sigma)?;
+        let mut dev = xhat.clone();
+        dev.as_mut_slice().iter_mut().zip(mean.as_slice()).for_each(|(d, &m)| *d = (*d - m) * (*d - m));
+        let var = gaussian_blur(&dev, self.sigma)?;
+        let [n, c, h, w] = var.shape();
+        let plane = h * w;
+        let cf = T::from_count(c);
+        let src = var.as_slice();
+        let mut out = vec![T::zero(); n * plane];
+        for i in 0..n {
+            for ch in 0..c {
+                let o = (i * c + ch) * plane;
+                for p in 0..plane {
+                    out[i * plane + p] += src[o + p] / cf;
+                }
+            }
+        }
+        Ok(Tensor4::from_vec([n, 1, h, w], out)?)
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_pos("contrast sigma", self.sigma)?;
+        if self.sigma > 1000.0 {
+            return Err(invalid("contrast sigma", self.sigma, "must be at most 1000 pixels"));
+        }
+        check_pos("contrast floor", self.floor)?;
+        Ok(())
+    }
+}
+
 /// How an image score is pooled from its anomaly map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ImageScore {
@@ -60,6 +135,7 @@ pub enum ImageScore {
 /// | `kind` | `SquaredError` | per-pixel measure, see [`MapKind`] | SSIM parameters as [`SsimParams`]' [`ParamGuard::validate`] |
 /// | `smoothing` | `None` | Gaussian smoothing σ of the map, in pixels | finite, `(0, 1000]` |
 /// | `score` | `Max` | image score pooled from the (smoothed) map, see [`ImageScore`] | — |
+/// | `contrast` | `None` | divide the (smoothed) map by the reconstruction's local contrast, see [`ContrastNorm`] | σ `(0, 1000]`, floor finite `> 0` |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MapParams {
     /// Per-pixel measure.
@@ -68,11 +144,15 @@ pub struct MapParams {
     pub smoothing: Option<f64>,
     /// Image-score pooling.
     pub score: ImageScore,
+    /// Division by the reconstruction's local contrast (after smoothing). Files written before
+    /// this field existed read as `None`.
+    #[serde(default)]
+    pub contrast: Option<ContrastNorm>,
 }
 
 impl Default for MapParams {
     fn default() -> Self {
-        Self { kind: MapKind::SquaredError, smoothing: None, score: ImageScore::Max }
+        Self { kind: MapKind::SquaredError, smoothing: None, score: ImageScore::Max, contrast: None }
     }
 }
 
@@ -97,14 +177,24 @@ impl MapParams {
         self.smoothing = Some(sigma);
         self
     }
+    /// Divide the (smoothed) maps by the reconstruction's local variance plus `floor`, see
+    /// [`ContrastNorm`].
+    pub fn contrast(mut self, sigma: f64, floor: f64) -> Self {
+        self.contrast = Some(ContrastNorm { sigma, floor });
+        self
+    }
 }
 
 impl ParamGuard for MapParams {
     type Error = AnomalyError;
 
     /// # Errors
-    /// [`AnomalyError::InvalidParameter`] naming `smoothing` or an SSIM parameter.
+    /// [`AnomalyError::InvalidParameter`] naming `smoothing`, `score`, `sigma`, `weight`,
+    /// `contrast sigma`, `contrast floor` or an SSIM parameter.
     fn validate(&self) -> Result<()> {
+        if let Some(cn) = &self.contrast {
+            cn.validate()?;
+        }
         if let Some(s) = self.smoothing {
             check_pos("smoothing", s)?;
             if s > 1000.0 {
@@ -240,8 +330,18 @@ impl MapConfig {
             }
             _ => map,
         };
-        match self.params.smoothing {
-            Some(s) => gaussian_blur(&map, s),
+        let map = match self.params.smoothing {
+            Some(s) => gaussian_blur(&map, s)?,
+            None => map,
+        };
+        match &self.params.contrast {
+            Some(cn) => {
+                let var = cn.local_variance(xhat)?;
+                let floor = T::from_f64(cn.floor).expect("a finite floor converts");
+                let mut map = map;
+                map.as_mut_slice().iter_mut().zip(var.as_slice()).for_each(|(m, &v)| *m /= v + floor);
+                Ok(map)
+            }
             None => Ok(map),
         }
     }

@@ -1,8 +1,10 @@
 //! The map, image score and ensemble F11's restoring autoencoder uses: `SquaredWithLocalMean`,
-//! `ImageScore::TopPercent` and `MeanEnsemble`.
+//! `ContrastNorm`, `ImageScore::TopPercent` and `MeanEnsemble`.
 
 use latent_anomaly::maps::{MapConfig, pool_scores};
-use latent_anomaly::{AnomalyError, ImageScore, MapKind, MapParams, MeanEnsemble, ParamGuard, Reconstructor, Result};
+use latent_anomaly::{
+    AnomalyError, ContrastNorm, ImageScore, MapKind, MapParams, MeanEnsemble, ParamGuard, Reconstructor, Result,
+};
 use latent_linalg::Tensor4;
 
 /// Multiplies its input by a constant.
@@ -124,4 +126,63 @@ fn mean_ensemble_averages_its_members() {
         assert!((a - 3.0 * b).abs() < 1e-12);
     }
     assert!(matches!(MeanEnsemble::<Scale>::new(vec![]), Err(AnomalyError::Empty { .. })));
+}
+
+#[test]
+fn contrast_norm_divides_the_smoothed_map_by_local_variance_plus_floor() {
+    let x = varied(2, 10, 12);
+    let xh = Tensor4::from_fn([2, 1, 10, 12], |[a, _, i, j]| ((a + i * j) % 5) as f64 / 5.0).unwrap();
+    let base = MapParams::new().kind(MapKind::SquaredWithLocalMean { sigma: 2.0, weight: 0.5 }).smoothing(1.0);
+    let plain = MapConfig::from(base.check().unwrap()).maps(&x, &xh).unwrap();
+    let normed = MapConfig::from(base.contrast(2.0, 0.03).check().unwrap()).maps(&x, &xh).unwrap();
+    let var = ContrastNorm { sigma: 2.0, floor: 0.03 }.local_variance(&xh).unwrap();
+    assert_eq!(var.shape(), [2, 1, 10, 12]);
+    assert!(var.as_slice().iter().any(|&v| v > 0.01), "the reconstruction has contrast");
+    for ((n, p), v) in normed.as_slice().iter().zip(plain.as_slice()).zip(var.as_slice()) {
+        assert!((n - p / (v + 0.03)).abs() < 1e-12, "{n} {p} {v}");
+    }
+}
+
+#[test]
+fn contrast_norm_of_a_flat_reconstruction_is_a_constant_rescaling() {
+    // no contrast in x̂: V = 0, the map is divided by the floor everywhere
+    let x = varied(1, 9, 9);
+    let xh = Tensor4::from_fn([1, 1, 9, 9], |_| 0.4).unwrap();
+    let plain = MapConfig::from(MapParams::new().check().unwrap()).maps(&x, &xh).unwrap();
+    let normed = MapConfig::from(MapParams::new().contrast(1.5, 0.25).check().unwrap()).maps(&x, &xh).unwrap();
+    for (n, p) in normed.as_slice().iter().zip(plain.as_slice()) {
+        assert!((n - 4.0 * p).abs() < 1e-9, "{n} {p}");
+    }
+}
+
+#[test]
+fn contrast_norm_ranks_an_error_on_flat_texture_above_the_same_error_on_busy_texture() {
+    // the same residual 0.2 on the left (busy reconstruction: a checkerboard) and on the right
+    // (flat reconstruction): raw maps tie, the contrast-normalised map is higher on the right
+    let (h, w) = (16, 32);
+    let xh = Tensor4::from_fn([1, 1, h, w], |[_, _, i, j]| if j < 16 { ((i + j) % 2) as f64 } else { 0.5 }).unwrap();
+    let mut x = xh.clone();
+    x.as_mut_slice().iter_mut().for_each(|v| *v += 0.2);
+    let normed = MapConfig::from(MapParams::new().contrast(2.0, 0.01).check().unwrap()).maps(&x, &xh).unwrap();
+    let m = normed.as_slice();
+    let (busy, flat) = (m[8 * w + 4], m[8 * w + 28]);
+    assert!(flat > 10.0 * busy, "flat {flat}, busy {busy}");
+}
+
+#[test]
+fn contrast_norm_rejects_bad_settings() {
+    for (sigma, floor) in [(0.0, 0.1), (f64::NAN, 0.1), (2000.0, 0.1), (2.0, 0.0), (2.0, -1.0), (2.0, f64::INFINITY)] {
+        let e = MapParams::new().contrast(sigma, floor).check().unwrap_err();
+        assert!(matches!(e, AnomalyError::InvalidParameter { .. }), "{sigma} {floor}: {e}");
+    }
+    let e = ContrastNorm { sigma: -1.0, floor: 0.1 }.local_variance(&varied(1, 4, 4)).unwrap_err();
+    assert!(matches!(e, AnomalyError::InvalidParameter { .. }), "{e}");
+}
+
+#[test]
+fn map_params_without_contrast_field_deserialize_as_none() {
+    let old = r#"{"kind":"SquaredError","smoothing":1.0,"score":"Max"}"#;
+    let p: MapParams = serde_json::from_str(old).unwrap();
+    assert_eq!(p.contrast, None);
+    assert_eq!(p.smoothing, Some(1.0));
 }

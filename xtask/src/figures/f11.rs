@@ -8,10 +8,10 @@ use indicatif::ProgressBar;
 use latent_anomaly::heatmap::compare_masks;
 use latent_anomaly::restore::texture_ae_params;
 use latent_anomaly::{
-    Checked, Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapKind, MapParams,
-    MeanEnsemble, NormalizerParams, ParamGuard, PatchCoder, PatchDictionary, PatchDictionaryParams, Reconstructor,
-    RgbImage, Scope, Side, SsimAutoencoder, SsimParams, TestSet, corrupted_pixel_auroc, evaluate_mvtec, heatmap_panel,
-    load_mvtec_test, load_mvtec_train, random_crops, restoration_check,
+    Checked, ContrastNorm, Detector, DetectorParams, EvalParams, EvalReport, Evaluation, ImageScore, MapKind,
+    MapParams, MeanEnsemble, NormalizerParams, ParamGuard, PatchCoder, PatchDictionary, PatchDictionaryParams,
+    Reconstructor, RgbImage, Scope, Side, SsimAutoencoder, SsimParams, TestSet, corrupted_pixel_auroc, evaluate_mvtec,
+    heatmap_panel, load_mvtec_test, load_mvtec_train, random_crops, restoration_check,
 };
 use latent_autoencoder::models::{ConvAeParams, MlpAeParams};
 use latent_autoencoder::train::TrainParams;
@@ -38,7 +38,8 @@ pub const FIGURE_F11: Figure = Figure {
             corruptions — blurred, contrast-scaled, shifted or flat regions — trained on normal crops only to return \
             the clean crop) maps defects back to normal texture, so its error is high on them; its map adds to the \
             squared error the squared local mean of the residual (a soft stain leaves a residual of one sign that \
-            survives the local mean, the busy texture's residual averages out), and its image score is the mean of \
+            survives the local mean, the busy texture's residual averages out) and is divided by the local contrast of \
+            the reconstruction (the error relative to the error texture of that contrast normally has), and its image score is the mean of \
             the top 5 % of its plain squared-error map. It is the recommended detector and is reported over three training seeds (mean and \
             worst seed per texture, and the ensemble of the three models); architecture, training length, map and \
             score were chosen on corrupted held-out normal data only, never on the test defects, within the \
@@ -193,9 +194,16 @@ fn restoring_ae(epochs: usize, seed: u64) -> Result<latent_autoencoder::Checked<
         .map_err(err)
 }
 
+/// Gaussian σ of the local variance of the reconstruction that the restoring autoencoder's map
+/// is divided by ([`ContrastNorm`]).
+const CONTRAST_SIGMA: f64 = 2.0;
+
 /// The restoring autoencoder's map settings (localisation): `e² + w·(G₂∗e)²` smoothed with
-/// σ = 1, where `w` makes both terms' means equal on the held-out normal images (its image
-/// scores are replaced by [`restoring_score_map`]'s).
+/// σ = 1, where `w` makes both terms' means equal on the held-out normal images, divided by
+/// `V + V̄` (`V` = the local variance `G₂∗(x̂ − G₂∗x̂)²` of the reconstruction, `V̄` its mean on the
+/// held-out normal images; candidate C4 of the 2026-12-06 round, chosen on held-out normal data
+/// by a rule fixed beforehand, see `crates/anomaly/docs/f11-seeds-and-budget.md`). Its image
+/// scores are replaced by [`restoring_score_map`]'s.
 fn restoring_map<R: Reconstructor<f32>>(model: R, held: &Tensor4<f32>) -> Result<MapParams, String> {
     let det = Detector::new(model, tiles_of(TILE, MapParams::new())?);
     let rec = det.reconstruct(held).map_err(err)?;
@@ -205,9 +213,14 @@ fn restoring_map<R: Reconstructor<f32>>(model: R, held: &Tensor4<f32>) -> Result
     let local = latent_anomaly::filter::gaussian_blur(&e, LOCAL_MEAN_SIGMA).map_err(err)?;
     let local_energy = local.as_slice().iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
     let weight = if local_energy > 0.0 { energy / local_energy } else { 1.0 };
+    let contrast = ContrastNorm { sigma: CONTRAST_SIGMA, floor: 1.0 }.local_variance(&rec).map_err(err)?;
+    let mean_contrast = contrast.as_slice().iter().map(|&v| f64::from(v)).sum::<f64>() / contrast.len() as f64;
+    // a reconstruction without any contrast on normal data: fall back to a tiny positive floor
+    let floor = if mean_contrast > 0.0 { mean_contrast } else { 1e-6 };
     Ok(MapParams::new()
         .kind(MapKind::SquaredWithLocalMean { sigma: LOCAL_MEAN_SIGMA, weight })
         .smoothing(RESTORING_SMOOTHING)
+        .contrast(CONTRAST_SIGMA, floor)
         .score(RESTORING_SCORE))
 }
 
@@ -402,7 +415,8 @@ fn describe_textures(ctx: &mut Ctx, sz: &TextureSizes) {
              crops for {} epochs to return the clean crop of a blob-corrupted one (MSE), three training seeds (model \
              seed = texture seed + 0, 1, 2; its per-texture numbers without a suffix are the mean over the seeds, \
              _worst the worst seed, _seedK each seed). Map: e² + w·(G₂∗e)² (e = x − x̂; w = mean e² / mean (G₂∗e)² on \
-             the held-out normal images, per model), Gaussian σ = 1; image score: mean of the top 5 % of the plain \
+             the held-out normal images, per model), Gaussian σ = 1, divided by V + V̄ (V = G₂∗(x̂ − G₂∗x̂)², the local \
+             variance of the reconstruction; V̄ its mean on the held-out normal images, per model); image score: mean of the top 5 % of the plain \
              squared-error map e² smoothed with σ = 1 (a second pass of the same model). \
              Corruption (BlobNoise defaults, fixed a priori, generic, independent of the defect generator): per crop \
              with probability 0.8, blobs = the highest c·H·W pixels of a two-octave value-noise field (cell 2–12 px), \
