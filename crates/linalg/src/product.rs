@@ -112,8 +112,8 @@ pub fn spin_micros() -> u64 {
 /// woken several times per step. OpenMP runtimes spin for the same reason (`GOMP_SPINCOUNT`,
 /// `KMP_BLOCKTIME`).
 ///
-/// What it does: when called on a pool thread (the main thread after [`init_threads`], or code
-/// run inside a pool), it hands the pool one job per other thread (at most) that runs pending
+/// What it does: when called on a pool's thread 0 (the main thread after [`init_threads`]), it
+/// hands the pool one job per other thread (at most) that runs pending
 /// rayon work as it appears (`rayon::yield_now`) and returns once it has found none for
 /// [`spin_micros`]; then the thread idles as rayon would. Work is split as before, so results do
 /// not change; only who waits how changes. linalg's parallel kernels (direct convolutions, the
@@ -141,8 +141,9 @@ fn keep_warm_for(micros: u64) {
         return;
     }
     let threads = rayon::current_num_threads();
-    let Some(me) = rayon::current_thread_index() else { return };
-    if threads < 2 || in_serial_section() {
+    // only thread 0 asks (the main thread after `init_threads`): a spinner asked for by another
+    // thread could be picked up by thread 0 and hold it back while its own work is ready
+    if rayon::current_thread_index() != Some(0) || threads < 2 || in_serial_section() {
         return;
     }
     if SPINNERS.fetch_add(1, Ordering::AcqRel) >= threads - 1 {
@@ -157,9 +158,9 @@ fn keep_warm_for(micros: u64) {
     }
     rayon::spawn(move || {
         let _done = Done;
-        // picked up by the thread that asked (it waited for other work and found this): nothing
-        // to keep awake here
-        if rayon::current_thread_index() == Some(me) {
+        // picked up by thread 0 itself (it waited for other work and found this): nothing to
+        // keep awake here
+        if rayon::current_thread_index() == Some(0) {
             return;
         }
         let budget = std::time::Duration::from_micros(micros);
@@ -738,34 +739,48 @@ mod keep_warm_tests {
     use std::sync::atomic::Ordering;
 
     /// Spinners run pending work (a parallel sum gives the same bits with and without them),
-    /// never exceed one per other thread, and all end once no work comes for their budget.
+    /// are asked for by thread 0 only, never exceed one per other thread, and all end once no
+    /// work comes for their budget.
     #[test]
     fn spinners_run_work_and_end() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let v: Vec<f64> = (0..200_000).map(|i| (i as f64).sin()).collect();
         let sum = |v: &[f64]| -> f64 {
             use rayon::prelude::*;
             v.par_chunks(4096).map(|c| c.iter().sum::<f64>()).collect::<Vec<_>>().iter().sum()
         };
-        let plain = pool.install(|| sum(&v));
-        let warm = pool.install(|| {
-            let mut s = 0.0;
+        let plain = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| sum(&v));
+        {
+            // this test thread becomes thread 0 of a 2-thread pool, as `init_threads` makes main
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).use_current_thread().build().unwrap();
+            assert_eq!(rayon::current_thread_index(), Some(0));
+            let mut spun = 0;
             for _ in 0..20 {
                 keep_warm_for(2_000);
+                spun = spun.max(SPINNERS.load(Ordering::Acquire));
                 keep_warm_for(2_000); // a second call while one spins adds none (2 threads)
                 assert!(SPINNERS.load(Ordering::Acquire) <= 1);
-                s = sum(&v);
+                assert_eq!(plain.to_bits(), sum(&v).to_bits());
             }
-            s
-        });
-        assert_eq!(plain.to_bits(), warm.to_bits());
-        let t0 = std::time::Instant::now();
-        while SPINNERS.load(Ordering::Acquire) > 0 {
-            assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a spinner did not end");
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            assert_eq!(spun, 1, "thread 0 asked for a spinner");
+            // another pool thread does not ask
+            let other = pool.broadcast(|ctx| {
+                if ctx.index() == 1 {
+                    let before = SPINNERS.load(Ordering::Acquire);
+                    keep_warm_for(2_000);
+                    Some(SPINNERS.load(Ordering::Acquire) <= before)
+                } else {
+                    None
+                }
+            });
+            assert!(other.into_iter().flatten().all(|ok| ok));
+            let t0 = std::time::Instant::now();
+            while SPINNERS.load(Ordering::Acquire) > 0 {
+                assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a spinner did not end");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
         // outside a pool thread, nothing is spawned
-        keep_warm_for(2_000);
+        std::thread::spawn(|| keep_warm_for(2_000)).join().unwrap();
         assert_eq!(SPINNERS.load(Ordering::Acquire), 0);
     }
 }
