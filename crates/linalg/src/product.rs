@@ -121,10 +121,11 @@ pub fn spin_micros() -> u64 {
 ///
 /// Why it is off by default (measured 2026-12-06 on the project's 2-core Zen 4 VM, see
 /// `docs/bench-stability.md`): with 500 µs the worker's futex sleeps fall about tenfold and
-/// `unet_step`, `conv_ae_step` and `ae_mlp` run 4–5 % faster in most processes, but `ae_mlp`
-/// also showed a slow mode at about 60 % of the speed in runs of consecutive processes (pinned
-/// workers or not), which a spinning thread can cause when the hypervisor places the two vCPUs
-/// on one physical core. Turn it on where the cores are the machine's own.
+/// `unet_step` and `conv_ae_step` run 3–5 % faster in most processes, but it did not narrow the
+/// run-to-run spread, and `ae_mlp` ran at about 60 % of its speed in 4–6 of 8 consecutive
+/// processes with it (twice) — a slow mode that later also appeared without it, so spinning is
+/// not shown to cause it, nor shown to be harmless. Turn it on where the cores are the machine's
+/// own and measure.
 ///
 /// # Example
 /// ```
