@@ -37,7 +37,7 @@ pub use metrics::{Connectivity, F1Max, aupro, auroc, f1_max, pixel_auroc, quanti
 pub use normalize::{MapNormalizer, NormalizerParams, Scope, Side};
 #[cfg(feature = "sparse-coding")]
 pub use patch_dict::{PatchCoder, PatchDictionary, PatchDictionaryParams};
-pub use reconstructor::{MeanEnsemble, Reconstructor};
+pub use reconstructor::{MeanEnsemble, Reconstructor, Symmetries, SymmetryAverage};
 #[cfg(feature = "autoencoder")]
 pub use restore::{RestorationCheck, corrupted_pixel_auroc, restoration_check};
 pub use ssim::{Ssim, SsimParams};
