@@ -42,6 +42,10 @@ pub fn max_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
         .zip(arg.par_chunks_mut((ho * wo).max(1)))
         .zip(planes_in)
         .for_each(|((yp, ap), xp)| {
+            if k == (2, 2) && s == (2, 2) {
+                max_pool_2x2(xp, w, wo, yp, ap);
+                return;
+            }
             for i in 0..ho {
                 for j in 0..wo {
                     let mut best = T::zero();
@@ -62,6 +66,40 @@ pub fn max_pool2d<T: Real>(x: &Tensor4<T>, k: (usize, usize), s: (usize, usize))
             }
         });
     Ok((y, arg))
+}
+
+/// [`max_pool2d`] of one plane (row length `w`) with a 2×2 window and stride 2 into `yp`/`ap`
+/// (`wo` outputs per row): the same comparisons in the same order as the general loop (the first
+/// of equal maxima wins, a NaN wins over numbers), without its index arithmetic.
+fn max_pool_2x2<T: Real>(xp: &[T], w: usize, wo: usize, yp: &mut [T], ap: &mut [u32]) {
+    #[inline(always)]
+    fn better<T: Real>(v: T, best: T) -> bool {
+        v > best || (v.isnan() && !best.isnan())
+    }
+    if wo == 0 {
+        return;
+    }
+    for (i, (yr, ar)) in yp.chunks_exact_mut(wo).zip(ap.chunks_exact_mut(wo)).enumerate() {
+        let top = 2 * i * w;
+        let (r0, r1) = (&xp[top..top + 2 * wo], &xp[top + w..top + w + 2 * wo]);
+        for (j, (((y, a), p0), p1)) in
+            yr.iter_mut().zip(ar.iter_mut()).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).enumerate()
+        {
+            let base = (top + 2 * j) as u32;
+            let (mut best, mut bi) = (p0[0], base);
+            if better(p0[1], best) {
+                (best, bi) = (p0[1], base + 1);
+            }
+            if better(p1[0], best) {
+                (best, bi) = (p1[0], base + w as u32);
+            }
+            if better(p1[1], best) {
+                (best, bi) = (p1[1], base + w as u32 + 1);
+            }
+            *y = best;
+            *a = bi;
+        }
+    }
 }
 
 /// Backward pass of [`max_pool2d`]: route each output gradient to its argmax.

@@ -291,3 +291,55 @@ fn strided_and_transposed_convs_are_bit_identical_on_one_and_two_threads() {
     };
     assert_eq!(run(1), run(2));
 }
+
+/// Naive max pooling: per window, the first maximum in row-major order, a NaN beating numbers
+/// (the first NaN wins).
+fn naive_max_pool(x: &Tensor4<f32>, k: usize, s: usize) -> (Vec<f32>, Vec<u32>) {
+    let [n, c, h, w] = x.shape();
+    let (ho, wo) = ((h - k) / s + 1, (w - k) / s + 1);
+    let (mut y, mut a) = (Vec::new(), Vec::new());
+    for p in 0..n * c {
+        let xp = &x.as_slice()[p * h * w..(p + 1) * h * w];
+        for i in 0..ho {
+            for j in 0..wo {
+                let mut cand: Vec<usize> = Vec::new();
+                for u in 0..k {
+                    for v in 0..k {
+                        cand.push((i * s + u) * w + j * s + v);
+                    }
+                }
+                let best = cand.iter().copied().find(|&q| xp[q].is_nan()).unwrap_or_else(|| {
+                    let m = cand.iter().map(|&q| xp[q]).fold(f32::NEG_INFINITY, f32::max);
+                    cand.iter().copied().find(|&q| xp[q] == m).unwrap()
+                });
+                y.push(xp[best]);
+                a.push(best as u32);
+            }
+        }
+    }
+    (y, a)
+}
+
+proptest! {
+    #[test]
+    fn max_pool_matches_naive_with_ties_and_nans(n in 1usize..3, c in 1usize..4, h in 2usize..11, w in 2usize..11,
+                                                  k in 1usize..4, s in 1usize..4, nans in 0usize..3, seed in any::<u64>()) {
+        let k = k.min(h).min(w);
+        // few distinct values, so that windows hold ties
+        let mut x = Tensor4::<f32>::from_fn([n, c, h, w], |[a, b, i, j]| {
+            ((a * 31 + b * 17 + i * 7 + j * 3 + seed as usize) % 4) as f32 - 1.0
+        }).unwrap();
+        let len = x.len();
+        for t in 0..nans {
+            x.as_mut_slice()[(seed as usize).wrapping_mul(2654435761).wrapping_add(t * 97) % len] = f32::NAN;
+        }
+        for (kk, ss) in [(k, s), (2.min(h).min(w), 2)] {
+            let (y, arg) = max_pool2d(&x, (kk, kk), (ss, ss)).unwrap();
+            let (wy, wa) = naive_max_pool(&x, kk, ss);
+            prop_assert_eq!(&arg, &wa);
+            for (g, e) in y.as_slice().iter().zip(&wy) {
+                prop_assert!(g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()));
+            }
+        }
+    }
+}
