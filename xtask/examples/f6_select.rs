@@ -79,8 +79,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// User + system CPU seconds of this process so far.
 fn cpu_seconds() -> f64 {
+    // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the zeroed struct we own.
+    // SAFETY: getrusage writes into the struct we own and pass by a valid pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
     t(u.ru_utime) + t(u.ru_stime)
