@@ -3,7 +3,8 @@
 //! digits). Each argument is one configuration, `key=value` pairs separated by `;`:
 //! `w=784,256,64,32` (encoder widths), `ep=60`, `lr=2e-3`, `wd=0` (AdamW decoupled weight decay,
 //! 0: Adam), `do=0` (dropout after hidden layers), `noise=0` (Gaussian input-noise std),
-//! `mask=0` (masking-noise fraction), `bs=128`, `seed=0`, `val=1500`.
+//! `mask=0` (masking-noise fraction), `bs=128`, `seed=0`, `val=1500`, `ntrain` (train on the first
+//! `ntrain` digits only, as the `--quick` run's 2k set; default: all `N − V`).
 //!
 //! `cargo run --release -p xtask --example f6_select -- "w=784,256,64,32" "w=784,256,128,32;wd=1e-4"`
 
@@ -18,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = Mnist::load_default()?;
     for spec in std::env::args().skip(1) {
         let mut widths = vec![784usize, 256, 64, 32];
+        let mut ntrain: Option<usize> = None;
         let (mut ep, mut lr, mut wd, mut dropout, mut noise, mut mask, mut bs, mut seed, mut val) =
             (60usize, 2e-3f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 128usize, 0u64, 1500usize);
         for kv in spec.split(';').filter(|s| !s.is_empty()) {
@@ -33,11 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "bs" => bs = v.parse()?,
                 "seed" => seed = v.parse()?,
                 "val" => val = v.parse()?,
+                "ntrain" => ntrain = Some(v.parse()?),
                 _ => return Err(format!("unknown key {k}").into()),
             }
         }
         let n = m.train.len();
-        let train = m.train.to_tensor4::<f32>(&(0..n - val).collect::<Vec<_>>())?;
+        let train = m.train.to_tensor4::<f32>(&(0..ntrain.unwrap_or(n - val).min(n - val)).collect::<Vec<_>>())?;
         let valid = m.train.to_tensor4::<f32>(&(n - val..n).collect::<Vec<_>>())?;
         let mut p = MlpAeParams::new(widths.clone())
             .code_activation(Activation::Identity)
