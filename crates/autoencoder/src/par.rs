@@ -111,7 +111,7 @@ pub(crate) fn add_channel_sums<T: Real>(m: &[T], c: usize, p: usize, out: &mut [
     }
     for sample in m.chunks_exact(c * p) {
         for (o, plane) in out.iter_mut().zip(sample.chunks_exact(p)) {
-            *o += plane.iter().fold(T::zero(), |a, &b| a + b);
+            *o += latent_linalg::ops::sum_lanes(plane);
         }
     }
 }

@@ -657,27 +657,10 @@ fn bias_grad<T: Real>(g: &Geom, n: usize, dy: &[T], db: &mut [T]) {
     for (o, d) in db.iter_mut().enumerate() {
         let mut s = T::zero();
         for i in 0..n {
-            s += sum_lanes(&dy[i * ol + o * p..i * ol + (o + 1) * p]);
+            s += crate::ops::sum_lanes(&dy[i * ol + o * p..i * ol + (o + 1) * p]);
         }
         *d = s;
     }
-}
-
-/// Sum of a slice in 16 interleaved partial sums (vectorises; fixed order, so deterministic).
-fn sum_lanes<T: Real>(v: &[T]) -> T {
-    let mut acc = [T::zero(); 16];
-    let chunks = v.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &b) in acc.iter_mut().zip(c) {
-            *a += b;
-        }
-    }
-    let mut s = rest.iter().copied().fold(T::zero(), |a, b| a + b);
-    for a in acc {
-        s += a;
-    }
-    s
 }
 
 fn conv_geom<T: Real>(op: &'static str, x: [usize; 4], w: &Tensor4<T>, spec: &Conv2dSpec) -> Result<Geom> {
@@ -897,7 +880,7 @@ fn conv_transpose2d_backward_weight_impl<T: Real>(
     let hw = g.h * g.w;
     let mut db = vec![T::zero(); g.c];
     for (i, plane) in dy.as_slice().chunks(hw).enumerate() {
-        db[i % g.c] += sum_lanes(plane);
+        db[i % g.c] += crate::ops::sum_lanes(plane);
     }
     Ok((dw, db))
 }

@@ -61,6 +61,32 @@ pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) -> Result<()> {
     Ok(())
 }
 
+/// The sum of `v` in 16 interleaved partial sums (element `i` goes to sum `i mod 16`, the tail
+/// after the last whole group of 16 is summed in order and then the 16 sums in order): the adds
+/// are independent, so they vectorise and do not wait on each other, unlike a left-to-right fold,
+/// and the order is fixed, so the result does not depend on threads or the CPU.
+///
+/// # Example
+/// ```
+/// let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+/// assert_eq!(latent_linalg::ops::sum_lanes(&v), 5050.0);
+/// ```
+pub fn sum_lanes<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &b) in acc.iter_mut().zip(c) {
+            *a += b;
+        }
+    }
+    let mut s = rest.iter().copied().fold(T::zero(), |a, b| a + b);
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
 /// Squared Euclidean norm.
 pub fn norm2_sq<T: Real>(x: &[T]) -> T {
     reduce(x, |c| dot_unchecked(c, c)).into_iter().fold(T::zero(), |a, b| a + b)
