@@ -404,7 +404,7 @@ impl ModelParams for LinearAeParams {
 /// | `lambda` | `0.1` | λ, L1 weight on the code | finite, `>= 0` |
 /// | `kl_rho` | `0.05` | ρ, target activation rate | `(0, 1)` |
 /// | `kl_weight` | `0.1` | β, weight of the KL term (0 disables it) | finite, `>= 0` |
-/// | `kl_temperature` | `0.25` | τ of the soft firing indicator `σ(z/(τ·sd))` | finite, `> 0` |
+/// | `kl_temperature` | `0.1` ([`crate::loss::DEFAULT_KL_TEMPERATURE`]) | τ of the soft firing indicator `σ(z/(τ·sd))` | finite, `> 0` |
 /// | `eta` | `0` | η, Frobenius weight on `W` | finite, `>= 0` |
 /// | `bias` | `false` | add biases to `V` and `W` | — |
 /// | `loss` | `SumSquared` | reconstruction loss | see [`Loss`] |
@@ -461,7 +461,7 @@ impl SparseReluAeParams {
             lambda: 0.1,
             kl_rho: 0.05,
             kl_weight: 0.1,
-            kl_temperature: 0.25,
+            kl_temperature: crate::loss::DEFAULT_KL_TEMPERATURE,
             eta: 0.0,
             bias: false,
             loss: Loss::SumSquared,
