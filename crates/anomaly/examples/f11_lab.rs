@@ -280,6 +280,47 @@ fn cross_maps(
     Ok((maps, concat(&ga, &gb)?))
 }
 
+/// The changed pixels, the candidate maps and `G₁∗e²` of one validation draw.
+type ValDraw = (Vec<bool>, Vec<Tensor4<f32>>, Tensor4<f32>);
+
+/// One validation draw: `held` corrupted by the restoring autoencoder's blobs (seed `seed`), the
+/// changed pixels, and the candidate maps and `G₁∗e²` of the corrupted images (cross-fitted).
+fn val_draw<R: Reconstructor<f32>>(
+    held: &Tensor4<f32>,
+    det: &Detector<f32, R>,
+    stats: &[PostStats; 2],
+    seed: u64,
+) -> Result<ValDraw> {
+    let mut c = held.clone();
+    NoiseModel::Blobs(BlobNoise::default()).corrupt_images(
+        c.as_mut_slice(),
+        held.shape(),
+        None,
+        &mut ChaCha8Rng::seed_from_u64(seed),
+    );
+    let changed: Vec<bool> = held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b).collect();
+    let (maps, g1) = cross_maps(&c, &det.reconstruct(&c)?, stats)?;
+    Ok((changed, maps, g1))
+}
+
+/// The test set, its candidate maps and `G₁∗e²` (statistics from all held-out images and their
+/// reconstructions `rec`, as F11 computes them), the image labels and the mask shape.
+type TestMaps = (latent_anomaly::TestSet<f32>, Vec<Tensor4<f32>>, Tensor4<f32>, Vec<bool>, [usize; 3]);
+
+fn test_maps<R: Reconstructor<f32>>(
+    cat: &MvtecCategory,
+    held: &Tensor4<f32>,
+    rec: &Tensor4<f32>,
+    det: &Detector<f32, R>,
+) -> Result<TestMaps> {
+    let st = post_stats(held, rec)?;
+    let test = load_mvtec_test::<f32>(cat, 1)?;
+    let (maps, g1) = post_maps(&test.images, &det.reconstruct(&test.images)?, &st)?;
+    let labels: Vec<bool> = test.defects.iter().map(|d| d != "good").collect();
+    let shape = [test.images.n(), CROP, CROP];
+    Ok((test, maps, g1, labels, shape))
+}
+
 fn report_post<R: Reconstructor<f32>>(
     label: &str,
     model: R,
@@ -289,7 +330,6 @@ fn report_post<R: Reconstructor<f32>>(
     tile: usize,
 ) -> Result<()> {
     let det = Detector::new(model, DetectorParams::new().tiles(tile, tile, 8).batch_size(256).check()?);
-    let noise = NoiseModel::Blobs(BlobNoise::default());
     let n = held.n();
     let h = n / 2;
     let plane = CROP * CROP;
@@ -305,10 +345,7 @@ fn report_post<R: Reconstructor<f32>>(
     let mut corr_scores = vec![Vec::new(); POST.len()];
     let mut corr_f11 = Vec::new();
     for draw in 0..3u64 {
-        let mut c = held.clone();
-        noise.corrupt_images(c.as_mut_slice(), held.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed + 4 + draw));
-        let changed: Vec<bool> = held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b).collect();
-        let (maps, g1) = cross_maps(&c, &det.reconstruct(&c)?, &stats)?;
+        let (changed, maps, g1) = val_draw(held, &det, &stats, seed + 4 + draw)?;
         let hit = |i: usize| changed[i * plane..(i + 1) * plane].iter().any(|&b| b);
         let f = column(&image_scores(&g1)?, 4);
         corr_f11.extend((0..n).filter(|&i| hit(i)).map(|i| f[i]));
@@ -335,12 +372,7 @@ fn report_post<R: Reconstructor<f32>>(
         println!();
     }
     if let Some(cat) = cat {
-        // statistics from all held-out images, as F11 would
-        let st = post_stats(held, &rec)?;
-        let test = load_mvtec_test::<f32>(cat, 1)?;
-        let (maps, g1) = post_maps(&test.images, &det.reconstruct(&test.images)?, &st)?;
-        let labels: Vec<bool> = test.defects.iter().map(|d| d != "good").collect();
-        let shape = [test.images.n(), CROP, CROP];
+        let (test, maps, g1, labels, shape) = test_maps(cat, held, &rec, &det)?;
         println!("{label:9} f11score TEST img top5%(G1e2)={:.3}", auroc(&column(&image_scores(&g1)?, 4), &labels)?);
         for (k, m) in maps.iter().enumerate() {
             let sc = image_scores(m)?;
@@ -353,20 +385,7 @@ fn report_post<R: Reconstructor<f32>>(
             for s in 0..SCORES.len() {
                 print!(" {}={:.3}", SCORES[s], auroc(&column(&sc, s), &labels)?);
             }
-            // pixel AUROC per defect type (its images and the good ones)
-            let mut kinds: Vec<&String> = test.defects.iter().filter(|d| *d != "good").collect();
-            kinds.sort();
-            kinds.dedup();
-            for kind in kinds {
-                let idx: Vec<usize> = (0..test.defects.len())
-                    .filter(|&i| test.defects[i] == *kind || test.defects[i] == "good")
-                    .collect();
-                let mm: Vec<f32> =
-                    idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
-                let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
-                print!(" {kind}={:.3}", auroc(&mm, &mk)?);
-            }
-            println!();
+            print_per_defect(m, &test, plane)?;
         }
     }
     Ok(())
@@ -391,7 +410,6 @@ fn report_tta(
             Some(s) => Box::new(SymmetryAverage::new(model, s)),
         };
         let det = Detector::new(rec, DetectorParams::new().tiles(tile, tile, 8).batch_size(256).check()?);
-        let noise = NoiseModel::Blobs(BlobNoise::default());
         let n = held.n();
         let h = n / 2;
         let plane = CROP * CROP;
@@ -405,10 +423,7 @@ fn report_tta(
         let clean_f11 = column(&image_scores(&clean_g1)?, 4);
         let (mut pix, mut pro, mut corr_f11) = (Vec::new(), Vec::new(), Vec::new());
         for draw in 0..3u64 {
-            let mut c = held.clone();
-            noise.corrupt_images(c.as_mut_slice(), held.shape(), None, &mut ChaCha8Rng::seed_from_u64(seed + 4 + draw));
-            let changed: Vec<bool> = held.as_slice().iter().zip(c.as_slice()).map(|(a, b)| a != b).collect();
-            let (maps, g1) = cross_maps(&c, &det.reconstruct(&c)?, &stats)?;
+            let (changed, maps, g1) = val_draw(held, &det, &stats, seed + 4 + draw)?;
             let hit = |i: usize| changed[i * plane..(i + 1) * plane].iter().any(|&b| b);
             let f = column(&image_scores(&g1)?, 4);
             corr_f11.extend((0..n).filter(|&i| hit(i)).map(|i| f[i]));
@@ -428,11 +443,7 @@ fn report_tta(
             t.elapsed().as_secs_f64()
         );
         if let Some(cat) = cat {
-            let st = post_stats(held, &rec)?;
-            let test = load_mvtec_test::<f32>(cat, 1)?;
-            let (maps, g1) = post_maps(&test.images, &det.reconstruct(&test.images)?, &st)?;
-            let labels: Vec<bool> = test.defects.iter().map(|d| d != "good").collect();
-            let shape = [test.images.n(), CROP, CROP];
+            let (test, maps, g1, labels, shape) = test_maps(cat, held, &rec, &det)?;
             let m = &maps[4];
             print!(
                 "{label:9} {name} TEST pix {:.4} aupro {:.4} img {:.3}",
@@ -440,21 +451,25 @@ fn report_tta(
                 aupro(m.as_slice(), &test.masks, shape, 0.3, Connectivity::Eight)?,
                 auroc(&column(&image_scores(&g1)?, 4), &labels)?
             );
-            let mut kinds: Vec<&String> = test.defects.iter().filter(|d| *d != "good").collect();
-            kinds.sort();
-            kinds.dedup();
-            for kind in kinds {
-                let idx: Vec<usize> = (0..test.defects.len())
-                    .filter(|&i| test.defects[i] == *kind || test.defects[i] == "good")
-                    .collect();
-                let mm: Vec<f32> =
-                    idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
-                let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
-                print!(" {kind}={:.3}", auroc(&mm, &mk)?);
-            }
-            println!();
+            print_per_defect(m, &test, plane)?;
         }
     }
+    Ok(())
+}
+
+/// Prints the pixel AUROC of `m` per defect type (that type's images and the good ones).
+fn print_per_defect(m: &Tensor4<f32>, test: &latent_anomaly::TestSet<f32>, plane: usize) -> Result<()> {
+    let mut kinds: Vec<&String> = test.defects.iter().filter(|d| *d != "good").collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let idx: Vec<usize> =
+            (0..test.defects.len()).filter(|&i| test.defects[i] == *kind || test.defects[i] == "good").collect();
+        let mm: Vec<f32> = idx.iter().flat_map(|&i| m.as_slice()[i * plane..(i + 1) * plane].to_vec()).collect();
+        let mk: Vec<bool> = idx.iter().flat_map(|&i| test.masks[i * plane..(i + 1) * plane].to_vec()).collect();
+        print!(" {kind}={:.3}", auroc(&mm, &mk)?);
+    }
+    println!();
     Ok(())
 }
 
