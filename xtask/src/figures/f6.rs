@@ -143,18 +143,18 @@ fn run(ctx: &mut Ctx) -> Result<(), String> {
         "selection",
         "recipe and deep widths chosen on a held-out split of the training digits (train on the first 8500, \
          validate on the last 1500; xtask example f6_select), never on the test digits. Diagnosis of the former \
-         setting (deep 784-256-64-c, Adam lr 2e-3, batch 128, no noise), which lost at code 32 (test 0.0120 vs \
+         setting (deep 784-256-64-c, Adam lr 2e-3, batch 128, no noise), measured in earlier runs: «lost at code 32 (test 0.0120 vs \
          0.0100): under-optimised (train MSE 0.0098, no lower than the shallow 0.0096; validation still falling at \
          epoch 60), over-fitting (train-to-test gap 0.0022 vs 0.0005) and limited by the 64-wide layer before the \
          code (validation at code 32, seed 0: 784-128-64 0.0129 vs 784-128-128 0.0109; 784-256-64 0.0119 vs \
-         784-256-128 0.01035, batch 64, lr 2e-3). Compared on validation at code 32, deep: batch 32/64/128, lr \
+         784-256-128 0.01035, batch 64, lr 2e-3)». Compared on validation at code 32, deep: batch 32/64/128, lr \
          1e-3 to 6e-3, first widths 128/160/192/256, weight decay (AdamW 0.01, 0.05), dropout 0.1, Gaussian \
          noise std 0.1/0.15/0.2, masking noise 0.1; shallow: batch 32/64/128, lr 1e-3 to 5e-3, Gaussian noise \
-         std 0.05/0.1/0.2. Chosen (validation MSE, seeds 0 and 1): deep 784-128-128-32 0.00961, 0.00976; shallow \
+         std 0.05/0.1/0.2. Chosen (validation MSE, seeds 0 and 1, from f6_select): «deep 784-128-128-32 0.00961, 0.00976; shallow \
          784-32 0.01032, 0.01032 (without noise 0.01044, 0.01047); at codes 8 and 16 (seed 0) deep 0.0201, \
-         0.0130 vs shallow without noise 0.0345, 0.0217. Weight decay, dropout and masking noise made the deep \
+         0.0130 vs shallow without noise 0.0345, 0.0217». Weight decay, dropout and masking noise made the deep \
          model worse (not tried on the shallow one, whose train-to-validation gap is 0.0012); more \
-         epochs would still help the deep model (80 epochs: 0.00909) but do not fit the time budget, so both \
+         epochs would still help the deep model (80 epochs: «0.00909» on validation) but do not fit the time budget, so both \
          models get 60.",
     );
     ctx.config("validation_split", "train 0..8500, validate 8500..10000 of the training digits (selection only)");
