@@ -11,6 +11,7 @@
 
 use crate::buffers::Scratch;
 use crate::conv_direct::{self, Direct};
+use crate::conv_strided::{self, Strided};
 use crate::conv_fft::{self, cast, cast_mut};
 use crate::error::{LinalgError, Result, mismatch};
 use crate::product::{MatMut, MatRef, gemm_view, serial};
@@ -78,13 +79,16 @@ impl Conv2dSpec {
 /// Which kernel a convolution runs on.
 ///
 /// The default, [`KernelChoice::Auto`], lets linalg decide by shape, element type and CPU:
-/// stride-1 convolutions of `f32` with kernels larger than 1×1 run on the direct AVX-512 kernels
-/// where the CPU has AVX-512F, else on the direct AVX2 + FMA kernels where it has those (both
-/// within the cap of [`crate::simd::max_isa`], e.g. `LATENT_ISA=avx2`), and
-/// every other convolution on im2col + GEMM. The other choices force one path, for tests and
-/// benchmarks that compare them; a forced direct kernel still applies only where it can (stride
-/// 1, `f32`, kernel larger than 1×1, and for the input gradient padding smaller than the
-/// kernel), other calls take im2col + GEMM.
+/// convolutions of `f32` with kernels larger than 1×1 or strides larger than 1 run on the direct
+/// AVX-512 kernels where the CPU has AVX-512F, else on the direct AVX2 + FMA kernels where it has
+/// those (both within the cap of [`crate::simd::max_isa`], e.g. `LATENT_ISA=avx2`): stride 1 as
+/// shifted sums of the padded image, larger strides through a polyphase split of it (see
+/// `conv_strided.rs`), and every other convolution on im2col + GEMM. The other choices force one
+/// path, for tests and benchmarks that compare them; a forced direct kernel still applies only
+/// where it can (`f32`; stride 1 with a kernel larger than 1×1 and, for the input gradient,
+/// padding smaller than the kernel; strided passes whose register blocks of 8 channels would be
+/// mostly empty, i.e. a forward with fewer than 6 outputs or an input gradient with fewer than 6
+/// input channels, keep im2col + GEMM), other calls take im2col + GEMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum KernelChoice {
@@ -260,6 +264,26 @@ impl Geom {
     fn direct(&self) -> Option<Direct> {
         let Path::Direct(isa) = self.path else { return None };
         (self.sh == 1 && self.sw == 1 && !self.is_pointwise()).then_some(Direct { g: self.stride1(), isa })
+    }
+    /// The polyphase view of a strided convolution (stride > 1 in either direction), when this
+    /// call runs the direct kernels (see [`crate::conv_strided`]).
+    fn strided(&self) -> Option<Strided> {
+        let Path::Direct(isa) = self.path else { return None };
+        (self.sh > 1 || self.sw > 1).then_some(Strided {
+            c: self.c,
+            o: self.o,
+            h: self.h,
+            w: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            sh: self.sh,
+            sw: self.sw,
+            ph: self.ph,
+            pw: self.pw,
+            ho: self.ho,
+            wo: self.wo,
+            isa,
+        })
     }
     /// The FFT view of a stride-1 convolution, when this call runs on the FFT path.
     fn fft(&self) -> Option<conv_fft::Dims> {
@@ -452,6 +476,14 @@ fn fwd_core<T: Real>(g: &Geom, n: usize, x: &[T], wmat: &[T], bias: Option<&[T]>
             return Ok(y);
         }
     }
+    if let Some(st) = g.strided().filter(conv_strided::forward_fits) {
+        let b = bias.map(conv_direct::as_f32);
+        if let (Some(xf), Some(wf), Some(Some(_)) | None) = (conv_direct::as_f32(x), conv_direct::as_f32(wmat), b)
+            && let Some(y) = conv_direct::vec_as::<T>(conv_strided::forward(&st, n, xf, wf, b.flatten()))
+        {
+            return Ok(y);
+        }
+    }
     let mut y = crate::buffers::zeros::<T>(len);
     fwd_core_into(g, n, x, wmat, bias, &mut y)?;
     Ok(y)
@@ -520,6 +552,12 @@ fn bwd_input_core<T: Real>(g: &Geom, n: usize, dy: &[T], wmat: &[T]) -> Result<V
     if let (Some(d), Some(df), Some(wf)) =
         (g.direct().filter(conv_direct::input_grad_supported), conv_direct::as_f32(dy), conv_direct::as_f32(wmat))
         && let Some(dx) = conv_direct::vec_as::<T>(conv_direct::backward_input(&d, n, df, wf))
+    {
+        return Ok(dx);
+    }
+    if let (Some(st), Some(df), Some(wf)) =
+        (g.strided().filter(conv_strided::input_grad_fits), conv_direct::as_f32(dy), conv_direct::as_f32(wmat))
+        && let Some(dx) = conv_direct::vec_as::<T>(conv_strided::backward_input(&st, n, df, wf))
     {
         return Ok(dx);
     }
@@ -603,6 +641,13 @@ fn bwd_weight_core<T: Real>(
         && let Some(bf) = db.as_deref_mut().map_or(Some(None), |b| conv_direct::as_f32_mut(b).map(Some))
     {
         conv_direct::backward_weight(&d, n, xf, df, wf, bf);
+        return Ok(());
+    }
+    if let (Some(st), Some(xf), Some(df)) = (g.strided(), conv_direct::as_f32(x), conv_direct::as_f32(dy))
+        && let Some(wf) = conv_direct::as_f32_mut(dw)
+        && let Some(bf) = db.as_deref_mut().map_or(Some(None), |b| conv_direct::as_f32_mut(b).map(Some))
+    {
+        conv_strided::backward_weight(&st, n, xf, df, wf, bf);
         return Ok(());
     }
     let groups = n.div_ceil(GROUP);
@@ -900,7 +945,7 @@ fn conv_transpose2d_backward_impl<T: Real>(
     let n = x.n();
     dy.expect_shape(op, [n, g.c, g.h, g.w])?;
     let mut dw = Tensor4::zeros(wshape)?;
-    if g.direct().is_some() || g.fft().is_some() || g.is_pointwise() || n == 0 {
+    if g.direct().is_some() || g.strided().is_some() || g.fft().is_some() || g.is_pointwise() || n == 0 {
         let dx = if need_dx {
             Some(Tensor4::from_vec([n, g.o, g.ho, g.wo], fwd_core(&g, n, dy.as_slice(), w.as_slice(), None)?)?)
         } else {

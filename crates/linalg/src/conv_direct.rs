@@ -33,7 +33,7 @@ thread_local! {
 }
 
 /// Run `f` with this thread's scratch buffers (fresh ones if they are in use further up the stack).
-fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
     let mut bufs = SCRATCH.with(|s| s.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default());
     let r = f(&mut bufs);
     SCRATCH.with(|s| {
@@ -47,7 +47,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
 /// The first `n` elements of a scratch vector, grown (zero-filled) only when it is shorter: the
 /// callers overwrite every element they use, and never shrinking means that alternating layer
 /// sizes do not re-zero the tail on every call.
-fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+pub(crate) fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if v.len() < n {
         v.resize(n, 0.0);
     }
@@ -55,11 +55,11 @@ fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
 }
 
 /// Output positions per forward register block (3 vectors of 16).
-const CH: usize = 48;
+pub(crate) const CH: usize = 48;
 /// Output channels per forward register block.
-const OB: usize = 8;
+pub(crate) const OB: usize = 8;
 /// Output channels × (channel, tap) pairs per weight-gradient register block.
-const WO: usize = 4;
+pub(crate) const WO: usize = 4;
 const WK: usize = 6;
 
 /// A stride-1 convolution in the conv view ([`Stride1`]: image `(c, h, w)`, kernel `(o, c, kh, kw)`,
@@ -91,10 +91,25 @@ impl Direct {
     fn s_in(&self) -> usize {
         (self.hp() * self.wp() + CH + self.kw + 16).div_ceil(16) * 16
     }
+    /// The kernels' view of this layout with `pqr` output positions per plane.
+    fn kern(&self, pqr: usize) -> Kern {
+        Kern { c: self.c, s: self.s_in(), pqr, isa: self.isa }
+    }
     fn tap_offsets(&self) -> Vec<usize> {
         let wp = self.wp();
         (0..self.kh).flat_map(|u| (0..self.kw).map(move |v| u * wp + v)).collect()
     }
+}
+
+/// What the shifted-sum kernels need to know of a layout: `c` input planes of stride `s`, and
+/// `pqr` output positions (a multiple of the kernel's block) per output plane; every tap offset
+/// plus `pqr` is at most `s`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kern {
+    pub c: usize,
+    pub s: usize,
+    pub pqr: usize,
+    pub isa: Isa,
 }
 
 /// Instruction set of the direct kernels.
@@ -118,7 +133,7 @@ pub(crate) fn supports<T: 'static>(isa: Isa) -> bool {
 
 impl Isa {
     /// The level of [`crate::simd`] this instruction set is.
-    fn level(self) -> crate::simd::Isa {
+    pub(crate) fn level(self) -> crate::simd::Isa {
         match self {
             Isa::Avx512 => crate::simd::Isa::Avx512,
             Isa::Avx2 => crate::simd::Isa::Avx2,
@@ -231,7 +246,7 @@ fn forward_into(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>
         let xp = at_least(&mut bufs.0, d.c * d.s_in());
         pad_image(d, xi, xp);
         let yp = at_least(&mut bufs.1, opad * pqr);
-        fwd_kernel(d, xp, &wt, &b, opad, &offs, yp);
+        fwd_kernel(&d.kern(pqr), xp, &wt, &b, opad, &offs, yp);
         let (ho, wo, wp) = (d.ho(), d.wo(), d.wp());
         for o in 0..d.o {
             for i in 0..ho {
@@ -315,7 +330,7 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
         }
         let mut part = vec![0.0f32; opad * k + if with_bias { d.o } else { 0 }];
         let (wpart, bpart) = part.split_at_mut(opad * k);
-        wgrad_kernel(d, hi - lo, xp, dyp, pqr, opad, taps, &offs, wpart);
+        wgrad_kernel(&d.kern(pqr), hi - lo, xp, dyp, opad, taps, &offs, wpart);
         // the widened planes hold dy's values and zeros, so their sums are dy's plane sums
         for img in dyp.chunks_exact(ds) {
             for (b, plane) in bpart.iter_mut().zip(img.chunks_exact(pqr)) {
@@ -348,7 +363,7 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
 
 /// Sum of a slice whose length is a multiple of 16, in 16 interleaved partial sums (vectorises;
 /// fixed order, so deterministic).
-fn sum16(v: &[f32]) -> f32 {
+pub(crate) fn sum16(v: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     for c in v.chunks_exact(16) {
         for (a, &b) in acc.iter_mut().zip(c) {
@@ -366,10 +381,10 @@ fn sum16(v: &[f32]) -> f32 {
 /// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+unsafe fn fwd_avx512(kn: &Kern, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
     use std::arch::x86_64::*;
     // bounds are asserted by the caller, `fwd_kernel`
-    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
+    let (taps, s, pqr) = (offs.len(), kn.s, kn.pqr);
     let xptr = xp.as_ptr();
     let wptr = wt.as_ptr();
     let yptr = yp.as_mut_ptr();
@@ -382,11 +397,11 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
                 let bv = _mm512_set1_ps(b[o0 + oo]);
                 *a = [bv; 3];
             }
-            for c in 0..d.c {
-                // SAFETY: c < d.c and q0 < pqr <= s, so c·s + q0 < d.c·s <= xp.len() (asserted by
+            for c in 0..kn.c {
+                // SAFETY: c < kn.c and q0 < pqr <= s, so c·s + q0 < kn.c·s <= xp.len() (asserted by
                 // `fwd_kernel`): the pointer stays inside `xp`.
                 let xc = unsafe { xptr.add(c * s + q0) };
-                // SAFETY: c·taps·opad + o0 < d.c·taps·opad <= wt.len() (asserted): inside `wt`.
+                // SAFETY: c·taps·opad + o0 < kn.c·taps·opad <= wt.len() (asserted): inside `wt`.
                 let wc = unsafe { wptr.add(c * taps * opad + o0) };
                 for (t, &off) in offs.iter().enumerate() {
                     // SAFETY: q0 + 48 <= pqr (pqr is a multiple of CH = 48) and pqr + off <= s
@@ -399,7 +414,7 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
                             _mm512_loadu_ps(xc.add(off + 32)),
                         ]
                     };
-                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < d.c·taps·opad: inside `wt`.
+                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < kn.c·taps·opad: inside `wt`.
                     let wrow = unsafe { wc.add(t * opad) };
                     for oo in 0..OB {
                         // SAFETY: o0 + oo < opad (opad is a multiple of OB), so the read is at
@@ -435,21 +450,20 @@ unsafe fn fwd_avx512(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn wgrad_avx512(
-    d: &Direct,
+    kn: &Kern,
     imgs: usize,
     xp: &[f32],
     dyp: &[f32],
-    pqr: usize,
     opad: usize,
     taps: usize,
     offs: &[usize],
     part: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (s, k) = (d.s_in(), d.c * taps);
+    let (s, k, pqr) = (kn.s, kn.c * taps, kn.pqr);
     // bounds are asserted by the caller, `wgrad_kernel`
-    let (xs, ds) = (d.c * s, opad * pqr);
-    let pair = pair_offsets(d, taps, offs);
+    let (xs, ds) = (kn.c * s, opad * pqr);
+    let pair = pair_offsets(kn, taps, offs);
     let kpad = pair.len();
     let xptr = xp.as_ptr();
     let dptr = dyp.as_ptr();
@@ -458,8 +472,8 @@ unsafe fn wgrad_avx512(
         let mut k0 = 0;
         while k0 < kpad {
             let mut acc = [[_mm512_setzero_ps(); WK]; WO];
-            // SAFETY: every pair offset is channel·s + tap offset with channel < d.c, so it is
-            // below d.c·s = xs <= xp.len() (asserted by `wgrad_kernel`): inside `xp`.
+            // SAFETY: every pair offset is channel·s + tap offset with channel < kn.c, so it is
+            // below kn.c·s = xs <= xp.len() (asserted by `wgrad_kernel`): inside `xp`.
             let xptrs: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(pair[k0 + j]) });
             // SAFETY: o0 + i < opad, so (o0 + i)·pqr < opad·pqr = ds <= dyp.len(): inside `dyp`.
             let dptrs: [*const f32; WO] = std::array::from_fn(|i| unsafe { dptr.add((o0 + i) * pqr) });
@@ -499,55 +513,54 @@ unsafe fn wgrad_avx512(
 }
 
 /// Forward register blocks over all positions and output channels (see [`fwd_avx512`]).
-fn fwd_kernel(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
-    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
-    assert!(xp.len() >= d.c * s && yp.len() >= opad * pqr && wt.len() >= d.c * taps * opad && b.len() >= opad);
+pub(crate) fn fwd_kernel(kn: &Kern, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+    let (taps, s, pqr) = (offs.len(), kn.s, kn.pqr);
+    assert!(xp.len() >= kn.c * s && yp.len() >= opad * pqr && wt.len() >= kn.c * taps * opad && b.len() >= opad);
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(OB) && pqr.is_multiple_of(CH));
-    debug_assert!(d.isa.level().on_cpu());
-    match d.isa {
-        // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
+    debug_assert!(kn.isa.level().on_cpu());
+    match kn.isa {
+        // SAFETY: `kn.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
         // through `supports`, which admits only levels up to `simd::max_isa`, itself at most the
         // level `simd::detected` found on this CPU), so the `target_feature`
         // function may be called; its pointer reads and writes stay within the slices by the
         // bounds asserted above (see the kernel's comments).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { fwd_avx512(d, xp, wt, b, opad, offs, yp) },
+        Isa::Avx512 => unsafe { fwd_avx512(kn, xp, wt, b, opad, offs, yp) },
         // SAFETY: as above, for AVX2 + FMA.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { fwd_avx2(d, xp, wt, b, opad, offs, yp) },
+        Isa::Avx2 => unsafe { fwd_avx2(kn, xp, wt, b, opad, offs, yp) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("`supports` finds no instruction set off x86-64, so no `Direct` exists"),
     }
 }
 
 /// Weight-gradient register blocks over all output channels and (channel, tap) pairs.
-fn wgrad_kernel(
-    d: &Direct,
+pub(crate) fn wgrad_kernel(
+    kn: &Kern,
     imgs: usize,
     xp: &[f32],
     dyp: &[f32],
-    pqr: usize,
     opad: usize,
     taps: usize,
     offs: &[usize],
     part: &mut [f32],
 ) {
-    let (s, k) = (d.s_in(), d.c * taps);
-    let (xs, ds) = (d.c * s, opad * pqr);
+    let (s, k, pqr) = (kn.s, kn.c * taps, kn.pqr);
+    let (xs, ds) = (kn.c * s, opad * pqr);
     assert!(xp.len() >= imgs * xs && dyp.len() >= imgs * ds && part.len() >= opad * k && pqr.is_multiple_of(16));
     assert!(offs.iter().all(|&o| pqr + o <= s) && opad.is_multiple_of(WO) && k > 0);
-    debug_assert!(d.isa.level().on_cpu());
-    match d.isa {
-        // SAFETY: `d.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
+    debug_assert!(kn.isa.level().on_cpu());
+    match kn.isa {
+        // SAFETY: `kn.isa` is only ever an instruction set the CPU has (`Geom::with` resolves it
         // through `supports`, which admits only levels up to `simd::max_isa`, itself at most the
         // level `simd::detected` found on this CPU), so the `target_feature`
         // function may be called; its pointer reads stay within the slices by the bounds asserted
         // above (see the kernel's comments) and `part` is written through safe indexing.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { wgrad_avx512(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        Isa::Avx512 => unsafe { wgrad_avx512(kn, imgs, xp, dyp, opad, taps, offs, part) },
         // SAFETY: as above, for AVX2 + FMA.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { wgrad_avx2(d, imgs, xp, dyp, pqr, opad, taps, offs, part) },
+        Isa::Avx2 => unsafe { wgrad_avx2(kn, imgs, xp, dyp, opad, taps, offs, part) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("`supports` finds no instruction set off x86-64, so no `Direct` exists"),
     }
@@ -555,8 +568,8 @@ fn wgrad_kernel(
 
 /// (channel, tap) pairs as offsets into one padded image, padded to whole blocks of `WK` by
 /// repeating the last pair (whose sums are discarded).
-fn pair_offsets(d: &Direct, taps: usize, offs: &[usize]) -> Vec<usize> {
-    let (s, k) = (d.s_in(), d.c * taps);
+fn pair_offsets(kn: &Kern, taps: usize, offs: &[usize]) -> Vec<usize> {
+    let (s, k) = (kn.s, kn.c * taps);
     (0..k.div_ceil(WK) * WK)
         .map(|kk| {
             let kk = kk.min(k - 1);
@@ -573,10 +586,10 @@ fn pair_offsets(d: &Direct, taps: usize, offs: &[usize]) -> Vec<usize> {
 /// asserts before calling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+unsafe fn fwd_avx2(kn: &Kern, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
     use std::arch::x86_64::*;
     const O2: usize = 4;
-    let (taps, s, pqr) = (offs.len(), d.s_in(), d.pq_round());
+    let (taps, s, pqr) = (offs.len(), kn.s, kn.pqr);
     let xptr = xp.as_ptr();
     let wptr = wt.as_ptr();
     let yptr = yp.as_mut_ptr();
@@ -588,17 +601,17 @@ unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, o
             for (oo, a) in acc.iter_mut().enumerate() {
                 *a = [_mm256_set1_ps(b[o0 + oo]); 2];
             }
-            for c in 0..d.c {
-                // SAFETY: c < d.c and q0 < pqr <= s, so c·s + q0 < d.c·s <= xp.len() (asserted by
+            for c in 0..kn.c {
+                // SAFETY: c < kn.c and q0 < pqr <= s, so c·s + q0 < kn.c·s <= xp.len() (asserted by
                 // `fwd_kernel`): the pointer stays inside `xp`.
                 let xc = unsafe { xptr.add(c * s + q0) };
-                // SAFETY: c·taps·opad + o0 < d.c·taps·opad <= wt.len() (asserted): inside `wt`.
+                // SAFETY: c·taps·opad + o0 < kn.c·taps·opad <= wt.len() (asserted): inside `wt`.
                 let wc = unsafe { wptr.add(c * taps * opad + o0) };
                 for (t, &off) in offs.iter().enumerate() {
                     // SAFETY: q0 + 16 <= pqr (a multiple of 48) and pqr + off <= s (asserted), so
                     // both 8-lane loads read below c·s + q0 + off + 16 <= (c + 1)·s <= xp.len().
                     let xv = unsafe { [_mm256_loadu_ps(xc.add(off)), _mm256_loadu_ps(xc.add(off + 8))] };
-                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < d.c·taps·opad: inside `wt`.
+                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < kn.c·taps·opad: inside `wt`.
                     let wrow = unsafe { wc.add(t * opad) };
                     for oo in 0..O2 {
                         // SAFETY: o0 + oo < opad (opad is a multiple of OB = 8, blocks of O2 = 4), so
@@ -632,11 +645,10 @@ unsafe fn fwd_avx2(d: &Direct, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, o
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn wgrad_avx2(
-    d: &Direct,
+    kn: &Kern,
     imgs: usize,
     xp: &[f32],
     dyp: &[f32],
-    pqr: usize,
     opad: usize,
     taps: usize,
     offs: &[usize],
@@ -644,9 +656,9 @@ unsafe fn wgrad_avx2(
 ) {
     use std::arch::x86_64::*;
     const O2: usize = 2;
-    let (s, k) = (d.s_in(), d.c * taps);
-    let (xs, ds) = (d.c * s, opad * pqr);
-    let pair = pair_offsets(d, taps, offs);
+    let (s, k, pqr) = (kn.s, kn.c * taps, kn.pqr);
+    let (xs, ds) = (kn.c * s, opad * pqr);
+    let pair = pair_offsets(kn, taps, offs);
     let xptr = xp.as_ptr();
     let dptr = dyp.as_ptr();
     let mut o0 = 0;
@@ -656,7 +668,7 @@ unsafe fn wgrad_avx2(
             let mut acc = [[_mm256_setzero_ps(); WK]; O2];
             for img in 0..imgs {
                 // SAFETY: img < imgs, xp.len() >= imgs·xs (asserted by `wgrad_kernel`) and every
-                // pair offset is below xs = d.c·s: the pointer stays inside image `img` of `xp`.
+                // pair offset is below xs = kn.c·s: the pointer stays inside image `img` of `xp`.
                 let xi: [*const f32; WK] = std::array::from_fn(|j| unsafe { xptr.add(img * xs + pair[k0 + j]) });
                 // SAFETY: (o0 + i)·pqr < opad·pqr = ds and dyp.len() >= imgs·ds: inside `dyp`.
                 let di: [*const f32; O2] = std::array::from_fn(|i| unsafe { dptr.add(img * ds + (o0 + i) * pqr) });

@@ -5,6 +5,7 @@ mod buffers;
 pub mod conv;
 mod conv_direct;
 mod conv_fft;
+mod conv_strided;
 pub mod error;
 pub mod fft;
 pub mod filter;

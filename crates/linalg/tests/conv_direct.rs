@@ -33,6 +33,17 @@ fn naive(
     dy: &Tensor4<f32>,
     p: (usize, usize),
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    naive_strided(x, w, dy, (1, 1), p)
+}
+
+/// Naive `f64` forward, input gradient, weight and bias gradients of a convolution of stride `st`.
+fn naive_strided(
+    x: &Tensor4<f32>,
+    w: &Tensor4<f32>,
+    dy: &Tensor4<f32>,
+    st: (usize, usize),
+    p: (usize, usize),
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let [n, c, h, wd] = x.shape();
     let [o, _, kh, kw] = w.shape();
     let [_, _, ho, wo] = dy.shape();
@@ -49,8 +60,8 @@ fn naive(
                     for ci in 0..c {
                         for u in 0..kh {
                             for v in 0..kw {
-                                let iy = (i + u) as isize - p.0 as isize;
-                                let ix = (j + v) as isize - p.1 as isize;
+                                let iy = (i * st.0 + u) as isize - p.0 as isize;
+                                let ix = (j * st.1 + v) as isize - p.1 as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
                                     let (iy, ix) = (iy as usize, ix as usize);
                                     let wv = at(w, [oi, ci, u, v]);
@@ -137,6 +148,67 @@ proptest! {
         for (a, b) in t.as_slice().iter().zip(dx.as_slice()) {
             prop_assert!((a - b).abs() <= 2.0 * tol, "{} vs {}", a, b);
         }
+    }
+}
+
+prop_compose! {
+    fn strided_case()(n in 1usize..4, c in 1usize..11, o in 1usize..19, kh in 1usize..6, kw in 1usize..6,
+                      sh in 1usize..4, sw in 1usize..4, ph in 0usize..3, pw in 0usize..3,
+                      h in 1usize..30, w in 1usize..40, seed in any::<u64>())
+                      -> ([usize; 4], [usize; 4], (usize, usize), (usize, usize), u64) {
+        let h = h.max(kh.saturating_sub(2 * ph)).max(1);
+        let w = w.max(kw.saturating_sub(2 * pw)).max(1);
+        // at least one direction strided (stride 1 × 1 is the case above)
+        let (sh, sw) = if sh == 1 && sw == 1 { (2, 2) } else { (sh, sw) };
+        ([n, c, h, w], [o, c, kh, kw], (sh, sw), (ph, pw), seed)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Strided convolutions (polyphase direct kernels where the CPU has them): forward, input,
+    /// weight and bias gradients against the naive sums, on every kernel choice.
+    #[test]
+    fn strided_f32_matches_naive((xs, ws, st, p, seed) in strided_case(), kernel in kernels()) {
+        let opts = ConvOptions::new(kernel);
+        let x = rnd(xs, seed);
+        let w = rnd(ws, seed ^ 7);
+        let spec = Conv2dSpec { stride: st, pad: p };
+        let b: Vec<f32> = (0..ws[0]).map(|i| 0.25 * i as f32 - 0.5).collect();
+        let y = opts.conv2d(&x, &w, Some(&b), &spec).unwrap();
+        let dy = rnd(y.shape(), seed ^ 9);
+        let (want_y, want_dx, want_dw, want_db) = naive_strided(&x, &w, &dy, st, p);
+        let want_y: Vec<f64> = want_y.iter().enumerate().map(|(k, v)| v + b[(k / (y.h() * y.w())) % ws[0]] as f64).collect();
+        let [_, c, kh, kw] = ws;
+        check("y", y.as_slice(), &want_y, c * kh * kw)?;
+        let dx = opts.conv2d_backward_input(&dy, &w, (xs[2], xs[3]), &spec).unwrap();
+        check("dx", dx.as_slice(), &want_dx, ws[0] * kh * kw)?;
+        let (dw, db) = opts.conv2d_backward_weight(&x, &dy, (kh, kw), &spec).unwrap();
+        check("dw", dw.as_slice(), &want_dw, xs[0] * y.h() * y.w())?;
+        check("db", &db, &want_db, xs[0] * y.h() * y.w())?;
+    }
+
+    /// Strided transposed convolutions: the forward is the conv view's input gradient, and the
+    /// fused backward gives the conv view's forward (dx) and weight gradient (dw).
+    #[test]
+    fn strided_transposed_f32_agrees_with_the_conv_view((xs, ws, st, p, seed) in strided_case(), kernel in kernels()) {
+        let opts = ConvOptions::new(kernel);
+        let spec = Conv2dSpec { stride: st, pad: p };
+        // conv view: image xs (the transposed output), kernel ws; transposed weight (o, c, kh, kw)
+        let w = rnd(ws, seed ^ 3);
+        let (ho, wo) = spec.output_size(xs[2], xs[3], ws[2], ws[3]).unwrap();
+        let z = rnd([xs[0], ws[0], ho, wo], seed ^ 5);
+        let op = ((xs[2] + 2 * p.0 - ws[2]) % st.0, (xs[3] + 2 * p.1 - ws[3]) % st.1);
+        let t = opts.conv_transpose2d(&z, &w, None, &spec, op).unwrap();
+        prop_assert_eq!(t.shape(), xs);
+        let dx = rnd(xs, seed ^ 11);
+        let (_, want_t, _, _) = naive_strided(&dx, &w, &z, st, p);
+        check("convT", t.as_slice(), &want_t, ws[0] * ws[2] * ws[3])?;
+        let (gz, gw) = opts.conv_transpose2d_backward(&z, &w, &dx, &spec, op, true).unwrap();
+        let (want_gz, _, want_gw, _) = naive_strided(&dx, &w, &z, st, p);
+        check("convT dz", gz.unwrap().as_slice(), &want_gz, ws[1] * ws[2] * ws[3])?;
+        check("convT dw", gw.as_slice(), &want_gw, xs[0] * ho * wo)?;
     }
 }
 
