@@ -69,25 +69,177 @@ fn gather(src: &[f32], idx: &[u32], dst: &mut [f32]) {
     }
 }
 
-/// The lanes of a 16-lane vector starting at column `start` whose column lies in `0..w`.
-fn lanes(start: isize, w: isize) -> u16 {
-    let lo = (-start).clamp(0, 16);
-    let hi = (w - start).clamp(0, 16);
+/// The lanes of an `l`-lane vector starting at column `start` whose column lies in `0..w`.
+fn lanes(start: isize, w: isize, l: isize) -> u16 {
+    let lo = (-start).clamp(0, l);
+    let hi = (w - start).clamp(0, l);
     if hi <= lo { 0 } else { (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16 }
 }
 
-/// The masks of the stride-2 column kernels for rows of `w` values with `pw` zeros on the left and
-/// `w2` columns per phase: per block of 16 phase columns `n0`, the image lanes of the two 16-lane
-/// halves of padded columns `2·n0 − pw ..` and the phase lanes `n0 .. min(n0 + 16, w2)`.
-fn masks2(w: usize, pw: usize, w2: usize) -> Vec<(isize, u16, u16, u16)> {
+/// The masks of the stride-2 column kernels with `l`-lane vectors for rows of `w` values with `pw`
+/// zeros on the left and `w2` columns per phase: per block of `l` phase columns `n0`, the image
+/// lanes of the two `l`-lane halves of padded columns `2·n0 − pw ..` and the phase lanes
+/// `n0 .. min(n0 + l, w2)`.
+fn masks2(w: usize, pw: usize, w2: usize, l: usize) -> Vec<(isize, u16, u16, u16)> {
     (0..w2)
-        .step_by(16)
+        .step_by(l)
         .map(|n0| {
             let x0 = (2 * n0) as isize - pw as isize;
-            let keep = (w2 - n0).min(16);
-            (x0, lanes(x0, w as isize), lanes(x0 + 16, w as isize), ((1u32 << keep) - 1) as u16)
+            let keep = (w2 - n0).min(l);
+            let (wi, li) = (w as isize, l as isize);
+            (x0, lanes(x0, wi, li), lanes(x0 + li, wi, li), ((1u32 << keep) - 1) as u16)
         })
         .collect()
+}
+
+/// Lanes of [`deal2`] and [`merge2`] for `isa`.
+fn lanes_of(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+    }
+}
+
+/// [`deal2_avx512`] or [`deal2_avx2`] by `isa`, after checking their slice bounds.
+fn deal2(isa: Isa, src: &[f32], hwp: (usize, usize, usize), hwn: (usize, usize, usize), masks: &[(isize, u16, u16, u16)], d: &mut [&mut [f32]]) {
+    let ((h, w, _), (h2, w2, nah)) = (hwp, hwn);
+    assert!(src.len() == h * w && d.len() == 2 * nah && d.iter().all(|p| p.len() == h2 * w2));
+    assert!(masks.iter().map(|m| m.3.count_ones() as usize).sum::<usize>() == w2);
+    debug_assert!(isa.level().on_cpu());
+    match isa {
+        // SAFETY: `isa` is an instruction set the CPU has (a `Strided` is built only with one that
+        // `conv_direct::supports` admitted); the slice bounds were checked above, and the masks
+        // (built by `masks2` for this row geometry) admit only columns inside each row.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { deal2_avx512(src, hwp, hwn, masks, d) },
+        // SAFETY: as above, for AVX2.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { deal2_avx2(src, hwp, hwn, masks, d) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("no `Strided` exists off x86-64"),
+    }
+}
+
+/// [`merge2_avx512`] or [`merge2_avx2`] by `isa`, after checking their slice bounds.
+fn merge2(isa: Isa, s: [&[f32]; 4], wd: usize, hwp: (usize, usize, usize), masks: &[(isize, u16, u16, u16)], dst: &mut [f32]) {
+    let (h, w, ph) = hwp;
+    let w2: usize = masks.iter().map(|m| m.3.count_ones() as usize).sum();
+    let rows = (h + ph).div_ceil(2);
+    assert!(dst.len() == h * w && s.iter().all(|p| p.len() >= rows.saturating_sub(1) * wd + w2));
+    debug_assert!(isa.level().on_cpu());
+    match isa {
+        // SAFETY: as in `deal2`: the CPU has `isa`, the bounds were checked above, and the masks
+        // admit only columns inside each row.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { merge2_avx512(s, wd, hwp, masks, dst) },
+        // SAFETY: as above, for AVX2.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { merge2_avx2(s, wd, hwp, masks, dst) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("no `Strided` exists off x86-64"),
+    }
+}
+
+/// An AVX2 lane mask (all ones in the lanes of `bits`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mask8(bits: u16) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let b = _mm256_and_si256(_mm256_set1_epi32(bits as i32), lane);
+    _mm256_cmpeq_epi32(b, lane)
+}
+
+/// [`deal2_avx512`] with 8-lane AVX2 vectors: per 16 padded columns, two masked loads, two
+/// in-lane shuffles and two cross-lane permutes.
+///
+/// # Safety
+/// The CPU must support AVX2; the bounds that [`deal2`] checks must hold, with `masks` from
+/// `masks2(w, pw, w2, 8)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn deal2_avx2(
+    src: &[f32],
+    (h, w, ph): (usize, usize, usize),
+    (h2, w2, nah): (usize, usize, usize),
+    masks: &[(isize, u16, u16, u16)],
+    d: &mut [&mut [f32]],
+) {
+    use std::arch::x86_64::*;
+    let vm: Vec<[__m256i; 3]> = masks.iter().map(|&(_, m0, m1, mk)| [mask8(m0), mask8(m1), mask8(mk)]).collect();
+    for m in 0..h2 {
+        for a in 0..nah {
+            let y = (2 * m + a) as isize - ph as isize;
+            let (d01, rest) = d[2 * a..].split_at_mut(1);
+            let (r0, r1) = (&mut d01[0][m * w2..(m + 1) * w2], &mut rest[0][m * w2..(m + 1) * w2]);
+            if y < 0 || y >= h as isize {
+                r0.fill(0.0);
+                r1.fill(0.0);
+                continue;
+            }
+            let row = src[y as usize * w..].as_ptr();
+            for (k, (&(x0, m0, m1, _), v)) in masks.iter().zip(&vm).enumerate() {
+                // SAFETY: unmasked lanes read columns x0 + lane in 0..w of image row y, inside
+                // `src`; masked-off lanes are not read and raise no fault (all-masked loads are
+                // skipped). The pointers are formed with wrapping arithmetic.
+                let (lo, hi) = unsafe {
+                    (
+                        if m0 == 0 { _mm256_setzero_ps() } else { _mm256_maskload_ps(row.wrapping_offset(x0), v[0]) },
+                        if m1 == 0 { _mm256_setzero_ps() } else { _mm256_maskload_ps(row.wrapping_offset(x0 + 8), v[1]) },
+                    )
+                };
+                let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                let od = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                let ev = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(ev)));
+                let od = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(od)));
+                // SAFETY: lanes 0..keep at 8k are written, 8k + keep <= w2 = r0.len() = r1.len().
+                unsafe {
+                    _mm256_maskstore_ps(r0.as_mut_ptr().add(8 * k), v[2], ev);
+                    _mm256_maskstore_ps(r1.as_mut_ptr().add(8 * k), v[2], od);
+                }
+            }
+        }
+    }
+}
+
+/// [`merge2_avx512`] with 8-lane AVX2 vectors (unpack and cross-lane permute).
+///
+/// # Safety
+/// The CPU must support AVX2; the bounds that [`merge2`] checks must hold, with `masks` from
+/// `masks2(w, pw, (w + pw).div_ceil(2), 8)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn merge2_avx2(
+    s: [&[f32]; 4],
+    wd: usize,
+    (_h, w, ph): (usize, usize, usize),
+    masks: &[(isize, u16, u16, u16)],
+    dst: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let vm: Vec<[__m256i; 3]> = masks.iter().map(|&(_, m0, m1, mk)| [mask8(m0), mask8(m1), mask8(mk)]).collect();
+    for (y, out) in dst.chunks_exact_mut(w).enumerate() {
+        let (a, m) = ((y + ph) % 2, (y + ph) / 2);
+        let (p0, p1) = (s[a * 2][m * wd..].as_ptr(), s[a * 2 + 1][m * wd..].as_ptr());
+        let o = out.as_mut_ptr();
+        for (k, (&(x0, m0, m1, _), v)) in masks.iter().zip(&vm).enumerate() {
+            // SAFETY: lanes 0..keep at 8k of phase row m are read, inside both slices (checked by
+            // `merge2`).
+            let (e, f) = unsafe { (_mm256_maskload_ps(p0.add(8 * k), v[2]), _mm256_maskload_ps(p1.add(8 * k), v[2])) };
+            let lo = _mm256_unpacklo_ps(e, f);
+            let hi = _mm256_unpackhi_ps(e, f);
+            // SAFETY: only lanes whose column x0 + lane lies in 0..w are written, inside `out`;
+            // the pointers are formed with wrapping arithmetic as they may point outside it.
+            unsafe {
+                if m0 != 0 {
+                    _mm256_maskstore_ps(o.wrapping_offset(x0), v[0], _mm256_permute2f128_ps::<0x20>(lo, hi));
+                }
+                if m1 != 0 {
+                    _mm256_maskstore_ps(o.wrapping_offset(x0 + 8), v[1], _mm256_permute2f128_ps::<0x31>(lo, hi));
+                }
+            }
+        }
+    }
 }
 
 /// One image plane `src` (`h` rows of `w`) split into the four phase planes of stride 2 × 2:
@@ -274,10 +426,9 @@ impl Strided {
         debug_assert_eq!(xp.len(), self.c * l.s);
         debug_assert_eq!(x.len(), l.g * self.c * hw);
         debug_assert_eq!(tab.len(), phases * ps);
-        #[cfg(target_arch = "x86_64")]
-        if self.sw == 2 && self.sh == 2 && self.naw() == 2 && self.isa == Isa::Avx512 {
+        if self.sw == 2 && self.sh == 2 && self.naw() == 2 {
             let (w2, h2, nah) = (self.w2(), self.h2(), self.nah());
-            let masks = masks2(self.w, self.pw, w2);
+            let masks = masks2(self.w, self.pw, w2, lanes_of(self.isa));
             for (c, plane) in xp.chunks_exact_mut(l.s).enumerate() {
                 let (used, tail) = plane.split_at_mut(phases * l.g * ps);
                 tail.fill(0.0);
@@ -285,10 +436,7 @@ impl Strided {
                     let xc = &x[(img * self.c + c) * hw..(img * self.c + c + 1) * hw];
                     // this image's phase planes (phase-major, then image)
                     let mut d: Vec<&mut [f32]> = used.chunks_exact_mut(ps).skip(img).step_by(l.g).collect();
-                    // SAFETY: the CPU has AVX-512F (`self.isa`, admitted by
-                    // `conv_direct::supports`); `xc` is one h × w plane, `masks` are those of this
-                    // row geometry, and the 2·nah phase planes hold h2 · w2 = ps values each.
-                    unsafe { deal2_avx512(xc, (self.h, self.w, self.ph), (h2, w2, nah), &masks, &mut d) };
+                    deal2(self.isa, xc, (self.h, self.w, self.ph), (h2, w2, nah), &masks, &mut d);
                 }
             }
             return;
@@ -472,8 +620,8 @@ pub(crate) fn backward_input(st: &Strided, n: usize, dy: &[f32], w: &[f32]) -> V
         .collect();
     let zero_bias = vec![0.0f32; cpad];
     let g = stack(psd, n);
-    // the stride-2 × 2 AVX-512 path interleaves phase rows with permutes
-    let masks = (st.sh == 2 && st.sw == 2 && st.isa == Isa::Avx512).then(|| masks2(st.w, st.pw, (st.w + st.pw).div_ceil(2)));
+    // stride 2 × 2 interleaves phase rows with permutes
+    let masks = (st.sh == 2 && st.sw == 2).then(|| masks2(st.w, st.pw, (st.w + st.pw).div_ceil(2), lanes_of(st.isa)));
     // dx[y, x] sits in phase ((y + ph) mod sh, (x + pw) mod sw) at row (y + ph) div sh, column
     // (x + pw) div sw of its plane: its offset from the start of channel c of image img
     let gl = g.min(n).max(1);
@@ -513,15 +661,9 @@ pub(crate) fn backward_input(st: &Strided, n: usize, dy: &[f32], w: &[f32]) -> V
         for (img, dxi) in dxs.chunks_exact_mut(il).enumerate() {
             for (c, plane) in dxi.chunks_exact_mut(st.h * st.w).enumerate() {
                 let base = c * pqr + img * psd;
-                #[cfg(target_arch = "x86_64")]
                 if let Some(masks) = &masks {
                     let ph_at = |k: usize| &yp[k * cpad * pqr + base..];
-                    // SAFETY: the CPU has AVX-512F (`st.isa`, admitted by `conv_direct::supports`);
-                    // `plane` is one h × w plane, `masks` those of its rows, and each phase's rows
-                    // (wd >= w2 values apart) lie inside `yp` (checked by the function).
-                    unsafe {
-                        merge2_avx512([ph_at(0), ph_at(1), ph_at(2), ph_at(3)], wd, (st.h, st.w, st.ph), masks, plane)
-                    };
+                    merge2(st.isa, [ph_at(0), ph_at(1), ph_at(2), ph_at(3)], wd, (st.h, st.w, st.ph), masks, plane);
                     continue;
                 }
                 gather(&yp[base..], &from, plane);
