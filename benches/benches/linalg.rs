@@ -1,8 +1,9 @@
-//! Products and convolution kernels (workloads gemm_1024, gemm shapes, conv2d_fb).
+//! Products and convolution kernels (workloads gemm_1024, gemm shapes, conv2d_fb, and the strided
+//! convolutions of conv_ae_step on every kernel path this CPU has).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use latent_benches::{random_matrix, random_tensor};
-use latent_linalg::conv::{Conv2dSpec, conv2d, conv2d_backward_input, conv2d_backward_weight};
+use latent_linalg::conv::{Conv2dSpec, ConvOptions, KernelChoice, conv2d, conv2d_backward_input, conv2d_backward_weight};
 use latent_linalg::{DMatrix, Real, Trans, gemm};
 use std::hint::black_box;
 
@@ -49,5 +50,35 @@ fn conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemms, conv);
+/// The stride-2 convolutions of conv_ae_step (batch 64; conv 16→32 3×3 and the conv view of the
+/// transposed conv 32→16 4×4), forward + both gradients, on im2col + GEMM and on each direct
+/// kernel path the CPU has (AVX2 forced on AVX-512 machines too).
+fn conv_strided(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv2d_strided_fb");
+    g.sample_size(20);
+    for (k, seed) in [(3usize, 6u64), (4, 9)] {
+        let x = random_tensor::<f32>([64, 16, 14, 14], seed);
+        let w = random_tensor::<f32>([32, 16, k, k], seed + 1);
+        let spec = Conv2dSpec::new(2, 1);
+        let dy = random_tensor::<f32>([64, 32, 7, 7], seed + 2);
+        for kernel in [KernelChoice::Gemm, KernelChoice::DirectAvx512, KernelChoice::DirectAvx2] {
+            if !kernel.available::<f32>() {
+                continue;
+            }
+            let opts = ConvOptions::new(kernel);
+            let id = format!("n64_c16_o32_14x14_k{k}_s2_p1/{kernel:?}");
+            g.bench_function(BenchmarkId::new("f32", id), |bch| {
+                bch.iter(|| {
+                    let y = opts.conv2d(black_box(&x), &w, None, &spec).unwrap();
+                    let dx = opts.conv2d_backward_input(&dy, &w, (14, 14), &spec).unwrap();
+                    let dw = opts.conv2d_backward_weight(&x, &dy, (k, k), &spec).unwrap();
+                    (y, dx, dw)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, gemms, conv, conv_strided);
 criterion_main!(benches);
