@@ -3,7 +3,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use latent_benches::{random_matrix, random_tensor};
-use latent_linalg::conv::{Conv2dSpec, ConvOptions, KernelChoice, conv2d, conv2d_backward_input, conv2d_backward_weight};
+use latent_linalg::conv::{
+    Conv2dSpec, ConvOptions, KernelChoice, conv2d, conv2d_backward_input, conv2d_backward_weight,
+};
 use latent_linalg::{DMatrix, Real, Trans, gemm};
 use std::hint::black_box;
 

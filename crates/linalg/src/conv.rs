@@ -11,8 +11,8 @@
 
 use crate::buffers::Scratch;
 use crate::conv_direct::{self, Direct};
-use crate::conv_strided::{self, Strided};
 use crate::conv_fft::{self, cast, cast_mut};
+use crate::conv_strided::{self, Strided};
 use crate::error::{LinalgError, Result, mismatch};
 use crate::product::{MatMut, MatRef, gemm_view, serial};
 use crate::real::Real;

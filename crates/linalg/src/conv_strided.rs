@@ -63,9 +63,9 @@ fn round(x: usize, m: usize) -> usize {
 }
 
 /// `dst[k] = src[idx[k]]` for every `k`.
-fn gather(src: &[f32], idx: &[u32], dst: &mut [f32]) {
+fn gather(src: &[f32], idx: &[usize], dst: &mut [f32]) {
     for (d, &i) in dst.iter_mut().zip(idx) {
-        *d = src[i as usize];
+        *d = src[i];
     }
 }
 
@@ -101,7 +101,14 @@ fn lanes_of(isa: Isa) -> usize {
 }
 
 /// [`deal2_avx512`] or [`deal2_avx2`] by `isa`, after checking their slice bounds.
-fn deal2(isa: Isa, src: &[f32], hwp: (usize, usize, usize), hwn: (usize, usize, usize), masks: &[(isize, u16, u16, u16)], d: &mut [&mut [f32]]) {
+fn deal2(
+    isa: Isa,
+    src: &[f32],
+    hwp: (usize, usize, usize),
+    hwn: (usize, usize, usize),
+    masks: &[(isize, u16, u16, u16)],
+    d: &mut [&mut [f32]],
+) {
     let ((h, w, _), (h2, w2, nah)) = (hwp, hwn);
     assert!(src.len() == h * w && d.len() == 2 * nah && d.iter().all(|p| p.len() == h2 * w2));
     assert!(masks.iter().map(|m| m.3.count_ones() as usize).sum::<usize>() == w2);
@@ -121,7 +128,14 @@ fn deal2(isa: Isa, src: &[f32], hwp: (usize, usize, usize), hwn: (usize, usize, 
 }
 
 /// [`merge2_avx512`] or [`merge2_avx2`] by `isa`, after checking their slice bounds.
-fn merge2(isa: Isa, s: [&[f32]; 4], wd: usize, hwp: (usize, usize, usize), masks: &[(isize, u16, u16, u16)], dst: &mut [f32]) {
+fn merge2(
+    isa: Isa,
+    s: [&[f32]; 4],
+    wd: usize,
+    hwp: (usize, usize, usize),
+    masks: &[(isize, u16, u16, u16)],
+    dst: &mut [f32],
+) {
     let (h, w, ph) = hwp;
     let w2: usize = masks.iter().map(|m| m.3.count_ones() as usize).sum();
     let rows = (h + ph).div_ceil(2);
@@ -185,7 +199,11 @@ unsafe fn deal2_avx2(
                 let (lo, hi) = unsafe {
                     (
                         if m0 == 0 { _mm256_setzero_ps() } else { _mm256_maskload_ps(row.wrapping_offset(x0), v[0]) },
-                        if m1 == 0 { _mm256_setzero_ps() } else { _mm256_maskload_ps(row.wrapping_offset(x0 + 8), v[1]) },
+                        if m1 == 0 {
+                            _mm256_setzero_ps()
+                        } else {
+                            _mm256_maskload_ps(row.wrapping_offset(x0 + 8), v[1])
+                        },
                     )
                 };
                 let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
@@ -282,7 +300,11 @@ unsafe fn deal2_avx512(
                 let (lo, hi) = unsafe {
                     (
                         if m0 == 0 { _mm512_setzero_ps() } else { _mm512_maskz_loadu_ps(m0, row.wrapping_offset(x0)) },
-                        if m1 == 0 { _mm512_setzero_ps() } else { _mm512_maskz_loadu_ps(m1, row.wrapping_offset(x0 + 16)) },
+                        if m1 == 0 {
+                            _mm512_setzero_ps()
+                        } else {
+                            _mm512_maskz_loadu_ps(m1, row.wrapping_offset(x0 + 16))
+                        },
                     )
                 };
                 // SAFETY: lanes 0..keep at 16k are written, 16k + keep <= w2 = r0.len() = r1.len().
@@ -324,7 +346,8 @@ unsafe fn merge2_avx512(
         let o = out.as_mut_ptr();
         for (k, &(x0, m0, m1, mk)) in masks.iter().enumerate() {
             // SAFETY: lanes 0..keep at 16k of phase row m are read, inside both slices (asserted).
-            let (u, v) = unsafe { (_mm512_maskz_loadu_ps(mk, p0.add(16 * k)), _mm512_maskz_loadu_ps(mk, p1.add(16 * k))) };
+            let (u, v) =
+                unsafe { (_mm512_maskz_loadu_ps(mk, p0.add(16 * k)), _mm512_maskz_loadu_ps(mk, p1.add(16 * k))) };
             // SAFETY: only lanes whose column x0 + lane lies in 0..w are written, inside `out`;
             // the pointers are formed with wrapping arithmetic as they may point outside it.
             unsafe {
@@ -383,9 +406,8 @@ impl Strided {
         let (w2, ps, naw) = (self.w2(), self.ps(), self.naw());
         let offs: Vec<usize> = (0..self.kh)
             .flat_map(|u| {
-                (0..self.kw).map(move |v| {
-                    ((u % self.sh) * naw + v % self.sw) * g * ps + (u / self.sh) * w2 + v / self.sw
-                })
+                (0..self.kw)
+                    .map(move |v| ((u % self.sh) * naw + v % self.sw) * g * ps + (u / self.sh) * w2 + v / self.sw)
             })
             .collect();
         let pq = (g - 1) * ps + self.ho * w2;
@@ -398,7 +420,7 @@ impl Strided {
     /// Where each element of one image's phase planes comes from: `tab[phase·ps + m·w2 + n]` is
     /// the index into the image plane (`h·w`) of `xp[m·sh + a, n·sw + b]`, or `h·w` (a zero) in
     /// the padding.
-    fn split_table(&self) -> Vec<u32> {
+    fn split_table(&self) -> Vec<usize> {
         let (w2, naw, hw) = (self.w2(), self.naw(), self.h * self.w);
         let mut tab = Vec::with_capacity(self.nah() * naw * self.ps());
         for a in 0..self.nah() {
@@ -408,7 +430,7 @@ impl Strided {
                         let y = (m * self.sh + a) as isize - self.ph as isize;
                         let x = (n * self.sw + b) as isize - self.pw as isize;
                         let inside = y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w;
-                        tab.push((if inside { y as usize * self.w + x as usize } else { hw }) as u32);
+                        tab.push(if inside { y as usize * self.w + x as usize } else { hw });
                     }
                 }
             }
@@ -420,7 +442,7 @@ impl Strided {
     /// stride `l.s`) through the table of [`Strided::split_table`], writing every element of `xp`
     /// once (one flat loop per image plane: the planes are small, and a loop per row would cost
     /// more than its few elements).
-    fn split(&self, l: &Layout, tab: &[u32], x: &[f32], xp: &mut [f32]) {
+    fn split(&self, l: &Layout, tab: &[usize], x: &[f32], xp: &mut [f32]) {
         let (ps, hw) = (self.ps(), self.h * self.w);
         let phases = self.nah() * self.naw();
         debug_assert_eq!(xp.len(), self.c * l.s);
@@ -628,9 +650,9 @@ pub(crate) fn backward_input(st: &Strided, n: usize, dy: &[f32], w: &[f32]) -> V
     let pqr = round((gl - 1) * psd + h2 * wd, CH);
     let s = round((gl * psd).max(pqr + pt * wd + pl), 16);
     let kern = Kern { c: st.o, s, pqr, isa: st.isa };
-    let from: Vec<u32> = (0..st.h)
+    let from: Vec<usize> = (0..st.h)
         .flat_map(|y| (0..st.w).map(move |x| (y + st.ph, x + st.pw)))
-        .map(|(yy, xx)| (((yy % st.sh) * st.sw + xx % st.sw) * cpad * pqr + (yy / st.sh) * wd + xx / st.sw) as u32)
+        .map(|(yy, xx)| ((yy % st.sh) * st.sw + xx % st.sw) * cpad * pqr + (yy / st.sh) * wd + xx / st.sw)
         .collect();
     let (il, ol) = (st.c * st.h * st.w, st.o * st.ho * st.wo);
     let mut dx = crate::buffers::zeros::<f32>(n * il);
