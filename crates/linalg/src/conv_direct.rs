@@ -339,6 +339,21 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
         }
         part
     };
+    sum_groups(groups, group, d.o * k, opad * k, dw, db);
+}
+
+/// Run the weight-gradient closure `group` over `groups` fixed groups of images (in parallel when
+/// there are two or more, each with this thread's scratch buffers) and sum the partials it returns
+/// — `[weight partial: the first `wlen` of `opad_k` values][bias partial]` — into `dw` and `db`, in
+/// group order (so the sums do not depend on the thread count). Both are overwritten.
+pub(crate) fn sum_groups(
+    groups: usize,
+    group: impl Fn(usize, &mut (Vec<f32>, Vec<f32>)) -> Vec<f32> + Sync,
+    wlen: usize,
+    opad_k: usize,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
     let parts: Vec<Vec<f32>> = if groups >= 2 {
         crate::product::keep_warm();
         (0..groups).into_par_iter().map(|gi| with_scratch(|b| group(gi, b))).collect()
@@ -347,14 +362,14 @@ pub(crate) fn backward_weight(d: &Direct, n: usize, x: &[f32], dy: &[f32], dw: &
     };
     dw.iter_mut().for_each(|e| *e = 0.0);
     for part in &parts {
-        for (a, &b) in dw.iter_mut().zip(&part[..d.o * k]) {
+        for (a, &b) in dw.iter_mut().zip(&part[..wlen]) {
             *a += b;
         }
     }
     if let Some(db) = db {
         db.iter_mut().for_each(|e| *e = 0.0);
         for part in &parts {
-            for (a, &b) in db.iter_mut().zip(&part[opad * k..]) {
+            for (a, &b) in db.iter_mut().zip(&part[opad_k..]) {
                 *a += b;
             }
         }

@@ -22,7 +22,7 @@
 //! the stacking or the thread count; weight gradients are summed over fixed groups of images.
 
 use crate::conv::GROUP;
-use crate::conv_direct::{CH, Isa, Kern, OB, WO, at_least, fwd_kernel, sum16, wgrad_kernel, with_scratch};
+use crate::conv_direct::{CH, Isa, Kern, OB, WO, at_least, fwd_kernel, sum_groups, sum16, wgrad_kernel, with_scratch};
 use rayon::prelude::*;
 
 /// A strided convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, stride,
@@ -579,26 +579,7 @@ pub(crate) fn backward_weight(st: &Strided, n: usize, x: &[f32], dy: &[f32], dw:
         }
         part
     };
-    let parts: Vec<Vec<f32>> = if groups >= 2 {
-        crate::product::keep_warm();
-        (0..groups).into_par_iter().map(|gi| with_scratch(|b| group(gi, b))).collect()
-    } else {
-        with_scratch(|b| (0..groups).map(|gi| group(gi, b)).collect())
-    };
-    dw.iter_mut().for_each(|e| *e = 0.0);
-    for part in &parts {
-        for (a, &b) in dw.iter_mut().zip(&part[..st.o * k]) {
-            *a += b;
-        }
-    }
-    if let Some(db) = db {
-        db.iter_mut().for_each(|e| *e = 0.0);
-        for part in &parts {
-            for (a, &b) in db.iter_mut().zip(&part[opad * k..]) {
-                *a += b;
-            }
-        }
-    }
+    sum_groups(groups, group, st.o * k, opad * k, dw, db);
 }
 
 /// One input phase of the input gradient: its flipped sub-kernel as `[o][tap][c]` (`c`

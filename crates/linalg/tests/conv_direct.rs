@@ -90,6 +90,35 @@ fn check(what: &str, got: &[f32], want: &[f64], terms: usize) -> Result<(), Test
     Ok(())
 }
 
+/// Forward with bias, input, weight and bias gradients of one convolution on `kernel` against the
+/// naive `f64` sums.
+fn all_passes_match_naive(
+    xs: [usize; 4],
+    ws: [usize; 4],
+    st: (usize, usize),
+    p: (usize, usize),
+    seed: u64,
+    kernel: KernelChoice,
+) -> Result<(), TestCaseError> {
+    let opts = ConvOptions::new(kernel);
+    let x = rnd(xs, seed);
+    let w = rnd(ws, seed ^ 7);
+    let spec = Conv2dSpec { stride: st, pad: p };
+    let b: Vec<f32> = (0..ws[0]).map(|i| 0.25 * i as f32 - 0.5).collect();
+    let y = opts.conv2d(&x, &w, Some(&b), &spec).unwrap();
+    let dy = rnd(y.shape(), seed ^ 9);
+    let (want_y, want_dx, want_dw, want_db) = naive_strided(&x, &w, &dy, st, p);
+    let want_y: Vec<f64> =
+        want_y.iter().enumerate().map(|(k, v)| v + b[(k / (y.h() * y.w())) % ws[0]] as f64).collect();
+    let [_, c, kh, kw] = ws;
+    check("y", y.as_slice(), &want_y, c * kh * kw)?;
+    let dx = opts.conv2d_backward_input(&dy, &w, (xs[2], xs[3]), &spec).unwrap();
+    check("dx", dx.as_slice(), &want_dx, ws[0] * kh * kw)?;
+    let (dw, db) = opts.conv2d_backward_weight(&x, &dy, (kh, kw), &spec).unwrap();
+    check("dw", dw.as_slice(), &want_dw, xs[0] * y.h() * y.w())?;
+    check("db", &db, &want_db, xs[0] * y.h() * y.w())
+}
+
 prop_compose! {
     fn case()(n in 1usize..4, c in 1usize..11, o in 1usize..19, kh in 1usize..6, kw in 1usize..6,
               ph in 0usize..4, pw in 0usize..4, h in 1usize..23, w in 1usize..37, seed in any::<u64>())
@@ -113,22 +142,7 @@ proptest! {
 
     #[test]
     fn stride_one_f32_matches_naive((xs, ws, p, seed) in case(), kernel in kernels()) {
-        let opts = ConvOptions::new(kernel);
-        let x = rnd(xs, seed);
-        let w = rnd(ws, seed ^ 7);
-        let spec = Conv2dSpec { stride: (1, 1), pad: p };
-        let b: Vec<f32> = (0..ws[0]).map(|i| 0.25 * i as f32 - 0.5).collect();
-        let y = opts.conv2d(&x, &w, Some(&b), &spec).unwrap();
-        let dy = rnd(y.shape(), seed ^ 9);
-        let (want_y, want_dx, want_dw, want_db) = naive(&x, &w, &dy, p);
-        let want_y: Vec<f64> = want_y.iter().enumerate().map(|(k, v)| v + b[(k / (y.h() * y.w())) % ws[0]] as f64).collect();
-        let [_, c, kh, kw] = ws;
-        check("y", y.as_slice(), &want_y, c * kh * kw)?;
-        let dx = opts.conv2d_backward_input(&dy, &w, (xs[2], xs[3]), &spec).unwrap();
-        check("dx", dx.as_slice(), &want_dx, ws[0] * kh * kw)?;
-        let (dw, db) = opts.conv2d_backward_weight(&x, &dy, (kh, kw), &spec).unwrap();
-        check("dw", dw.as_slice(), &want_dw, xs[0] * y.h() * y.w())?;
-        check("db", &db, &want_db, xs[0] * y.h() * y.w())?;
+        all_passes_match_naive(xs, ws, (1, 1), p, seed, kernel)?;
     }
 
     #[test]
@@ -171,22 +185,7 @@ proptest! {
     /// weight and bias gradients against the naive sums, on every kernel choice.
     #[test]
     fn strided_f32_matches_naive((xs, ws, st, p, seed) in strided_case(), kernel in kernels()) {
-        let opts = ConvOptions::new(kernel);
-        let x = rnd(xs, seed);
-        let w = rnd(ws, seed ^ 7);
-        let spec = Conv2dSpec { stride: st, pad: p };
-        let b: Vec<f32> = (0..ws[0]).map(|i| 0.25 * i as f32 - 0.5).collect();
-        let y = opts.conv2d(&x, &w, Some(&b), &spec).unwrap();
-        let dy = rnd(y.shape(), seed ^ 9);
-        let (want_y, want_dx, want_dw, want_db) = naive_strided(&x, &w, &dy, st, p);
-        let want_y: Vec<f64> = want_y.iter().enumerate().map(|(k, v)| v + b[(k / (y.h() * y.w())) % ws[0]] as f64).collect();
-        let [_, c, kh, kw] = ws;
-        check("y", y.as_slice(), &want_y, c * kh * kw)?;
-        let dx = opts.conv2d_backward_input(&dy, &w, (xs[2], xs[3]), &spec).unwrap();
-        check("dx", dx.as_slice(), &want_dx, ws[0] * kh * kw)?;
-        let (dw, db) = opts.conv2d_backward_weight(&x, &dy, (kh, kw), &spec).unwrap();
-        check("dw", dw.as_slice(), &want_dw, xs[0] * y.h() * y.w())?;
-        check("db", &db, &want_db, xs[0] * y.h() * y.w())?;
+        all_passes_match_naive(xs, ws, st, p, seed, kernel)?;
     }
 
     /// Strided transposed convolutions: the forward is the conv view's input gradient, and the
