@@ -417,11 +417,20 @@ impl Strided {
         Layout { g, s, pqr, offs }
     }
 
+    /// `true` when the split deals image rows to column phases with permutes (stride 2 × 2 and a
+    /// kernel at least 2 wide), instead of gathering through [`Strided::split_table`].
+    fn split_by_pairs(&self) -> bool {
+        self.sh == 2 && self.sw == 2 && self.naw() == 2
+    }
+
     /// Where each element of one image's phase planes comes from: `tab[phase·ps + m·w2 + n]` is
     /// the index into the image plane (`h·w`) of `xp[m·sh + a, n·sw + b]`, or `h·w` (a zero) in
-    /// the padding.
+    /// the padding (empty when [`Strided::split_by_pairs`]).
     fn split_table(&self) -> Vec<usize> {
         let (w2, naw, hw) = (self.w2(), self.naw(), self.h * self.w);
+        if self.split_by_pairs() {
+            return Vec::new(); // the stride-2 × 2 split reads rows, not a table
+        }
         let mut tab = Vec::with_capacity(self.nah() * naw * self.ps());
         for a in 0..self.nah() {
             for b in 0..naw {
@@ -447,8 +456,7 @@ impl Strided {
         let phases = self.nah() * self.naw();
         debug_assert_eq!(xp.len(), self.c * l.s);
         debug_assert_eq!(x.len(), l.g * self.c * hw);
-        debug_assert_eq!(tab.len(), phases * ps);
-        if self.sw == 2 && self.sh == 2 && self.naw() == 2 {
+        if self.split_by_pairs() {
             let (w2, h2, nah) = (self.w2(), self.h2(), self.nah());
             let masks = masks2(self.w, self.pw, w2, lanes_of(self.isa));
             for (c, plane) in xp.chunks_exact_mut(l.s).enumerate() {
@@ -463,6 +471,7 @@ impl Strided {
             }
             return;
         }
+        assert_eq!(tab.len(), phases * ps);
         let mut ext = vec![0.0f32; hw + 1];
         for (c, plane) in xp.chunks_exact_mut(l.s).enumerate() {
             let (used, tail) = plane.split_at_mut(phases * l.g * ps);
@@ -631,10 +640,14 @@ pub(crate) fn backward_input(st: &Strided, n: usize, dy: &[f32], w: &[f32]) -> V
     let pqr = round((gl - 1) * psd + h2 * wd, CH);
     let s = round((gl * psd).max(pqr + pt * wd + pl), 16);
     let kern = Kern { c: st.o, s, pqr, isa: st.isa };
-    let from: Vec<usize> = (0..st.h)
-        .flat_map(|y| (0..st.w).map(move |x| (y + st.ph, x + st.pw)))
-        .map(|(yy, xx)| ((yy % st.sh) * st.sw + xx % st.sw) * cpad * pqr + (yy / st.sh) * wd + xx / st.sw)
-        .collect();
+    let from: Vec<usize> = if masks.is_some() {
+        Vec::new() // stride 2 × 2 interleaves rows instead
+    } else {
+        (0..st.h)
+            .flat_map(|y| (0..st.w).map(move |x| (y + st.ph, x + st.pw)))
+            .map(|(yy, xx)| ((yy % st.sh) * st.sw + xx % st.sw) * cpad * pqr + (yy / st.sh) * wd + xx / st.sw)
+            .collect()
+    };
     let (il, ol) = (st.c * st.h * st.w, st.o * st.ho * st.wo);
     let mut dx = crate::buffers::zeros::<f32>(n * il);
     let one = |dys: &[f32], dxs: &mut [f32], bufs: &mut (Vec<f32>, Vec<f32>)| {
