@@ -221,24 +221,36 @@ pub(crate) fn forward(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&
     y
 }
 
-/// [`forward`] into storage that may be uninitialised; writes every element of `y`.
-fn forward_into(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
-    assert_eq!(y.len(), n * d.o * d.ho() * d.wo());
-    let taps = d.taps();
-    let opad = d.o.div_ceil(OB) * OB;
-    // weights as [c][tap][o], o padded with zeros to whole blocks
-    let mut wt = vec![0.0f32; d.c * taps * opad];
-    for o in 0..d.o {
-        for c in 0..d.c {
+/// The forward kernels' operands from a weight `(o, c, taps)` and an optional bias: `opad` (`o`
+/// rounded up to whole blocks of [`OB`]), the weights as `[c][tap][o]` and the bias, both padded
+/// with zeros to `opad` outputs.
+pub(crate) fn forward_weights(
+    c: usize,
+    o: usize,
+    taps: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> (usize, Vec<f32>, Vec<f32>) {
+    let opad = o.div_ceil(OB) * OB;
+    let mut wt = vec![0.0f32; c * taps * opad];
+    for oo in 0..o {
+        for cc in 0..c {
             for t in 0..taps {
-                wt[(c * taps + t) * opad + o] = w[(o * d.c + c) * taps + t];
+                wt[(cc * taps + t) * opad + oo] = w[(oo * c + cc) * taps + t];
             }
         }
     }
     let mut b = vec![0.0f32; opad];
     if let Some(bias) = bias {
-        b[..d.o].copy_from_slice(bias);
+        b[..o].copy_from_slice(bias);
     }
+    (opad, wt, b)
+}
+
+/// [`forward`] into storage that may be uninitialised; writes every element of `y`.
+fn forward_into(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [MaybeUninit<f32>]) {
+    assert_eq!(y.len(), n * d.o * d.ho() * d.wo());
+    let (opad, wt, b) = forward_weights(d.c, d.o, d.taps(), w, bias);
     let offs = d.tap_offsets();
     let (il, ol) = (d.c * d.h * d.w, d.o * d.ho() * d.wo());
     let one = |xi: &[f32], yi: &mut [MaybeUninit<f32>], bufs: &mut (Vec<f32>, Vec<f32>)| {

@@ -22,7 +22,9 @@
 //! the stacking or the thread count; weight gradients are summed over fixed groups of images.
 
 use crate::conv::GROUP;
-use crate::conv_direct::{CH, Isa, Kern, OB, WO, at_least, fwd_kernel, sum_groups, sum16, wgrad_kernel, with_scratch};
+use crate::conv_direct::{
+    CH, Isa, Kern, OB, WO, at_least, forward_weights, fwd_kernel, sum_groups, sum16, wgrad_kernel, with_scratch,
+};
 use rayon::prelude::*;
 
 /// A strided convolution in the conv view: image `(c, h, w)`, kernel `(o, c, kh, kw)`, stride,
@@ -100,6 +102,13 @@ fn lanes_of(isa: Isa) -> usize {
     }
 }
 
+/// Row `at .. at + len` of the phase planes `(a, 0)` and `(a, 1)` of one image, whose phase planes
+/// start `stride` values apart in `d` (phase `a·2 + b` at `(a·2 + b)·stride`).
+fn phase_rows(d: &mut [f32], stride: usize, a: usize, at: usize, len: usize) -> (&mut [f32], &mut [f32]) {
+    let (p0, p1) = d[2 * a * stride..].split_at_mut(stride);
+    (&mut p0[at..at + len], &mut p1[at..at + len])
+}
+
 /// [`deal2_avx512`] or [`deal2_avx2`] by `isa`, after checking their slice bounds.
 fn deal2(
     isa: Isa,
@@ -107,10 +116,10 @@ fn deal2(
     hwp: (usize, usize, usize),
     hwn: (usize, usize, usize),
     masks: &[(isize, u16, u16, u16)],
-    d: &mut [&mut [f32]],
+    (d, stride): (&mut [f32], usize),
 ) {
     let ((h, w, _), (h2, w2, nah)) = (hwp, hwn);
-    assert!(src.len() == h * w && d.len() == 2 * nah && d.iter().all(|p| p.len() == h2 * w2));
+    assert!(src.len() == h * w && h2 * w2 <= stride && d.len() >= (2 * nah - 1) * stride + h2 * w2);
     assert!(masks.iter().map(|m| m.3.count_ones() as usize).sum::<usize>() == w2);
     debug_assert!(isa.level().on_cpu());
     match isa {
@@ -118,10 +127,10 @@ fn deal2(
         // `conv_direct::supports` admitted); the slice bounds were checked above, and the masks
         // (built by `masks2` for this row geometry) admit only columns inside each row.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { deal2_avx512(src, hwp, hwn, masks, d) },
+        Isa::Avx512 => unsafe { deal2_avx512(src, hwp, hwn, masks, (d, stride)) },
         // SAFETY: as above, for AVX2.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { deal2_avx2(src, hwp, hwn, masks, d) },
+        Isa::Avx2 => unsafe { deal2_avx2(src, hwp, hwn, masks, (d, stride)) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("no `Strided` exists off x86-64"),
     }
@@ -177,15 +186,14 @@ unsafe fn deal2_avx2(
     (h, w, ph): (usize, usize, usize),
     (h2, w2, nah): (usize, usize, usize),
     masks: &[(isize, u16, u16, u16)],
-    d: &mut [&mut [f32]],
+    (d, stride): (&mut [f32], usize),
 ) {
     use std::arch::x86_64::*;
     let vm: Vec<[__m256i; 3]> = masks.iter().map(|&(_, m0, m1, mk)| [mask8(m0), mask8(m1), mask8(mk)]).collect();
     for m in 0..h2 {
         for a in 0..nah {
             let y = (2 * m + a) as isize - ph as isize;
-            let (d01, rest) = d[2 * a..].split_at_mut(1);
-            let (r0, r1) = (&mut d01[0][m * w2..(m + 1) * w2], &mut rest[0][m * w2..(m + 1) * w2]);
+            let (r0, r1) = phase_rows(d, stride, a, m * w2, w2);
             if y < 0 || y >= h as isize {
                 r0.fill(0.0);
                 r1.fill(0.0);
@@ -261,31 +269,29 @@ unsafe fn merge2_avx2(
 }
 
 /// One image plane `src` (`h` rows of `w`) split into the four phase planes of stride 2 × 2:
-/// `d[a·2 + b][m·w2 + n] = xpad[2m + a, 2n + b]` for `m < h2`, `n < w2`, rows `a < nah` (AVX-512:
-/// per 32 padded columns, two masked loads and two permutes).
+/// `d[(a·2 + b)·stride + m·w2 + n] = xpad[2m + a, 2n + b]` for `m < h2`, `n < w2`, rows `a < nah`
+/// (AVX-512: per 32 padded columns, two masked loads and two permutes).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `src.len() == h·w`, `masks == masks2(w, pw, w2)`, and each of
-/// the `2·nah` phase planes holds `h2·w2` values.
+/// The CPU must support AVX-512F; `src.len() == h·w`, `masks == masks2(w, pw, w2, 16)`, and `d`
+/// holds the `2·nah` phase planes of `h2·w2 <= stride` values each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn deal2_avx512(
     src: &[f32],
     (h, w, ph): (usize, usize, usize),
     (h2, w2, nah): (usize, usize, usize),
     masks: &[(isize, u16, u16, u16)],
-    d: &mut [&mut [f32]],
+    (d, stride): (&mut [f32], usize),
 ) {
     use std::arch::x86_64::*;
-    assert!(src.len() == h * w && d.len() == 2 * nah && d.iter().all(|p| p.len() == h2 * w2));
+    assert!(src.len() == h * w && h2 * w2 <= stride && d.len() >= (2 * nah - 1) * stride + h2 * w2);
     let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for m in 0..h2 {
         for a in 0..nah {
             let y = (2 * m + a) as isize - ph as isize;
-            let (d01, rest) = d[2 * a..].split_at_mut(1);
-            let (r0, r1) = (&mut d01[0][m * w2..(m + 1) * w2], &mut rest[0][m * w2..(m + 1) * w2]);
+            let (r0, r1) = phase_rows(d, stride, a, m * w2, w2);
             if y < 0 || y >= h as isize {
                 r0.fill(0.0);
                 r1.fill(0.0);
@@ -464,9 +470,9 @@ impl Strided {
                 tail.fill(0.0);
                 for img in 0..l.g {
                     let xc = &x[(img * self.c + c) * hw..(img * self.c + c + 1) * hw];
-                    // this image's phase planes (phase-major, then image)
-                    let mut d: Vec<&mut [f32]> = used.chunks_exact_mut(ps).skip(img).step_by(l.g).collect();
-                    deal2(self.isa, xc, (self.h, self.w, self.ph), (h2, w2, nah), &masks, &mut d);
+                    // this image's phase planes: phase-major, then image, so l.g · ps apart
+                    let d = (&mut used[img * ps..], l.g * ps);
+                    deal2(self.isa, xc, (self.h, self.w, self.ph), (h2, w2, nah), &masks, d);
                 }
             }
             return;
@@ -500,21 +506,7 @@ pub(crate) fn input_grad_fits(st: &Strided) -> bool {
 
 /// Forward convolution of `n` images: `y (n, o, ho, wo) = w ⋆ x + bias` with `w` as `(o, c, kh, kw)`.
 pub(crate) fn forward(st: &Strided, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let taps = st.taps();
-    let opad = st.o.div_ceil(OB) * OB;
-    // weights as [c][tap][o], o padded with zeros to whole blocks
-    let mut wt = vec![0.0f32; st.c * taps * opad];
-    for o in 0..st.o {
-        for c in 0..st.c {
-            for t in 0..taps {
-                wt[(c * taps + t) * opad + o] = w[(o * st.c + c) * taps + t];
-            }
-        }
-    }
-    let mut b = vec![0.0f32; opad];
-    if let Some(bias) = bias {
-        b[..st.o].copy_from_slice(bias);
-    }
+    let (opad, wt, b) = forward_weights(st.c, st.o, st.taps(), w, bias);
     let g = stack(st.ps(), n);
     let tab = st.split_table();
     let (il, ol, hw) = (st.c * st.h * st.w, st.o * st.ho * st.wo, st.ho * st.wo);
