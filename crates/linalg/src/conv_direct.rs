@@ -44,14 +44,18 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) ->
     r
 }
 
-/// The first `n` elements of a scratch vector, grown (zero-filled) only when it is shorter: the
-/// callers overwrite every element they use, and never shrinking means that alternating layer
-/// sizes do not re-zero the tail on every call.
+/// `n` elements of a scratch vector starting at its first 64-byte boundary (a cache line), the
+/// vector grown (zero-filled) only when it is shorter: the callers overwrite every element they
+/// use, and never shrinking means that alternating layer sizes do not re-zero the tail on every
+/// call. The alignment makes the kernels' vector loads split cache lines in the same pattern in
+/// every process, whatever address the allocator returned.
 pub(crate) fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    if v.len() < n {
-        v.resize(n, 0.0);
+    const LINE: usize = 64 / std::mem::size_of::<f32>();
+    if v.len() < n + LINE - 1 {
+        v.resize(n + LINE - 1, 0.0);
     }
-    &mut v[..n]
+    let skip = v.as_ptr().align_offset(64).min(LINE - 1);
+    &mut v[skip..skip + n]
 }
 
 /// Output positions per forward register block (3 vectors of 16).
@@ -605,8 +609,9 @@ fn pair_offsets(kn: &Kern, taps: usize, offs: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// AVX2 forward: blocks of 4 output channels × 16 positions (8 accumulators of 8 lanes; a
-/// larger block would not leave registers for the loads on 16 registers).
+/// AVX2 forward: blocks of 6 output channels × 16 positions (12 accumulators of 8 lanes, two
+/// input vectors and one broadcast weight: 15 of the 16 registers; 4 × 24 would need all 16 and
+/// spills), the last block of an 8-channel multiple 4 or 2 channels wide.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the slices must satisfy the bounds that [`fwd_kernel`]
@@ -614,53 +619,85 @@ fn pair_offsets(kn: &Kern, taps: usize, offs: &[usize]) -> Vec<usize> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fwd_avx2(kn: &Kern, xp: &[f32], wt: &[f32], b: &[f32], opad: usize, offs: &[usize], yp: &mut [f32]) {
+    let pqr = kn.pqr;
+    let mut q0 = 0;
+    while q0 < pqr {
+        // blocks of 6 output channels (12 accumulators, 2 inputs and 1 weight: 15 of the 16
+        // registers), then one of 4 or 2 for the rest of `opad` (a multiple of 8)
+        let mut o0 = 0;
+        while o0 + 6 <= opad {
+            // SAFETY: the caller's bounds (see `fwd_avx2_block`), o0 + 6 <= opad.
+            unsafe { fwd_avx2_block::<6>(kn, xp, wt, b, opad, offs, yp, o0, q0) };
+            o0 += 6;
+        }
+        match opad - o0 {
+            // SAFETY: as above, o0 + 4 <= opad.
+            4 => unsafe { fwd_avx2_block::<4>(kn, xp, wt, b, opad, offs, yp, o0, q0) },
+            // SAFETY: as above, o0 + 2 <= opad.
+            2 => unsafe { fwd_avx2_block::<2>(kn, xp, wt, b, opad, offs, yp, o0, q0) },
+            _ => {}
+        }
+        q0 += 16;
+    }
+}
+
+/// One AVX2 forward register block: output channels `o0 .. o0 + O2` × positions `q0 .. q0 + 16`.
+///
+/// # Safety
+/// As [`fwd_avx2`], and `o0 + O2 <= opad`, `q0 + 16 <= pqr`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn fwd_avx2_block<const O2: usize>(
+    kn: &Kern,
+    xp: &[f32],
+    wt: &[f32],
+    b: &[f32],
+    opad: usize,
+    offs: &[usize],
+    yp: &mut [f32],
+    o0: usize,
+    q0: usize,
+) {
     use std::arch::x86_64::*;
-    const O2: usize = 4;
     let (taps, s, pqr) = (offs.len(), kn.s, kn.pqr);
     let xptr = xp.as_ptr();
     let wptr = wt.as_ptr();
     let yptr = yp.as_mut_ptr();
-    let mut q0 = 0;
-    while q0 < pqr {
-        let mut o0 = 0;
-        while o0 < opad {
-            let mut acc = [[_mm256_setzero_ps(); 2]; O2];
-            for (oo, a) in acc.iter_mut().enumerate() {
-                *a = [_mm256_set1_ps(b[o0 + oo]); 2];
+    let mut acc = [[_mm256_setzero_ps(); 2]; O2];
+    for (oo, a) in acc.iter_mut().enumerate() {
+        *a = [_mm256_set1_ps(b[o0 + oo]); 2];
+    }
+    for c in 0..kn.c {
+        // SAFETY: c < kn.c and q0 < pqr <= s, so c·s + q0 < kn.c·s <= xp.len() (asserted by
+        // `fwd_kernel`): the pointer stays inside `xp`.
+        let xc = unsafe { xptr.add(c * s + q0) };
+        // SAFETY: c·taps·opad + o0 < kn.c·taps·opad <= wt.len() (asserted): inside `wt`.
+        let wc = unsafe { wptr.add(c * taps * opad + o0) };
+        for (t, &off) in offs.iter().enumerate() {
+            // SAFETY: q0 + 16 <= pqr (a multiple of 48) and pqr + off <= s (asserted), so
+            // both 8-lane loads read below c·s + q0 + off + 16 <= (c + 1)·s <= xp.len().
+            let xv = unsafe { [_mm256_loadu_ps(xc.add(off)), _mm256_loadu_ps(xc.add(off + 8))] };
+            // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < kn.c·taps·opad: inside `wt`.
+            let wrow = unsafe { wc.add(t * opad) };
+            for oo in 0..O2 {
+                // SAFETY: o0 + oo < opad (the caller's bound o0 + O2 <= opad), so the read is at
+                // (c·taps + t)·opad + o0 + oo < wt.len().
+                let wv = _mm256_set1_ps(unsafe { *wrow.add(oo) });
+                acc[oo][0] = _mm256_fmadd_ps(wv, xv[0], acc[oo][0]);
+                acc[oo][1] = _mm256_fmadd_ps(wv, xv[1], acc[oo][1]);
             }
-            for c in 0..kn.c {
-                // SAFETY: c < kn.c and q0 < pqr <= s, so c·s + q0 < kn.c·s <= xp.len() (asserted by
-                // `fwd_kernel`): the pointer stays inside `xp`.
-                let xc = unsafe { xptr.add(c * s + q0) };
-                // SAFETY: c·taps·opad + o0 < kn.c·taps·opad <= wt.len() (asserted): inside `wt`.
-                let wc = unsafe { wptr.add(c * taps * opad + o0) };
-                for (t, &off) in offs.iter().enumerate() {
-                    // SAFETY: q0 + 16 <= pqr (a multiple of 48) and pqr + off <= s (asserted), so
-                    // both 8-lane loads read below c·s + q0 + off + 16 <= (c + 1)·s <= xp.len().
-                    let xv = unsafe { [_mm256_loadu_ps(xc.add(off)), _mm256_loadu_ps(xc.add(off + 8))] };
-                    // SAFETY: t < taps, so c·taps·opad + t·opad + o0 < kn.c·taps·opad: inside `wt`.
-                    let wrow = unsafe { wc.add(t * opad) };
-                    for oo in 0..O2 {
-                        // SAFETY: o0 + oo < opad (opad is a multiple of OB = 8, blocks of O2 = 4), so
-                        // the read is at (c·taps + t)·opad + o0 + oo < wt.len().
-                        let wv = _mm256_set1_ps(unsafe { *wrow.add(oo) });
-                        acc[oo][0] = _mm256_fmadd_ps(wv, xv[0], acc[oo][0]);
-                        acc[oo][1] = _mm256_fmadd_ps(wv, xv[1], acc[oo][1]);
-                    }
-                }
-            }
-            for (oo, a) in acc.iter().enumerate() {
-                // SAFETY: (o0 + oo)·pqr + q0 + 16 <= opad·pqr <= yp.len() (asserted), so both 8-lane
-                // unaligned stores write inside `yp`, which is borrowed mutably.
-                unsafe {
-                    let dst = yptr.add((o0 + oo) * pqr + q0);
-                    _mm256_storeu_ps(dst, a[0]);
-                    _mm256_storeu_ps(dst.add(8), a[1]);
-                }
-            }
-            o0 += O2;
         }
-        q0 += 16;
+    }
+    for (oo, a) in acc.iter().enumerate() {
+        // SAFETY: (o0 + oo)·pqr + q0 + 16 <= opad·pqr <= yp.len() (asserted), so both 8-lane
+        // unaligned stores write inside `yp`, which is borrowed mutably.
+        unsafe {
+            let dst = yptr.add((o0 + oo) * pqr + q0);
+            _mm256_storeu_ps(dst, a[0]);
+            _mm256_storeu_ps(dst.add(8), a[1]);
+        }
     }
 }
 
