@@ -173,6 +173,8 @@ impl<T: Real> Reconstructor<T> for SsimAutoencoder<T> {
 
 impl<T: Real> Trainable<T> for SsimAutoencoder<T> {
     fn train_step(&mut self, x: &Tensor4<T>) -> latent_autoencoder::Result<f64> {
+        // a step is a chain of short parallel loops: keep the pool's threads awake between them
+        let _warm = latent_linalg::product::TrainingScope::new();
         self.check_input(x).map_err(to_ae)?;
         for p in Trainable::params(self) {
             p.grad.iter_mut().for_each(|g| *g = T::zero());

@@ -636,6 +636,8 @@ impl<T: Real> Decoder<T> for Autoencoder<T> {
 
 impl<T: Real> Trainable<T> for Autoencoder<T> {
     fn train_step(&mut self, x: &Tensor4<T>) -> Result<f64> {
+        // a step is a chain of short parallel loops: keep the pool's threads awake between them
+        let _warm = latent_linalg::product::TrainingScope::new();
         for p in Trainable::params(self) {
             p.grad.iter_mut().for_each(|g| *g = T::zero());
         }

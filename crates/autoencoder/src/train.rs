@@ -1108,6 +1108,8 @@ impl<'a, T: Real, M: Trainable<T> + Clone> Run<'a, T, M> {
         sum: &mut f64,
         stream: &mut u64,
     ) -> Result<()> {
+        // covers the optimizer step too (the model's own step opens one as well)
+        let _warm = latent_linalg::product::TrainingScope::new();
         let loss = match self.comm {
             None => {
                 gather(self.train, idx, &mut self.buf);

@@ -79,32 +79,79 @@ pub fn init_threads(threads: Option<usize>) -> Result<()> {
     })
 }
 
-/// Default of [`spin_micros`]: 0, keeping warm is off unless `LATENT_SPIN_US` asks for it (see
+/// Default of [`spin_micros`] outside a [`TrainingScope`]: 0, keeping warm is off (see
 /// [`keep_warm`] for why).
 pub const DEFAULT_SPIN_MICROS: u64 = 0;
 
-static SPIN_MICROS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// Default of [`spin_micros`] while a [`TrainingScope`] is open: 5 ms (see [`keep_warm`]).
+pub const TRAINING_SPIN_MICROS: u64 = 5_000;
+
+static SPIN_ENV: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static TRAINING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How long, in microseconds, [`keep_warm`] keeps the pool's other threads looking for work
-/// before they may sleep: the environment variable `LATENT_SPIN_US` (read once; at most ten
-/// seconds), else [`DEFAULT_SPIN_MICROS`] (0: off).
+/// before they may sleep: the environment variable `LATENT_SPIN_US` when set (read once; at most
+/// ten seconds; `0` turns keeping warm off everywhere), else [`TRAINING_SPIN_MICROS`] while a
+/// [`TrainingScope`] is open anywhere in the process and [`DEFAULT_SPIN_MICROS`] (off) otherwise.
 ///
 /// # Example
 /// ```
 /// assert!(latent_linalg::product::spin_micros() <= 10_000_000);
 /// ```
 pub fn spin_micros() -> u64 {
-    *SPIN_MICROS.get_or_init(|| {
-        std::env::var("LATENT_SPIN_US")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_SPIN_MICROS, |v| v.min(10_000_000))
-    })
+    let env = *SPIN_ENV.get_or_init(|| {
+        std::env::var("LATENT_SPIN_US").ok().and_then(|v| v.trim().parse::<u64>().ok()).map(|v| v.min(10_000_000))
+    });
+    match env {
+        Some(v) => v,
+        None if TRAINING.load(std::sync::atomic::Ordering::Relaxed) > 0 => TRAINING_SPIN_MICROS,
+        None => DEFAULT_SPIN_MICROS,
+    }
+}
+
+/// While alive, [`keep_warm`] keeps the pool's other threads awake for
+/// [`TRAINING_SPIN_MICROS`] between parallel loops (unless `LATENT_SPIN_US` says otherwise). The
+/// training steps of `latent-autoencoder` and `latent-unet` open one: a step is a chain of short
+/// parallel loops, the case keeping warm is for. Scopes nest and may be opened on any thread.
+///
+/// # Example
+/// ```
+/// use latent_linalg::product::{DEFAULT_SPIN_MICROS, TRAINING_SPIN_MICROS, TrainingScope, spin_micros};
+/// if std::env::var("LATENT_SPIN_US").is_err() {
+///     assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
+///     let scope = TrainingScope::new();
+///     assert_eq!(spin_micros(), TRAINING_SPIN_MICROS);
+///     drop(scope);
+///     assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct TrainingScope(());
+
+impl TrainingScope {
+    /// Open a scope (see the type's documentation).
+    pub fn new() -> Self {
+        TRAINING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TrainingScope(())
+    }
+}
+
+impl Default for TrainingScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TrainingScope {
+    fn drop(&mut self) {
+        TRAINING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Keep the other threads of the calling thread's rayon pool awake for the next parallel loop,
-/// for [`spin_micros`] (off by default; `LATENT_SPIN_US=500` turns it on).
+/// for [`spin_micros`] (5 ms inside a [`TrainingScope`], off elsewhere; `LATENT_SPIN_US` sets
+/// it for the whole process).
 ///
 /// Why: rayon lets an idle worker yield 32 times and then sleep on a futex; the next parallel
 /// loop must wake it (a system call and a scheduler wake-up). A training step is a chain of
@@ -119,13 +166,12 @@ pub fn spin_micros() -> u64 {
 /// not change; only who waits how changes. linalg's parallel kernels (direct convolutions, the
 /// convolutions' GEMM paths, parallel products) call it before their parallel loops.
 ///
-/// Why it is off by default (measured 2026-12-06 on the project's 2-core Zen 4 VM, see
-/// `docs/bench-stability.md`): with 500 µs the worker's futex sleeps fall about tenfold and
-/// `unet_step` and `conv_ae_step` run 3–5 % faster in most processes, but it did not narrow the
-/// run-to-run spread, and `ae_mlp` ran at about 60 % of its speed in 4–6 of 8 consecutive
-/// processes with it (twice) — a slow mode that later also appeared without it, so spinning is
-/// not shown to cause it, nor shown to be harmless. Turn it on where the cores are the machine's
-/// own and measure.
+/// Why only in training steps (measured 2026-12-06 on the project's 2-core Zen 4 VM, see
+/// `docs/bench-stability.md`): in some periods of minutes a sleeping worker takes long to wake
+/// (the hypervisor must reschedule its idle virtual CPU); then `conv_ae_step` ran at 5.1–5.3 ms
+/// without spinning and 2.7–2.9 ms with 5 ms of spinning (1 ms was not enough), `ae_mlp` and
+/// `unet_step` gained a little; but the sparse-coding solvers (OMP, online dictionary learning,
+/// lasso) ran 5–14 % *slower* with spinning, so outside training steps it stays off.
 ///
 /// # Example
 /// ```

@@ -43,6 +43,8 @@ impl<T: Real> UNet<T> {
     /// [`UnetError::ShapeMismatch`] when labels or weights do not cover the output, and the
     /// loss's errors (labels out of range, negative weights, non-finite values).
     pub fn train_step(&mut self, batch: &SegBatch<T>, loss: SegLoss) -> Result<f64> {
+        // a step is a chain of short parallel loops: keep the pool's threads awake between them
+        let _warm = latent_linalg::product::TrainingScope::new();
         let out = self.output_shape(batch.images.shape())?;
         let np = out[0] * out[2] * out[3];
         if batch.labels.len() != np {
