@@ -117,13 +117,11 @@ pub fn spin_micros() -> u64 {
 ///
 /// # Example
 /// ```
-/// use latent_linalg::product::{DEFAULT_SPIN_MICROS, TRAINING_SPIN_MICROS, TrainingScope, spin_micros};
+/// use latent_linalg::product::{TRAINING_SPIN_MICROS, TrainingScope, spin_micros};
+/// // (outside any scope, and with no other thread in one, it is DEFAULT_SPIN_MICROS: off)
 /// if std::env::var("LATENT_SPIN_US").is_err() {
-///     assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
-///     let scope = TrainingScope::new();
+///     let _scope = TrainingScope::new();
 ///     assert_eq!(spin_micros(), TRAINING_SPIN_MICROS);
-///     drop(scope);
-///     assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
 /// }
 /// ```
 #[derive(Debug)]
@@ -784,6 +782,23 @@ mod tests {
 mod keep_warm_tests {
     use super::*;
     use std::sync::atomic::Ordering;
+
+    /// Training scopes nest: the spin is [`TRAINING_SPIN_MICROS`] while any is open and back to
+    /// [`DEFAULT_SPIN_MICROS`] when the last one closes (no other test of this binary opens one).
+    #[test]
+    fn training_scopes_nest_and_restore_the_default() {
+        if std::env::var("LATENT_SPIN_US").is_ok() {
+            return; // the environment overrides both
+        }
+        assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
+        let outer = TrainingScope::new();
+        let inner = TrainingScope::default();
+        assert_eq!(spin_micros(), TRAINING_SPIN_MICROS);
+        drop(outer);
+        assert_eq!(spin_micros(), TRAINING_SPIN_MICROS);
+        drop(inner);
+        assert_eq!(spin_micros(), DEFAULT_SPIN_MICROS);
+    }
 
     /// Spinners run pending work (a parallel sum gives the same bits with and without them),
     /// are asked for by thread 0 only, never exceed one per other thread, and all end once no
