@@ -409,7 +409,17 @@ pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T,
     // (α, β) go in reversed.
     unsafe {
         raw_gemm::<T>(
-            crate::simd::max_isa(),
+            kernel_level::<T>(
+                crate::simd::max_isa(),
+                m,
+                n,
+                c.cs as isize,
+                c.rs as isize,
+                a.cs as isize,
+                a.rs as isize,
+                b.cs as isize,
+                b.rs as isize,
+            ),
             m,
             n,
             k,
@@ -431,12 +441,58 @@ pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T,
     Ok(())
 }
 
+/// Whether the `gemm` crate's AVX2 + FMA micro-kernels beat its AVX-512 ones for an f32 product
+/// on a CPU that runs AVX-512 on 256-bit units (Zen 4), given the product in `gemm`'s normalised
+/// form (column-major destination, `m × n`) and the left operand's strides.
+///
+/// Measured on Zen 4 (`cargo run --release -p latent-linalg --example gemm_shapes`, 375 shapes
+/// and orientations, docs/gemm-kernel-choice.md): with a row-major left operand the AVX-512
+/// path packs it into 64-row panels with scalar loads and stores 256 bytes apart, and is
+/// 1.3–3× slower than the AVX2 path (16-row panels) unless the product is wide (`n ≥ 3m`),
+/// where the packing is amortised; with a column-major left operand AVX-512 is as fast or
+/// faster. So: the AVX2 kernels for a row-major left operand and `n < 3m`.
+pub(crate) fn avx2_kernels_faster_f32(m: usize, n: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
+    lhs_cs == 1 && lhs_rs != 1 && m > 1 && n < 3 * m
+}
+
+/// The micro-kernels' level for a product `dst (m × n) = lhs (m × k) · rhs (k × n)` (strides as
+/// [`raw_gemm`] takes them: column stride first) when `isa` is the level in force: `isa` itself,
+/// except that a CPU with AVX-512 on 256-bit units (Zen 4) runs an f32 product on the AVX2
+/// kernels where [`avx2_kernels_faster_f32`] says they are faster. Results are deterministic
+/// for a given CPU kind (the choice depends on the shape and the CPU, never on timing).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn kernel_level<T: Real>(
+    isa: crate::simd::Isa,
+    m: usize,
+    n: usize,
+    dst_cs: isize,
+    dst_rs: isize,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs_cs: isize,
+    rhs_rs: isize,
+) -> crate::simd::Isa {
+    use crate::simd::Isa;
+    if isa != Isa::Avx512
+        || std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
+        || !crate::simd::avx512_on_half_width_units()
+    {
+        return isa;
+    }
+    // In `gemm`'s normalised form (see `raw_gemm`): a row-major destination is the transposed
+    // product, whose left operand is `rhs` transposed.
+    let (m, n, lhs_cs, lhs_rs) =
+        if dst_cs.abs() < dst_rs.abs() { (n, m, rhs_rs, rhs_cs) } else { (m, n, lhs_cs, lhs_rs) };
+    if avx2_kernels_faster_f32(m, n, lhs_cs, lhs_rs) { Isa::Avx2 } else { isa }
+}
+
 /// The `gemm` crate's product `dst := alpha·dst + beta·lhs·rhs` (its argument order: column
 /// stride before row stride) on the micro-kernels of `isa`. At the CPU's own level
 /// ([`crate::simd::detected`], the default) this is `gemm::gemm` itself, which picks the same
 /// kernels by its own detection; below it (a cap: [`crate::simd::set_max_isa`], `LATENT_ISA`) it
 /// runs the `gemm` crate's AVX2 + FMA (`fma`) or scalar kernels through the same generic driver
 /// `gemm::gemm` would use on a CPU of that level, so a capped run computes what such a CPU would.
+/// [`gemm_view`] picks `isa` with [`kernel_level`].
 ///
 /// # Safety
 /// As `gemm::gemm`: the three operands lie within their allocations for the given sizes and
@@ -464,9 +520,9 @@ pub(crate) unsafe fn raw_gemm<T: Real>(
     use crate::simd::Isa;
     use std::any::TypeId;
     debug_assert!(isa.on_cpu());
-    let capped = isa < crate::simd::detected();
     let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
     let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
+    let capped = isa < crate::simd::detected();
     if !capped || !(is_f32 || is_f64) {
         // SAFETY: the caller's contract is `gemm::gemm`'s.
         unsafe {
@@ -758,7 +814,18 @@ mod tests {
                                 exact[idx]
                             );
                         }
-                        if isa == max_isa() && !par {
+                        let default = kernel_level::<T>(
+                            max_isa(),
+                            m,
+                            n,
+                            if row_c { 1 } else { m as isize },
+                            if row_c { n as isize } else { 1 },
+                            a.cs as isize,
+                            a.rs as isize,
+                            b.cs as isize,
+                            b.rs as isize,
+                        );
+                        if isa == default && !par {
                             assert_eq!(c, reference, "{isa} is the default path");
                         }
                     }
@@ -775,6 +842,30 @@ mod tests {
     #[test]
     fn every_isa_level_computes_the_product_f64() {
         levels_agree::<f64>(1e-13);
+    }
+
+    /// The Zen 4 kernel choice: AVX2 for a row-major left operand unless the product is wide,
+    /// in `gemm`'s normalised form (a row-major destination swaps the operands); never for f64
+    /// or below AVX-512; and only on a CPU with AVX-512 on 256-bit units.
+    #[test]
+    fn the_kernel_choice_follows_the_rule() {
+        assert!(avx2_kernels_faster_f32(784, 128, 1, 256));
+        assert!(!avx2_kernels_faster_f32(256, 1024, 1, 64), "wide: n >= 3m");
+        assert!(!avx2_kernels_faster_f32(784, 128, 784, 1), "column-major left operand");
+        assert!(!avx2_kernels_faster_f32(1, 128, 1, 256), "one row");
+        let half = crate::simd::avx512_on_half_width_units();
+        let want = if half { Isa::Avx2 } else { Isa::Avx512 };
+        // dst col-major (784 × 128) = lhs row-major (784 × 256) · rhs col-major
+        assert_eq!(kernel_level::<f32>(Isa::Avx512, 784, 128, 784, 1, 1, 256, 256, 1), want);
+        assert_eq!(kernel_level::<f64>(Isa::Avx512, 784, 128, 784, 1, 1, 256, 256, 1), Isa::Avx512);
+        assert_eq!(kernel_level::<f32>(Isa::Avx2, 784, 128, 784, 1, 1, 256, 256, 1), Isa::Avx2);
+        // the same product transposed, into a row-major destination (128 × 784 = Rᵀ · Lᵀ): its
+        // normalised left operand is the right one transposed back (`rhs` cs 256, rs 1 → L)
+        assert_eq!(kernel_level::<f32>(Isa::Avx512, 128, 784, 1, 784, 1, 256, 256, 1), want);
+        assert_eq!(kernel_level::<f32>(Isa::Avx512, 784, 128, 784, 1, 784, 1, 256, 1), Isa::Avx512);
+        if half {
+            assert_eq!(crate::simd::detected(), Isa::Avx512);
+        }
     }
 }
 

@@ -103,6 +103,31 @@ pub fn detected() -> Isa {
     })
 }
 
+/// Whether this CPU runs AVX-512 on 256-bit units: AMD family 0x19 (Zen 4; Zen 3, the same
+/// family, has no AVX-512F) with AVX-512F. There an AVX-512 instruction costs two 256-bit
+/// operations, so the AVX2 kernels can be as fast, and for some product shapes faster (see
+/// `crate::product`'s kernel choice). Detected once; `false` off x86-64.
+pub fn avx512_on_half_width_units() -> bool {
+    static HALF: OnceLock<bool> = OnceLock::new();
+    *HALF.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if detected() != Isa::Avx512 {
+                return false;
+            }
+            // `cpuid` leaves 0 and 1 exist on every x86-64 CPU.
+            let (l0, l1) = (std::arch::x86_64::__cpuid(0), std::arch::x86_64::__cpuid(1));
+            // "AuthenticAMD" in ebx, edx, ecx.
+            let amd = l0.ebx == 0x6874_7541 && l0.edx == 0x6974_6e65 && l0.ecx == 0x444d_4163;
+            let base = (l1.eax >> 8) & 0xf;
+            let family = if base == 0xf { base + ((l1.eax >> 20) & 0xff) } else { base };
+            amd && family == 0x19
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
 /// The cap set by the environment variable `LATENT_ISA`, read once: `Ok(None)` when it is unset
 /// or empty, `Err` (naming the value) when it is not one of `avx512`, `avx2`, `scalar` — then
 /// [`max_isa`] ignores it.
