@@ -450,9 +450,12 @@ pub fn gemm_view<T: Real>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T,
 /// path packs it into 64-row panels with scalar loads and stores 256 bytes apart, and is
 /// 1.3–3× slower than the AVX2 path (16-row panels) unless the product is wide (`n ≥ 3m`),
 /// where the packing is amortised; with a column-major left operand AVX-512 is as fast or
-/// faster. So: the AVX2 kernels for a row-major left operand and `n < 3m`.
+/// faster. So: the AVX2 kernels for a row-major left operand and `n < 3m`. Not for products of
+/// at most 16 × 16 outputs: `gemm` computes those with its unpacked dot-product ("horizontal")
+/// kernels, which have nothing to gain and whose lane count sets the rounding, so they keep the
+/// CPU's level (and the bits of files written before this choice existed).
 pub(crate) fn avx2_kernels_faster_f32(m: usize, n: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
-    lhs_cs == 1 && lhs_rs != 1 && m > 1 && n < 3 * m
+    lhs_cs == 1 && lhs_rs != 1 && m > 1 && n < 3 * m && m * n > 16 * 16
 }
 
 /// The micro-kernels' level for a product `dst (m × n) = lhs (m × k) · rhs (k × n)` (strides as
@@ -853,6 +856,8 @@ mod tests {
         assert!(!avx2_kernels_faster_f32(256, 1024, 1, 64), "wide: n >= 3m");
         assert!(!avx2_kernels_faster_f32(784, 128, 784, 1), "column-major left operand");
         assert!(!avx2_kernels_faster_f32(1, 128, 1, 256), "one row");
+        assert!(!avx2_kernels_faster_f32(12, 8, 1, 8), "at most 16 × 16 outputs");
+        assert!(avx2_kernels_faster_f32(17, 16, 1, 8));
         let half = crate::simd::avx512_on_half_width_units();
         let want = if half { Isa::Avx2 } else { Isa::Avx512 };
         // dst col-major (784 × 128) = lhs row-major (784 × 256) · rhs col-major
