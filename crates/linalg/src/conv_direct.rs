@@ -181,27 +181,27 @@ pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
 
 /// Zero-pad one image `(c, h, w)` into `xp` (`c` planes of stride `s_in`), writing every element once.
 fn pad_image(d: &Direct, x: &[f32], xp: &mut [f32]) {
-    let (hp, wp, s) = (d.hp(), d.wr(), d.s_in());
+    let (hp, wr, s) = (d.hp(), d.wr(), d.s_in());
     debug_assert_eq!(xp.len(), d.c * s);
     for c in 0..d.c {
         let plane = &mut xp[c * s..(c + 1) * s];
-        plane[..d.ph * wp].fill(0.0);
+        plane[..d.ph * wr].fill(0.0);
         for i in 0..d.h {
             let src = &x[(c * d.h + i) * d.w..(c * d.h + i + 1) * d.w];
-            let row = &mut plane[(i + d.ph) * wp..(i + d.ph + 1) * wp];
+            let row = &mut plane[(i + d.ph) * wr..(i + d.ph + 1) * wr];
             row[..d.pw].fill(0.0);
             row[d.pw..d.pw + d.w].copy_from_slice(src);
             row[d.pw + d.w..].fill(0.0);
         }
-        plane[(d.ph + d.h) * wp..].fill(0.0);
+        plane[(d.ph + d.h) * wr..].fill(0.0);
     }
-    debug_assert_eq!(hp * wp, (d.ph + d.h) * wp + d.ph * wp);
+    debug_assert_eq!(hp * wr, (d.ph + d.h) * wr + d.ph * wr);
 }
 
 /// Copy `dy_i (o, ho, wo)` into the padded-width layout `dyp` (`rows` planes of stride `pqr`,
 /// zeros in the unused columns and the tail), writing every element once.
 fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut [f32]) {
-    let (ho, wo, wp) = (d.ho(), d.wo(), d.wr());
+    let (ho, wo, wr) = (d.ho(), d.wo(), d.wr());
     debug_assert_eq!(dyp.len(), rows * pqr);
     for o in 0..rows {
         let plane = &mut dyp[o * pqr..(o + 1) * pqr];
@@ -210,11 +210,11 @@ fn widen_grad(d: &Direct, dyi: &[f32], rows: usize, pqr: usize, dyp: &mut [f32])
             continue;
         }
         for r in 0..ho {
-            let row = &mut plane[r * wp..(r + 1) * wp];
+            let row = &mut plane[r * wr..(r + 1) * wr];
             row[..wo].copy_from_slice(&dyi[(o * ho + r) * wo..(o * ho + r + 1) * wo]);
             row[wo..].fill(0.0);
         }
-        plane[ho * wp..].fill(0.0);
+        plane[ho * wr..].fill(0.0);
     }
 }
 
@@ -272,10 +272,10 @@ fn forward_into(d: &Direct, n: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>
         pad_image(d, xi, xp);
         let yp = at_least(&mut bufs.1, opad * pqr);
         fwd_kernel(&d.kern(pqr), xp, &wt, &b, opad, &offs, yp);
-        let (ho, wo, wp) = (d.ho(), d.wo(), d.wr());
+        let (ho, wo, wr) = (d.ho(), d.wo(), d.wr());
         for o in 0..d.o {
             for i in 0..ho {
-                let src = &yp[o * pqr + i * wp..o * pqr + i * wp + wo];
+                let src = &yp[o * pqr + i * wr..o * pqr + i * wr + wo];
                 for (dst, &v) in yi[(o * ho + i) * wo..(o * ho + i + 1) * wo].iter_mut().zip(src) {
                     dst.write(v);
                 }

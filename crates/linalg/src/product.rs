@@ -523,9 +523,9 @@ pub(crate) unsafe fn raw_gemm<T: Real>(
     use crate::simd::Isa;
     use std::any::TypeId;
     debug_assert!(isa.on_cpu());
+    let capped = isa < crate::simd::detected();
     let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
     let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
-    let capped = isa < crate::simd::detected();
     if !capped || !(is_f32 || is_f64) {
         // SAFETY: the caller's contract is `gemm::gemm`'s.
         unsafe {
